@@ -1,0 +1,184 @@
+"""The worker-process side: load the graph once per process, call it once per job.
+
+This module runs inside trio-parallel's spawned worker processes, so it imports neither
+Trio nor Quart and keeps its own imports light. Nothing here raises into trio-parallel:
+every call returns a plain tuple, because an exception the graph raises may not survive
+pickling on its way back to the server.
+
+    ("ok", result)                          result is JSON-compatible Python data
+    ("error", type, message, traceback)     the graph (or loading it) raised
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Reply = tuple[Any, ...]
+
+DEFAULT_ATTRS = ("graph", "create_graph")
+
+_call: Callable[[Any], Any] | None = None
+_load_failure: Reply | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+class ResultNotSerializable(TypeError):
+    """The graph returned something that has no JSON form."""
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """'pkg.mod:attr' or 'path/file.py:attr' -> (target, attr or None)."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target:
+        return spec, None
+    return target, attr or None
+
+
+def _is_file_target(target: str) -> bool:
+    return target.endswith(".py") or os.sep in target or "/" in target
+
+
+def _import_target(target: str) -> Any:
+    if _is_file_target(target):
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"graph file not found: {target}")
+        module_name = f"graphnursery_graph_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {target}")
+        module = importlib.util.module_from_spec(spec)
+        # Registered before running it, so dataclasses and pickling can find the module.
+        sys.modules[module_name] = module
+        sys.path.insert(0, str(path.parent))
+        spec.loader.exec_module(module)
+        return module
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    return importlib.import_module(target)
+
+
+def load_graph(spec: str) -> Any:
+    """Import the graph named by ``spec``; with no attribute, ``graph`` else ``create_graph()``."""
+    target, attr = split_spec(spec)
+    module = _import_target(target)
+    if attr is not None:
+        obj: Any = module
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    if hasattr(module, "graph"):
+        return module.graph
+    factory = getattr(module, "create_graph", None)
+    if callable(factory):
+        return factory()
+    raise AttributeError(
+        f"{target} has neither 'graph' nor 'create_graph'; name one as '{target}:attr'"
+    )
+
+
+def make_caller(graph: Any) -> Callable[[Any], Any]:
+    """Pick how to call the graph: .invoke, .ainvoke, .execute, or the graph itself."""
+    for method in ("invoke", "ainvoke", "execute"):
+        bound = getattr(graph, method, None)
+        if callable(bound):
+            return bound  # type: ignore[no-any-return]
+    if callable(graph):
+        return graph  # type: ignore[no-any-return]
+    raise TypeError(
+        f"graph of type {type(graph).__name__} is not callable and has no "
+        "invoke/ainvoke/execute method"
+    )
+
+
+# -- results -----------------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """Convert a graph's return value to JSON-compatible data, or raise ResultNotSerializable."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                if isinstance(key, int | float | bool) or key is None:
+                    key = str(key)
+                else:
+                    raise ResultNotSerializable(f"dict key of type {type(key).__name__}")
+            out[key] = to_json(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump) and not isinstance(value, type):
+        return model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    raise ResultNotSerializable(f"value of type {type(value).__name__} has no JSON form")
+
+
+# -- entry points called by the server through trio-parallel ------------------------------
+
+
+def _describe_exception(exc: BaseException) -> Reply:
+    return (
+        "error",
+        type(exc).__name__,
+        str(exc),
+        "".join(traceback.format_exception(exc)),
+    )
+
+
+def initialize(spec: str) -> None:
+    """Worker initializer: load the graph once. Never raises; a failure is kept for later."""
+    global _call, _load_failure, _loop
+    try:
+        _call = make_caller(load_graph(spec))
+        _load_failure = None
+    except BaseException as exc:
+        _call = None
+        _load_failure = _describe_exception(exc)
+
+
+def check_loaded() -> Reply:
+    """Report whether this worker loaded the graph: ("ok", pid) or the load error."""
+    if _load_failure is not None:
+        return _load_failure
+    return ("ok", os.getpid())
+
+
+def run_job(job_input: Any) -> Reply:
+    """Call the graph with one job's input."""
+    global _loop
+    if _call is None:
+        return _load_failure or ("error", "GraphLoadError", "graph is not loaded", "")
+    try:
+        result = _call(job_input)
+        if inspect.isawaitable(result):
+            # One loop per worker process, kept across jobs, so asyncio clients a graph
+            # caches (LLM SDKs) stay bound to a live loop.
+            if _loop is None or _loop.is_closed():
+                _loop = asyncio.new_event_loop()
+            result = _loop.run_until_complete(_as_coroutine(result))
+        return ("ok", to_json(result))
+    except BaseException as exc:
+        return _describe_exception(exc)
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable

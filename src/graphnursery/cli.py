@@ -1,0 +1,69 @@
+"""``graphnursery serve GRAPH [--flags]``: every Config setting is a flag of the same name."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from .config import Config, parse_setting, setting_types
+from .errors import ConfigError, GraphLoadError
+from .server import configure_logging, serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graphnursery",
+        description="Serve an agent graph over HTTP as asynchronous jobs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="serve a graph")
+    serve_cmd.add_argument("graph", help=Config.__dataclass_fields__["graph"].metadata["help"])
+    types = setting_types()
+    for f in dataclasses.fields(Config):
+        if f.name == "graph":
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f.metadata.get("help", "")
+        if default is not None:
+            help_text += f" (default: {default})"
+        serve_cmd.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            metavar=types[f.name].__name__.upper(),
+            help=help_text,
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = {
+            name: parse_setting(name, value)
+            for name, value in vars(args).items()
+            if name not in {"command", "graph"} and value is not None
+        }
+        config = Config(graph=args.graph, **settings)
+    except ConfigError as exc:
+        print(f"graphnursery: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config)
+    try:
+        trio.run(serve, config)
+    except GraphLoadError as exc:
+        print(f"graphnursery: {exc}", file=sys.stderr)
+        if exc.traceback:
+            print(exc.traceback, file=sys.stderr, end="")
+        return 1
+    except OSError as exc:
+        print(f"graphnursery: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The frozen configuration object, filled from keyword arguments, CLI flags or the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "GRAPHNURSERY_"
+
+
+def _setting(default: Any, help: str, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every setting of a graphnursery server. Invalid values raise :class:`ConfigError`.
+
+    Each field is also a CLI flag (``--job-timeout``) and an environment variable
+    (``GRAPHNURSERY_JOB_TIMEOUT``).
+    """
+
+    graph: str = field(
+        metadata={"help": "the graph: 'package.module:attr' or 'path/to/file.py:attr'"}
+    )
+    workers: int = field(
+        default_factory=_default_workers,
+        metadata={"help": "worker processes, i.e. jobs running at once (default: CPU count)"},
+    )
+    host: str = _setting("127.0.0.1", "address to listen on")
+    port: int = _setting(8000, "port to listen on; 0 picks a free port")
+    queue_size: int = _setting(1000, "jobs that may wait for a worker; more answer 429")
+    job_timeout: float = _setting(300.0, "seconds a job may run before it is killed")
+    max_job_timeout: float = _setting(3600.0, "largest timeoutSeconds a client may ask for")
+    result_ttl: float = _setting(3600.0, "seconds a finished job is kept before eviction")
+    max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body accepted (413)")
+    max_wait: float = _setting(300.0, "largest ?wait= long-poll, in seconds")
+    log_level: str = _setting("info", "debug, info, warning or error")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.graph, str) or not self.graph.strip():
+            raise ConfigError("graph", "give the graph as 'module:attr' or 'file.py:attr'")
+        _positive_int(self, "workers")
+        _positive_int(self, "queue_size")
+        _positive_int(self, "max_body_bytes")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigError("port", f"must be an integer from 0 to 65535, got {self.port!r}")
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError("host", "must be a non-empty address")
+        for name in ("job_timeout", "max_job_timeout", "result_ttl", "max_wait"):
+            _positive_number(self, name)
+        if self.job_timeout > self.max_job_timeout:
+            raise ConfigError(
+                "job_timeout",
+                f"{self.job_timeout} exceeds max_job_timeout ({self.max_job_timeout})",
+            )
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise ConfigError(
+                "log_level", f"must be debug/info/warning/error, not {self.log_level!r}"
+            )
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Build a config from ``GRAPHNURSERY_*`` variables; ``overrides`` win over them."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = parse_setting(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "graph" not in values:
+            raise ConfigError("graph", f"set {ENV_PREFIX}GRAPH to 'module:attr' or 'file.py:attr'")
+        return cls(**values)
+
+
+def setting_types() -> dict[str, type]:
+    """Each setting's value type, for parsing text (CLI flags, environment variables)."""
+    types = {"int": int, "float": float, "str": str}
+    return {f.name: types[str(f.type)] for f in dataclasses.fields(Config)}
+
+
+def parse_setting(name: str, raw: str) -> Any:
+    kind = setting_types()[name]
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected {kind.__name__}, got {raw!r}") from None
+
+
+def _positive_int(config: Config, name: str) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, f"must be a positive integer, got {value!r}")
+
+
+def _positive_number(config: Config, name: str) -> None:
+    value = getattr(config, name)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(name, f"must be a positive number of seconds, got {value!r}")

@@ -1,0 +1,279 @@
+"""The engine: queue, dispatcher, waiters and eviction around an executor and a store.
+
+A job's path: :meth:`Engine.submit` records it in the store and puts its id on a bounded
+Trio memory channel (the queue). One runner task per worker takes ids off the channel and
+runs each job through the :class:`~graphnursery.executor.Executor`, whose
+``trio.CapacityLimiter`` caps running jobs at ``workers``. The outcome goes back to the
+store, and anyone long-polling the job is woken by a ``trio.Event``. A background task
+evicts finished jobs older than ``result_ttl``.
+
+Everything runs in one nursery owned by :func:`open_engine`; leaving it stops the engine:
+running jobs' worker processes are killed and every unfinished job ends ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from .config import Config
+from .errors import EngineClosed, JobNotFound, QueueFull
+from .executor import Executor, open_executor
+from .jobs import Job, JobError, JobStatus, Outcome, new_job_id
+from .store import MemoryStore, Store
+
+log = logging.getLogger("graphnursery.engine")
+
+SHUTDOWN_ERROR = JobError("Cancelled", "the server shut down before the job finished")
+
+
+class Clock:
+    """Wall-clock timestamps that advance with Trio's clock.
+
+    Timestamps stay real dates, yet tests driving Trio's ``autojump_clock`` move them too,
+    so TTLs and durations are testable without waiting.
+    """
+
+    def __init__(self) -> None:
+        self._wall_start = time.time()
+        self._trio_start = trio.current_time()
+
+    def now(self) -> float:
+        return self._wall_start + (trio.current_time() - self._trio_start)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    timed_out: int
+    cancelled: int
+    crashed: int
+    total: int
+    workers: int
+    available_workers: int
+    queue_capacity: int
+    worker_restarts: int
+    uptime: float
+
+
+class Engine:
+    """Accepts jobs and runs them. Create one with :func:`open_engine`."""
+
+    def __init__(self, config: Config, store: Store, executor: Executor) -> None:
+        self.config = config
+        self.store = store
+        self.executor = executor
+        self.clock = Clock()
+        self._started_at = trio.current_time()
+        self._send, self._receive = trio.open_memory_channel[str](config.queue_size)
+        self._done: dict[str, trio.Event] = {}
+        # Queue positions without scanning: a job's sequence number minus how many
+        # jobs have left the queue so far.
+        self._queue_seq: dict[str, int] = {}
+        self._enqueued = 0
+        self._dequeued = 0
+        self._mean_duration = 0.0
+        self._accepting = True
+
+    # -- the public surface ---------------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    async def submit(self, job_input: Any, *, timeout: float | None = None) -> Job:
+        """Queue a job. Raises QueueFull when the queue is at capacity."""
+        if not self._accepting:
+            raise EngineClosed("the engine is not accepting jobs")
+        if timeout is None:
+            timeout = self.config.job_timeout
+        elif not 0 < timeout <= self.config.max_job_timeout:
+            raise ValueError(
+                f"timeout must be > 0 and <= {self.config.max_job_timeout:g} s, got {timeout!r}"
+            )
+        if self.queue_length() >= self.config.queue_size:
+            raise self._queue_full()
+        job = Job(
+            id=new_job_id(),
+            input=job_input,
+            status=JobStatus.QUEUED,
+            created_at=self.clock.now(),
+            timeout=timeout,
+        )
+        await self.store.add(job)
+        try:
+            self._send.send_nowait(job.id)
+        except trio.WouldBlock:
+            await self.store.remove(job.id)
+            raise self._queue_full() from None
+        self._queue_seq[job.id] = self._enqueued
+        self._enqueued += 1
+        return job
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def wait(self, job_id: str, timeout: float) -> Job:
+        """The job once it is terminal, or as it stands after ``timeout`` seconds."""
+        job = await self.get(job_id)
+        if job.status.is_terminal or timeout <= 0:
+            return job
+        event = self._done.get(job_id)
+        if event is None:
+            event = self._done[job_id] = trio.Event()
+        with trio.move_on_after(timeout):
+            await event.wait()
+        return await self.get(job_id)
+
+    def position(self, job_id: str) -> int | None:
+        """How many queued jobs are ahead of this one; None if it is not queued."""
+        seq = self._queue_seq.get(job_id)
+        return None if seq is None else max(seq - self._dequeued, 0)
+
+    def queue_length(self) -> int:
+        return int(self._send.statistics().current_buffer_used)
+
+    def retry_after(self) -> float:
+        """Seconds until the queue likely has room, from its length and recent job times."""
+        per_job = self._mean_duration or 1.0
+        return max(1.0, min(300.0, math.ceil(self.queue_length() * per_job / self.config.workers)))
+
+    async def statistics(self) -> EngineStatistics:
+        counts = await self.store.counts()
+        executor = self.executor.statistics()
+        return EngineStatistics(
+            queued=counts[JobStatus.QUEUED],
+            running=counts[JobStatus.RUNNING],
+            completed=counts[JobStatus.COMPLETED],
+            failed=counts[JobStatus.FAILED],
+            timed_out=counts[JobStatus.TIMED_OUT],
+            cancelled=counts[JobStatus.CANCELLED],
+            crashed=counts[JobStatus.CRASHED],
+            total=sum(counts.values()),
+            workers=executor.workers,
+            available_workers=executor.idle_workers,
+            queue_capacity=self.config.queue_size,
+            worker_restarts=self.executor.worker_restarts,
+            uptime=trio.current_time() - self._started_at,
+        )
+
+    # -- inside the engine's nursery -----------------------------------------------------
+
+    def _queue_full(self) -> QueueFull:
+        return QueueFull(self.config.queue_size, self.retry_after())
+
+    async def _runner(self) -> None:
+        async for job_id in self._receive:
+            self._dequeued += 1
+            self._queue_seq.pop(job_id, None)
+            await self._run(job_id)
+
+    async def _run(self, job_id: str) -> None:
+        job = await self.store.start(job_id, self.clock.now())
+        if job is None:  # no longer queued (evicted or already terminal)
+            return
+        try:
+            outcome = await self.executor.run(job.input, job.timeout)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await self._finish(job.id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
+            raise
+        await self._finish(job.id, outcome)
+
+    async def _finish(self, job_id: str, outcome: Outcome) -> None:
+        job = await self.store.finish(
+            job_id, outcome.status, self.clock.now(), outcome.result, outcome.error
+        )
+        if job is None:
+            return
+        duration = job.duration
+        if duration is not None:
+            self._mean_duration = 0.8 * self._mean_duration + 0.2 * duration
+        if outcome.status is JobStatus.COMPLETED:
+            log.debug("job %s completed", job_id)
+        else:
+            log.warning("job %s %s: %s", job_id, outcome.status, outcome.error)
+        event = self._done.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+    async def _evict_expired(self) -> None:
+        ttl = self.config.result_ttl
+        interval = min(max(ttl / 10, 0.01), 5.0)
+        while True:
+            await trio.sleep(interval)
+            evicted = await self.store.evict(self.clock.now() - ttl)
+            if evicted:
+                log.debug("evicted %d expired jobs", evicted)
+
+    async def _cancel_queued(self) -> None:
+        """After the runners stop: every job still queued ends cancelled, none vanishes."""
+        while True:
+            try:
+                job_id = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            self._queue_seq.pop(job_id, None)
+            await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
+
+
+@contextmanager
+def _unwrap_single_error() -> Iterator[None]:
+    """Let an error raised in the ``async with open_engine()`` body out as itself.
+
+    The body runs inside the engine's nursery, which would wrap it in an ExceptionGroup.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+@asynccontextmanager
+async def open_engine(config: Config, store: Store | None = None) -> AsyncIterator[Engine]:
+    """Start worker processes, load the graph in each, and run the engine.
+
+    Returns once every worker has loaded the graph; raises
+    :class:`~graphnursery.errors.GraphLoadError` if it cannot be loaded.
+    On exit, running jobs are killed and unfinished jobs end ``cancelled``.
+    """
+    store = MemoryStore() if store is None else store
+    await store.open()
+    try:
+        async with open_executor(config.graph, config.workers) as executor:
+            engine = Engine(config, store, executor)
+            try:
+                with _unwrap_single_error():
+                    async with trio.open_nursery() as nursery:
+                        for _ in range(config.workers):
+                            nursery.start_soon(engine._runner)
+                        nursery.start_soon(engine._evict_expired)
+                        try:
+                            yield engine
+                        finally:
+                            engine._accepting = False
+                            nursery.cancel_scope.cancel()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await engine._cancel_queued()
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()
+
+
+__all__ = ["Engine", "EngineClosed", "EngineStatistics", "open_engine"]

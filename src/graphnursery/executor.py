@@ -1,0 +1,128 @@
+"""Runs graph calls in worker processes through trio-parallel, and says how each call ended.
+
+Cancellation contract: :meth:`Executor.run` enforces the job's timeout with a Trio cancel
+scope; trio-parallel's ``kill_on_cancel=True`` kills the worker process at the deadline, so
+the slot frees at once and the next call gets a fresh process (which loads the graph again).
+A cancellation from outside (shutdown, a cancelled job) kills the worker the same way and
+propagates as ``trio.Cancelled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import trio
+import trio_parallel
+
+from . import _worker
+from .errors import GraphLoadError
+from .jobs import JobError, JobStatus, Outcome
+
+log = logging.getLogger("graphnursery.executor")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorStatistics:
+    workers: int
+    running: int
+    idle_workers: int
+
+
+class Executor:
+    """A fixed number of worker processes, each holding the graph loaded once."""
+
+    def __init__(self, graph: str, workers: int, context: Any) -> None:
+        self.graph = graph
+        self.workers = workers
+        self._context = context
+        # Our own limiter: trio-parallel's default one is process-global.
+        self._limiter = trio.CapacityLimiter(workers)
+        self.worker_restarts = 0
+
+    async def warm_up(self) -> None:
+        """Start every worker process and check it loaded the graph.
+
+        Raises :class:`GraphLoadError` with the worker's own error if loading failed.
+        """
+        replies: list[tuple[Any, ...]] = []
+
+        async def check() -> None:
+            try:
+                reply = await self._context.run_sync(_worker.check_loaded, limiter=self._limiter)
+            except trio_parallel.BrokenWorkerError as exc:
+                reply = ("error", "WorkerCrashed", _describe_broken(exc), "")
+            replies.append(reply)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.workers):
+                nursery.start_soon(check)
+        for reply in replies:
+            if reply[0] != "ok":
+                _, error_type, message, tb = reply
+                raise GraphLoadError(self.graph, error_type, message, tb)
+
+    async def run(self, job_input: Any, timeout: float) -> Outcome:
+        """Run the graph once on ``job_input``; never raises for what the graph does."""
+        with trio.move_on_after(timeout) as scope:
+            try:
+                reply = await self._context.run_sync(
+                    _worker.run_job, job_input, kill_on_cancel=True, limiter=self._limiter
+                )
+            except trio_parallel.BrokenWorkerError as exc:
+                self.worker_restarts += 1
+                message = _describe_broken(exc)
+                log.warning("worker process died: %s", message)
+                return Outcome(JobStatus.CRASHED, error=JobError("WorkerCrashed", message))
+        if scope.cancelled_caught:
+            self.worker_restarts += 1
+            return Outcome(
+                JobStatus.TIMED_OUT,
+                error=JobError("TimeoutError", f"job ran longer than its timeout of {timeout:g} s"),
+            )
+        if reply[0] == "ok":
+            return Outcome(JobStatus.COMPLETED, result=reply[1])
+        _, error_type, message, tb = reply
+        log.info("graph raised %s: %s\n%s", error_type, message, tb)
+        return Outcome(JobStatus.FAILED, error=JobError(error_type, message))
+
+    def statistics(self) -> ExecutorStatistics:
+        running = int(self._limiter.borrowed_tokens)
+        return ExecutorStatistics(
+            workers=self.workers,
+            running=running,
+            idle_workers=self.workers - running,
+        )
+
+
+def _describe_broken(exc: BaseException) -> str:
+    for arg in exc.args:
+        exitcode = getattr(arg, "exitcode", None)
+        if exitcode is not None:
+            if exitcode < 0:
+                try:
+                    name = signal.Signals(-exitcode).name
+                except ValueError:
+                    name = f"signal {-exitcode}"
+                return f"worker process was killed by {name}"
+            return f"worker process exited with code {exitcode}"
+    return "worker process died unexpectedly"
+
+
+@asynccontextmanager
+async def open_executor(graph: str, workers: int) -> AsyncIterator[Executor]:
+    """Start ``workers`` processes that load ``graph``; stop them on exit."""
+    async with trio_parallel.open_worker_context(
+        init=partial(_worker.initialize, graph),
+        idle_timeout=math.inf,
+        grace_period=5.0,
+    ) as context:
+        executor = Executor(graph, workers, context)
+        await executor.warm_up()
+        yield executor

@@ -1,0 +1,233 @@
+"""Routes: each one parses its input, calls the engine, and shapes the answer. Nothing else."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import trio
+from pydantic import TypeAdapter, ValidationError
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from ..config import Config
+from ..engine import Engine, EngineStatistics, open_engine
+from ..errors import EngineClosed
+from ..store import Store
+from .errors import ApiError, invalid_body, register_error_handlers
+from .schemas import GeneralSubmit, SeedSubmit, iso, job_body, seed_input
+
+_seed_body = TypeAdapter(SeedSubmit)
+_general_body = TypeAdapter(GeneralSubmit)
+
+STATE_KEY = "graphnursery"
+
+
+class AppState:
+    """What the app holds besides Quart's own: the engine, once started."""
+
+    def __init__(self, config: Config, store: Store | None) -> None:
+        self.config = config
+        self.store = store
+        self.engine: Engine | None = None
+        self.startup_error: BaseException | None = None
+        self.stopped = trio.Event()
+
+    def require_engine(self) -> Engine:
+        if self.engine is None:
+            raise EngineClosed("the engine is not running")
+        return self.engine
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+async def read_json_object() -> dict[str, Any]:
+    raw = await request.get_data(as_text=False)
+    if not raw:
+        raise ApiError(400, "invalid_body", "request body must be a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "request body must be a JSON object")
+    return body
+
+
+def parse_submit(body: dict[str, Any], config: Config) -> tuple[Any, float | None]:
+    """Validate a submit body (seed form or general form) -> (graph input, timeout)."""
+    try:
+        if "input" in body:
+            general = _general_body.validate_python(body)
+            job_input, timeout = general.input, general.timeoutSeconds
+        else:
+            seed = _seed_body.validate_python(body)
+            job_input, timeout = seed_input(body), seed.timeoutSeconds
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+    if timeout is not None and timeout > config.max_job_timeout:
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"invalid request body: timeoutSeconds: must be at most {config.max_job_timeout:g}",
+            [
+                {
+                    "field": "timeoutSeconds",
+                    "message": f"must be at most {config.max_job_timeout:g}",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
+    return job_input, timeout
+
+
+def parse_wait(config: Config) -> float | None:
+    raw = request.args.get("wait")
+    if raw is None:
+        return None
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= config.max_wait:
+        message = f"wait must be a number of seconds from 0 to {config.max_wait:g}"
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            message,
+            [{"field": "wait", "message": message, "type": "query"}],
+        )
+    return wait
+
+
+def create_app(config: Config, store: Store | None = None) -> QuartTrio:
+    """The ASGI app. Its engine starts with the server (``before_serving``) and stops with it."""
+    app = QuartTrio("graphnursery")
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        RESPONSE_TIMEOUT=config.max_wait + 30,
+        BODY_TIMEOUT=60,
+        # The engine stops itself on shutdown; Quart need not wait for it.
+        BACKGROUND_TASK_SHUTDOWN_TIMEOUT=None,
+    )
+    state = AppState(config, store)
+    app.extensions[STATE_KEY] = state
+    register_error_handlers(app)
+    started_monotonic = time.monotonic()
+
+    async def run_engine(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with open_engine(config, store) as engine:
+            state.engine = engine
+            task_status.started()
+            await state.stopped.wait()
+        state.engine = None
+
+    @app.before_serving
+    async def start_engine() -> None:
+        try:
+            await app.nursery.start(run_engine)
+        except BaseException as exc:
+            state.startup_error = exc
+            raise
+
+    @app.after_serving
+    async def stop_engine() -> None:
+        state.stopped.set()
+
+    async def submit() -> tuple[Engine, Any]:
+        engine = state.require_engine()
+        job_input, timeout = parse_submit(await read_json_object(), config)
+        return engine, await engine.submit(job_input, timeout=timeout)
+
+    @app.post("/execute")
+    async def execute() -> Response:
+        engine, job = await submit()
+        return json_response(
+            {"jobId": job.id, "status": job.status.value, "position": engine.position(job.id) or 0}
+        )
+
+    @app.post("/jobs")
+    async def create_job() -> Response:
+        wait = parse_wait(config)
+        engine, job = await submit()
+        position = engine.position(job.id)
+        if wait:
+            job = await engine.wait(job.id, wait)
+            position = engine.position(job.id)
+        status = 200 if job.status.is_terminal else 202
+        return json_response(job_body(job, position), status, {"Location": f"/jobs/{job.id}"})
+
+    @app.get("/jobs/<job_id>")
+    async def get_job(job_id: str) -> Response:
+        wait = parse_wait(config)
+        engine = state.require_engine()
+        job = await (engine.wait(job_id, wait) if wait else engine.get(job_id))
+        return json_response(job_body(job, engine.position(job_id)))
+
+    def stats_body(stats: EngineStatistics) -> dict[str, Any]:
+        return {
+            "queued": stats.queued,
+            "running": stats.running,
+            "completed": stats.completed,
+            # Seed clients know only four statuses: every unsuccessful end counts as failed.
+            "failed": stats.failed + stats.timed_out + stats.crashed,
+            "total": stats.total,
+            "workers": stats.workers,
+            "availableWorkers": stats.available_workers,
+        }
+
+    @app.get("/health")
+    async def health() -> Response:
+        body: dict[str, Any] = {
+            "timestamp": iso(time.time()),
+            "uptime": round(time.monotonic() - started_monotonic, 3),
+        }
+        engine = state.engine
+        if engine is None or not engine.accepting:
+            body["status"] = "unavailable"
+            return json_response(body, 503, {"Retry-After": "5"})
+        body["status"] = "ok"
+        body["stats"] = stats_body(await engine.statistics())
+        return json_response(body)
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        engine = state.engine
+        if engine is None or not engine.accepting:
+            return json_response({"status": "unavailable"}, 503, {"Retry-After": "5"})
+        return json_response({"status": "ready"})
+
+    @app.get("/live")
+    async def live() -> Response:
+        return json_response({"status": "alive"})
+
+    @app.get("/stats")
+    async def stats() -> Response:
+        engine = state.require_engine()
+        s = await engine.statistics()
+        body = stats_body(s)
+        body.update(
+            {
+                "byStatus": {
+                    "queued": s.queued,
+                    "running": s.running,
+                    "completed": s.completed,
+                    "failed": s.failed,
+                    "timed_out": s.timed_out,
+                    "cancelled": s.cancelled,
+                    "crashed": s.crashed,
+                },
+                "queueLength": engine.queue_length(),
+                "queueCapacity": s.queue_capacity,
+                "workerRestarts": s.worker_restarts,
+                "uptime": round(s.uptime, 3),
+            }
+        )
+        return json_response(body)
+
+    return app

@@ -1,0 +1,116 @@
+"""Every error the API answers, as JSON ``{error, code, detail?}``, mapped in one place.
+
+``error`` stays a human-readable string, because the seed's clients read it as one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from quart import Quart, Response
+from werkzeug.exceptions import HTTPException
+
+from ..errors import EngineClosed, JobNotFound, QueueFull
+
+log = logging.getLogger("graphnursery.http")
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class ApiError(Exception):
+    """An error answer: status, machine code, message, and optional per-field detail."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def error_response(error: ApiError) -> Response:
+    body: dict[str, Any] = {"error": error.message, "code": error.code}
+    if error.detail is not None:
+        body["detail"] = error.detail
+    return Response(
+        orjson.dumps(body),
+        status=error.status,
+        headers=error.headers,
+        content_type="application/json",
+    )
+
+
+def invalid_body(exc: ValidationError) -> ApiError:
+    detail = [
+        {
+            "field": ".".join(str(part) for part in err["loc"]) or "body",
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    first = detail[0]
+    summary = f"invalid request body: {first['field']}: {first['message']}"
+    if len(detail) > 1:
+        summary += f" (and {len(detail) - 1} more)"
+    return ApiError(400, "invalid_body", summary, detail)
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, round(seconds)))}
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def api_error(error: ApiError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(JobNotFound)
+    async def job_not_found(error: JobNotFound) -> Response:
+        return error_response(ApiError(404, "job_not_found", str(error)))
+
+    @app.errorhandler(QueueFull)
+    async def queue_full(error: QueueFull) -> Response:
+        return error_response(
+            ApiError(429, "queue_full", str(error), headers=retry_after(error.retry_after))
+        )
+
+    @app.errorhandler(EngineClosed)
+    async def engine_closed(error: EngineClosed) -> Response:
+        return error_response(
+            ApiError(503, "unavailable", "the server is not accepting jobs", headers=retry_after(5))
+        )
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = HTTP_CODES.get(status, "http_error")
+        headers = {"Connection": "close"} if status == 413 else None
+        message = {
+            404: "no such route",
+            405: "method not allowed on this route",
+            413: "request body is too large",
+        }.get(status, error.description or error.name)
+        return error_response(ApiError(status, code, message, headers=headers))
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error answering a request")
+        return error_response(ApiError(500, "internal_error", "internal server error"))

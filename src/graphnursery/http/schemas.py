@@ -1,0 +1,89 @@
+"""Request bodies (validated with pydantic) and the JSON form of a job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from ..jobs import Job, JobStatus
+
+Timeout = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Message(BaseModel):
+    """One chat message, as the seed's server validates it. Extra keys pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["user", "assistant", "system", "tool"]
+    content: StrictStr
+
+
+class SeedSubmit(BaseModel):
+    """The seed's body: ``{messages, data?, metadata?}``; the graph receives all three."""
+
+    messages: Annotated[list[Message], Field(min_length=1)]
+    data: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    timeoutSeconds: Timeout | None = None
+
+
+class GeneralSubmit(BaseModel):
+    """The general body: ``{input}``, any JSON value handed to the graph as it is."""
+
+    input: Any
+    timeoutSeconds: Timeout | None = None
+
+
+def seed_input(body: dict[str, Any]) -> dict[str, Any]:
+    """The graph input for a seed body: the caller's own messages, data and metadata."""
+    return {
+        "messages": body["messages"],
+        "data": body.get("data") or {},
+        "metadata": body.get("metadata") or {},
+    }
+
+
+def iso(timestamp: float) -> str:
+    return (
+        datetime.fromtimestamp(timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def with_content(result: Any) -> Any:
+    """The seed's convenience: ``result.content`` is the last message's content."""
+    if isinstance(result, dict) and "content" not in result:
+        messages = result.get("messages")
+        if isinstance(messages, list) and messages:
+            last = messages[-1]
+            if isinstance(last, dict) and "content" in last:
+                return {**result, "content": last["content"]}
+    return result
+
+
+def job_body(job: Job, position: int | None = None) -> dict[str, Any]:
+    """A job as the API shows it (camelCase, as the seed)."""
+    body: dict[str, Any] = {
+        "jobId": job.id,
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "createdAt": iso(job.created_at),
+    }
+    if position is not None:
+        body["position"] = position
+    if job.started_at is not None:
+        body["startedAt"] = iso(job.started_at)
+    if job.completed_at is not None:
+        body["completedAt"] = iso(job.completed_at)
+    duration = job.duration
+    if duration is not None:
+        body["durationMs"] = round(duration * 1000)
+    if job.status is JobStatus.COMPLETED:
+        body["result"] = with_content(job.result)
+    if job.error is not None:
+        body["error"] = {"type": job.error.type, "message": job.error.message}
+    return body

@@ -1,0 +1,22 @@
+"""Hypercorn settings graphnursery needs (``--config python:graphnursery.hypercorn_config``).
+
+- ``daemon = False``: hypercorn starts its workers as daemonic processes by default, and a
+  daemonic process may not have children, so trio-parallel's worker processes could not start.
+- ``worker_class = "trio"``: the app is a Quart-Trio app.
+- ``workers = 1``: each hypercorn worker would run its own engine and in-memory store; scale
+  with ``GRAPHNURSERY_WORKERS`` (graph worker processes) instead.
+- ``bind`` from ``GRAPHNURSERY_HOST`` / ``GRAPHNURSERY_PORT`` (default 127.0.0.1:8000);
+  hypercorn's ``--bind`` still overrides it.
+"""
+
+import os
+
+daemon = False
+worker_class = "trio"
+workers = 1
+startup_timeout = 600
+accesslog = None
+
+_host = os.environ.get("GRAPHNURSERY_HOST", "127.0.0.1")
+_port = os.environ.get("GRAPHNURSERY_PORT", "8000")
+bind = [f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"]

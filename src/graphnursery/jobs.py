@@ -1,0 +1,84 @@
+"""The job record: the single description of a job's state, kept by a store."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    CRASHED = "crashed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        JobStatus.COMPLETED,
+        JobStatus.FAILED,
+        JobStatus.TIMED_OUT,
+        JobStatus.CANCELLED,
+        JobStatus.CRASHED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why a job did not complete: an exception type name and its message."""
+
+    type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job as it stands. Immutable: a store replaces the record on every transition.
+
+    Times are seconds since the epoch, taken from the engine's clock.
+    """
+
+    id: str
+    input: Any
+    status: JobStatus
+    created_at: float
+    timeout: float
+    attempts: int = 0
+    started_at: float | None = None
+    completed_at: float | None = None
+    result: Any = None
+    error: JobError | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to completion, once both are known."""
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return self.completed_at - self.started_at
+
+    def replace(self, **changes: Any) -> Job:
+        return dataclasses.replace(self, **changes)
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt at a job ended, as the executor saw it."""
+
+    status: JobStatus
+    result: Any = None
+    error: JobError | None = None

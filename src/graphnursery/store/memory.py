@@ -1,0 +1,81 @@
+"""The in-memory store: the seed's behaviour, nothing survives a restart."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from typing import Any
+
+from ..jobs import Job, JobError, JobStatus
+from .base import Store
+
+
+class MemoryStore(Store):
+    """Jobs in a dict; finished ones evicted oldest-first from a deque in finish order.
+
+    Memory is bounded by the engine: at most ``queue_size`` queued jobs, ``workers`` running
+    ones, and the finished ones of the last ``result_ttl`` seconds.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._finished: collections.deque[tuple[float, str]] = collections.deque()
+        self._counts: collections.Counter[JobStatus] = collections.Counter()
+
+    def _put(self, job: Job, previous: Job | None) -> None:
+        if previous is not None:
+            self._counts[previous.status] -= 1
+        self._counts[job.status] += 1
+        self._jobs[job.id] = job
+
+    async def add(self, job: Job) -> None:
+        if job.id in self._jobs:
+            raise ValueError(f"job {job.id} already exists")
+        self._put(job, None)
+
+    async def remove(self, job_id: str) -> None:
+        job = self._jobs.pop(job_id, None)
+        if job is not None:
+            self._counts[job.status] -= 1
+
+    async def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    async def start(self, job_id: str, started_at: float) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.status is not JobStatus.QUEUED:
+            return None
+        running = job.replace(
+            status=JobStatus.RUNNING, started_at=started_at, attempts=job.attempts + 1
+        )
+        self._put(running, job)
+        return running
+
+    async def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        completed_at: float,
+        result: Any = None,
+        error: JobError | None = None,
+    ) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.status.is_terminal:
+            return None
+        done = job.replace(status=status, completed_at=completed_at, result=result, error=error)
+        self._put(done, job)
+        self._finished.append((completed_at, job_id))
+        return done
+
+    async def evict(self, finished_before: float) -> int:
+        evicted = 0
+        while self._finished and self._finished[0][0] < finished_before:
+            _, job_id = self._finished.popleft()
+            job = self._jobs.pop(job_id, None)
+            if job is not None:
+                self._counts[job.status] -= 1
+                evicted += 1
+        return evicted
+
+    async def counts(self) -> Mapping[JobStatus, int]:
+        return {status: self._counts[status] for status in JobStatus}
