@@ -25,7 +25,7 @@ import trio
 
 from .config import Config
 from .errors import EngineClosed, JobNotFound, QueueFull
-from .executor import Executor, open_executor
+from .executor import GraphRunner, open_executor
 from .jobs import Job, JobError, JobStatus, Outcome, new_job_id
 from .store import MemoryStore, Store
 
@@ -69,7 +69,7 @@ class EngineStatistics:
 class Engine:
     """Accepts jobs and runs them. Create one with :func:`open_engine`."""
 
-    def __init__(self, config: Config, store: Store, executor: Executor) -> None:
+    def __init__(self, config: Config, store: Store, executor: GraphRunner) -> None:
         self.config = config
         self.store = store
         self.executor = executor
@@ -230,6 +230,15 @@ class Engine:
             await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
 
 
+@asynccontextmanager
+async def _executor_for(config: Config, executor: GraphRunner | None) -> AsyncIterator[GraphRunner]:
+    if executor is not None:
+        yield executor
+        return
+    async with open_executor(config.graph, config.workers) as process_executor:
+        yield process_executor
+
+
 @contextmanager
 def _unwrap_single_error() -> Iterator[None]:
     """Let an error raised in the ``async with open_engine()`` body out as itself.
@@ -245,18 +254,21 @@ def _unwrap_single_error() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def open_engine(config: Config, store: Store | None = None) -> AsyncIterator[Engine]:
+async def open_engine(
+    config: Config, store: Store | None = None, *, executor: GraphRunner | None = None
+) -> AsyncIterator[Engine]:
     """Start worker processes, load the graph in each, and run the engine.
 
     Returns once every worker has loaded the graph; raises
     :class:`~graphnursery.errors.GraphLoadError` if it cannot be loaded.
     On exit, running jobs are killed and unfinished jobs end ``cancelled``.
+    ``executor`` replaces the worker processes (see ``InlineExecutor``, for tests).
     """
     store = MemoryStore() if store is None else store
     await store.open()
     try:
-        async with open_executor(config.graph, config.workers) as executor:
-            engine = Engine(config, store, executor)
+        async with _executor_for(config, executor) as running_executor:
+            engine = Engine(config, store, running_executor)
             try:
                 with _unwrap_single_error():
                     async with trio.open_nursery() as nursery:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 import trio_parallel
@@ -33,6 +33,17 @@ class ExecutorStatistics:
     workers: int
     running: int
     idle_workers: int
+
+
+class GraphRunner(Protocol):
+    """What the engine needs of an executor."""
+
+    workers: int
+    worker_restarts: int
+
+    async def run(self, job_input: Any, timeout: float) -> Outcome: ...
+
+    def statistics(self) -> ExecutorStatistics: ...
 
 
 class Executor:
@@ -126,3 +137,32 @@ async def open_executor(graph: str, workers: int) -> AsyncIterator[Executor]:
         executor = Executor(graph, workers, context)
         await executor.warm_up()
         yield executor
+
+
+class InlineExecutor:
+    """Calls the graph in this process, one job at a time: no isolation and no timeouts.
+
+    For tests of the engine's own timing logic (under Trio's autojump clock, where real
+    worker processes would let virtual time race ahead) and for stepping through a graph
+    in a debugger. Never for serving.
+    """
+
+    def __init__(self, graph: str) -> None:
+        self.workers = 1
+        self.worker_restarts = 0
+        self._running = 0
+        _worker.initialize(graph)
+        reply = _worker.check_loaded()
+        if reply[0] != "ok":
+            _, error_type, message, tb = reply
+            raise GraphLoadError(graph, error_type, message, tb)
+
+    async def run(self, job_input: Any, timeout: float) -> Outcome:
+        await trio.lowlevel.checkpoint()
+        reply = _worker.run_job(job_input)
+        if reply[0] == "ok":
+            return Outcome(JobStatus.COMPLETED, result=reply[1])
+        return Outcome(JobStatus.FAILED, error=JobError(reply[1], reply[2]))
+
+    def statistics(self) -> ExecutorStatistics:
+        return ExecutorStatistics(workers=1, running=0, idle_workers=1)

@@ -63,6 +63,9 @@ async def serve(
             urls: list[str] = await nursery.start(
                 _serve_app, app, hypercorn_config(config), shutdown
             )
+            if state.startup_error is not None:
+                # hypercorn binds even after a failed lifespan startup; never announce it.
+                raise _single(state.startup_error)
             print(
                 f"graphnursery: serving {config.graph} on {', '.join(urls)} "
                 f"with {config.workers} workers",

@@ -1,0 +1,198 @@
+"""The HTTP API on a real server (hypercorn on port 0, worker processes), as clients see it."""
+
+from __future__ import annotations
+
+import uuid
+
+import trio
+
+from support import finished, running_server
+
+ECHO = "examples/echo.py"
+TOOLBOX = "tests/graphs/toolbox.py"
+SEED_BODY = {"messages": [{"role": "user", "content": "hello"}]}
+
+
+async def test_seed_execute_answers_200_with_the_seed_shape_and_the_job_completes() -> None:
+    async with running_server(ECHO) as client:
+        response = await client.post("/execute", json=SEED_BODY)
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"jobId", "status", "position"}
+        assert body["status"] == "queued"
+        assert isinstance(body["position"], int)
+        uuid.UUID(body["jobId"])
+
+        job = await finished(client, body["jobId"])
+        assert job["status"] == "completed"
+        # the graph gets {messages, data, metadata}, as the seed's GraphEngine did
+        assert job["result"] == {"echo": {**SEED_BODY, "data": {}, "metadata": {}}}
+        assert job["attempts"] == 1
+        assert job["durationMs"] >= 0
+        for stamp in ("createdAt", "startedAt", "completedAt"):
+            assert job[stamp].endswith("Z")
+
+
+async def test_seed_validation_errors_are_json_400_naming_the_field() -> None:
+    cases = [
+        ({}, "messages"),
+        ({"messages": []}, "messages"),
+        ({"messages": "hi"}, "messages"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user", "content": 7}]}, "messages.0.content"),
+        ({"messages": [{"role": "user"}]}, "messages.0.content"),
+        ({**SEED_BODY, "timeoutSeconds": -1}, "timeoutSeconds"),
+        ({**SEED_BODY, "timeoutSeconds": 10**9}, "timeoutSeconds"),
+    ]
+    async with running_server(ECHO) as client:
+        for body, field in cases:
+            response = await client.post("/execute", json=body)
+            assert response.status_code == 400, body
+            error = response.json()
+            assert error["code"] == "invalid_body"
+            assert isinstance(error["error"], str) and field in error["error"]
+            assert field in [d["field"] for d in error["detail"]]
+        stats = (await client.get("/stats")).json()
+        assert stats["total"] == 0  # nothing was accepted
+
+
+async def test_many_messages_are_accepted() -> None:
+    messages = [{"role": "user", "content": f"m{i}"} for i in range(101)]
+    async with running_server(ECHO) as client:
+        response = await client.post("/execute", json={"messages": messages})
+        assert response.status_code == 200
+        job = await finished(client, response.json()["jobId"])
+        assert len(job["result"]["echo"]["messages"]) == 101
+
+
+async def test_general_route_answers_202_with_location() -> None:
+    async with running_server(ECHO) as client:
+        response = await client.post("/jobs", json={"input": [1, "two"]})
+        assert response.status_code == 202
+        body = response.json()
+        assert response.headers["location"] == f"/jobs/{body['jobId']}"
+        assert body["status"] in {"queued", "running", "completed"}
+        job = (await client.get(response.headers["location"], params={"wait": 30})).json()
+        assert job["status"] == "completed"
+        assert job["result"] == {"echo": [1, "two"]}
+
+
+async def test_general_route_also_takes_the_seed_body() -> None:
+    async with running_server(ECHO) as client:
+        response = await client.post("/jobs", json={**SEED_BODY, "metadata": {"user": "u1"}})
+        assert response.status_code == 202
+        job = await finished(client, response.json()["jobId"])
+        assert job["result"]["echo"]["metadata"] == {"user": "u1"}
+
+
+async def test_submit_and_wait_returns_the_finished_job_in_one_request() -> None:
+    async with running_server(ECHO) as client:
+        response = await client.post("/jobs", params={"wait": 30}, json={"input": "x"})
+        assert response.status_code == 200
+        assert response.json()["status"] == "completed"
+        assert response.json()["result"] == {"echo": "x"}
+
+
+async def test_long_poll_returns_as_soon_as_the_job_ends() -> None:
+    async with running_server(TOOLBOX) as client:
+        submitted = (await client.post("/jobs", json={"input": {"sleep": 0.3}})).json()
+        start = trio.current_time()
+        response = await client.get(f"/jobs/{submitted['jobId']}", params={"wait": 60})
+        elapsed = trio.current_time() - start
+        assert response.json()["status"] == "completed"
+        assert elapsed < 30  # woken by the job's end, not by the 60 s wait running out
+
+
+async def test_long_poll_on_a_running_job_answers_after_wait_with_the_job_as_it_stands() -> None:
+    async with running_server(TOOLBOX) as client:
+        submitted = (await client.post("/jobs", json={"input": {"sleep": 30}})).json()
+        response = await client.get(f"/jobs/{submitted['jobId']}", params={"wait": 0.2})
+        assert response.status_code == 200
+        assert response.json()["status"] in {"queued", "running"}
+
+
+async def test_bad_wait_parameter_is_a_json_400() -> None:
+    async with running_server(ECHO) as client:
+        for wait in ("soon", "-1", "100000"):
+            response = await client.get(f"/jobs/{uuid.uuid4()}", params={"wait": wait})
+            assert response.status_code == 400
+            assert response.json()["detail"][0]["field"] == "wait"
+
+
+async def test_unknown_job_and_unknown_route_are_json_404() -> None:
+    async with running_server(ECHO) as client:
+        response = await client.get(f"/jobs/{uuid.uuid4()}")
+        assert response.status_code == 404
+        assert response.json()["code"] == "job_not_found"
+        response = await client.get("/no/such/route")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["code"] == "not_found"
+        response = await client.delete("/execute")
+        assert response.status_code == 405
+        assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_malformed_json_is_a_json_400() -> None:
+    async with running_server(ECHO) as client:
+        for raw in (b"{not json", b"", b"[1, 2]", b'"text"'):
+            response = await client.post(
+                "/jobs", content=raw, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 400
+            assert response.json()["code"] in {"malformed_json", "invalid_body"}
+            assert isinstance(response.json()["error"], str)
+
+
+async def test_body_over_the_limit_is_a_json_413() -> None:
+    async with running_server(ECHO, max_body_bytes=1000) as client:
+        response = await client.post("/jobs", json={"input": "x" * 5000})
+        assert response.status_code == 413
+        assert response.json()["code"] == "body_too_large"
+
+
+async def test_full_queue_answers_429_with_retry_after() -> None:
+    async with running_server(TOOLBOX, queue_size=1) as client:
+        running = await client.post("/jobs", json={"input": {"sleep": 30}})
+        queued = await client.post("/jobs", json={"input": {"sleep": 30}})
+        assert running.status_code == queued.status_code == 202
+        rejected = await client.post("/execute", json=SEED_BODY)
+        assert rejected.status_code == 429
+        assert int(rejected.headers["retry-after"]) >= 1
+        assert rejected.json()["code"] == "queue_full"
+        stats = (await client.get("/stats")).json()
+        assert stats["total"] == 2  # the rejected job left no record
+
+
+async def test_health_ready_live_and_stats() -> None:
+    async with running_server(ECHO, workers=2) as client:
+        job = (await client.post("/jobs", params={"wait": 30}, json={"input": 1})).json()
+        assert job["status"] == "completed"
+        health = await client.get("/health")
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "ok"
+        assert body["uptime"] >= 0
+        assert body["stats"] == {
+            "queued": 0,
+            "running": 0,
+            "completed": 1,
+            "failed": 0,
+            "total": 1,
+            "workers": 2,
+            "availableWorkers": 2,
+        }
+        assert (await client.get("/ready")).status_code == 200
+        assert (await client.get("/live")).status_code == 200
+        stats = (await client.get("/stats")).json()
+        assert stats["byStatus"]["completed"] == 1
+        assert stats["queueCapacity"] == 1000
+
+
+async def test_busy_workers_are_not_unhealthy() -> None:
+    async with running_server(TOOLBOX) as client:
+        await client.post("/jobs", json={"input": {"sleep": 30}})
+        await client.post("/jobs", json={"input": {"sleep": 30}})
+        health = await client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["stats"]["availableWorkers"] == 0

@@ -1,0 +1,66 @@
+"""One graph of each kind graphnursery accepts, and results of each JSON-convertible type."""
+
+import asyncio
+import dataclasses
+
+from pydantic import BaseModel
+
+
+def plain(input):
+    return {"kind": "plain", "input": input}
+
+
+async def coroutine(input):
+    await asyncio.sleep(0)
+    return {"kind": "async", "loop_id": id(asyncio.get_running_loop())}
+
+
+class Invokable:
+    def invoke(self, input):
+        return {"kind": "invoke", "input": input}
+
+
+class AsyncInvokable:
+    async def ainvoke(self, input):
+        return {"kind": "ainvoke", "input": input}
+
+
+class Executable:
+    def execute(self, input):
+        return {"kind": "execute", "input": input}
+
+
+invokable = Invokable()
+ainvokable = AsyncInvokable()
+executable = Executable()
+
+
+class Answer(BaseModel):
+    text: str
+    score: float
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+def pydantic_result(input):
+    return Answer(text="hi", score=0.5)
+
+
+def dataclass_result(input):
+    return Point(1, 2)
+
+
+def tuple_result(input):
+    return (1, "two", None)
+
+
+def object_result(input):
+    return object()
+
+
+def create_graph():
+    return Executable()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from graphnursery import Config, ConfigError
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    config = Config(graph="examples/echo.py")
+    assert config.host == "127.0.0.1"
+    assert config.port == 8000
+    assert config.job_timeout == 300
+    assert config.result_ttl == 3600
+    assert config.workers >= 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"workers": 0}, "workers"),
+        ({"port": 70000}, "port"),
+        ({"queue_size": -1}, "queue_size"),
+        ({"job_timeout": 0}, "job_timeout"),
+        ({"job_timeout": 10, "max_job_timeout": 5}, "job_timeout"),
+        ({"result_ttl": float("nan")}, "result_ttl"),
+        ({"log_level": "loud"}, "log_level"),
+        ({"graph": " "}, "graph"),
+    ],
+)
+def test_invalid_values_fail_naming_the_setting(settings: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config(**{"graph": "examples/echo.py", **settings})  # type: ignore[arg-type]
+    assert info.value.setting == named
+    assert repr(named) in str(info.value)
+
+
+def test_from_env_reads_prefixed_variables() -> None:
+    env = {
+        "GRAPHNURSERY_GRAPH": "examples/echo.py",
+        "GRAPHNURSERY_WORKERS": "3",
+        "GRAPHNURSERY_JOB_TIMEOUT": "2.5",
+        "GRAPHNURSERY_HOST": "::1",
+    }
+    config = Config.from_env(env)
+    assert (config.graph, config.workers, config.job_timeout, config.host) == (
+        "examples/echo.py",
+        3,
+        2.5,
+        "::1",
+    )
+
+
+def test_from_env_names_a_malformed_variable() -> None:
+    with pytest.raises(ConfigError, match="'workers'"):
+        Config.from_env({"GRAPHNURSERY_GRAPH": "g.py", "GRAPHNURSERY_WORKERS": "many"})
+
+
+def test_from_env_requires_the_graph() -> None:
+    with pytest.raises(ConfigError, match="GRAPHNURSERY_GRAPH"):
+        Config.from_env({})

@@ -1,0 +1,66 @@
+"""The engine's timing logic under Trio's autojump clock (graph run in-process, no workers)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from graphnursery import Config, JobNotFound, JobStatus, QueueFull, open_engine
+from graphnursery.executor import InlineExecutor
+
+
+def engine_for(**settings: object):  # type: ignore[no-untyped-def]
+    config = Config(graph="examples/echo.py", workers=1, **settings)  # type: ignore[arg-type]
+    return open_engine(config, executor=InlineExecutor(config.graph))
+
+
+async def test_finished_jobs_are_evicted_after_result_ttl(autojump_clock: trio.abc.Clock) -> None:
+    async with engine_for(result_ttl=60) as engine:
+        job = await engine.submit({"n": 1})
+        done = await engine.wait(job.id, 5)
+        assert done.status is JobStatus.COMPLETED
+        await trio.sleep(50)
+        assert (await engine.get(job.id)).result == {"echo": {"n": 1}}
+        # the sweep runs every ttl/10, so by ttl + one interval the job is gone
+        await trio.sleep(10 + 6 + 1)
+        with pytest.raises(JobNotFound):
+            await engine.get(job.id)
+        assert (await engine.statistics()).total == 0
+
+
+async def test_wait_gives_up_after_its_timeout_and_returns_the_job_as_it_stands(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with engine_for() as engine:
+        start = trio.current_time()
+        job = await engine.submit({})
+        # wait(0) answers at once, whatever the state
+        assert (await engine.wait(job.id, 0)).id == job.id
+        done = await engine.wait(job.id, 30)
+        assert done.status is JobStatus.COMPLETED
+        assert trio.current_time() - start < 30
+
+
+async def test_queue_full_raises_with_a_retry_estimate(autojump_clock: trio.abc.Clock) -> None:
+    async with engine_for(queue_size=2) as engine:
+        # submitting never yields to the runner, so the queue fills and stays full
+        accepted = []
+        with pytest.raises(QueueFull) as info:
+            for _ in range(10):
+                accepted.append(await engine.submit({}))
+        assert 2 <= len(accepted) <= 3  # the queue, plus one handed straight to the runner
+        assert info.value.capacity == 2
+        assert info.value.retry_after >= 1
+        for job in accepted:
+            assert (await engine.wait(job.id, 10)).status is JobStatus.COMPLETED
+
+
+async def test_unfinished_jobs_end_cancelled_when_the_engine_stops(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with engine_for(queue_size=10) as engine:
+        jobs = [await engine.submit({}) for _ in range(5)]
+        store = engine.store
+    states = [await store.get(job.id) for job in jobs]
+    assert all(s is not None and s.status.is_terminal for s in states)
+    assert any(s is not None and s.status is JobStatus.CANCELLED for s in states)

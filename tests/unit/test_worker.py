@@ -1,0 +1,107 @@
+"""The worker-side module, called in this process: loading graphs, calling them, JSON results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from graphnursery import _worker
+
+
+def run(spec: str, job_input: object = None) -> tuple[object, ...]:
+    _worker.initialize(spec)
+    return _worker.run_job(job_input)
+
+
+@pytest.mark.parametrize(
+    ("attr", "kind"),
+    [
+        ("plain", "plain"),
+        ("invokable", "invoke"),
+        ("ainvokable", "ainvoke"),
+        ("executable", "execute"),
+    ],
+)
+def test_each_graph_kind_is_called_with_the_input(attr: str, kind: str) -> None:
+    assert run(f"tests/graphs/kinds.py:{attr}", {"q": 1}) == (
+        "ok",
+        {"kind": kind, "input": {"q": 1}},
+    )
+
+
+def test_async_graphs_share_one_event_loop_per_worker() -> None:
+    first = run("tests/graphs/kinds.py:coroutine")
+    second = _worker.run_job(None)
+    assert first[0] == second[0] == "ok"
+    assert first[1]["kind"] == "async"  # type: ignore[index]
+    assert first[1] == second[1]
+
+
+def test_module_import_string_is_loaded() -> None:
+    assert run("graphs.kinds:plain", 3) == ("ok", {"kind": "plain", "input": 3})
+
+
+def test_default_attribute_is_graph_then_create_graph() -> None:
+    assert run("examples/echo.py", {"a": 1}) == ("ok", {"echo": {"a": 1}})
+    # no `graph`: the factory is called once, and its graph keeps state across jobs
+    assert run("tests/graphs/factory_only.py", {}) == ("ok", {"calls": 1})
+    assert _worker.run_job({}) == ("ok", {"calls": 2})
+
+
+@pytest.mark.parametrize(
+    ("attr", "expected"),
+    [
+        ("pydantic_result", {"text": "hi", "score": 0.5}),
+        ("dataclass_result", {"x": 1, "y": 2}),
+        ("tuple_result", [1, "two", None]),
+    ],
+)
+def test_results_become_json(attr: str, expected: object) -> None:
+    assert run(f"tests/graphs/kinds.py:{attr}") == ("ok", expected)
+
+
+def test_result_without_json_form_is_an_error() -> None:
+    reply = run("tests/graphs/kinds.py:object_result")
+    assert reply[:2] == ("error", "ResultNotSerializable")
+    assert "object" in reply[2]  # type: ignore[operator]
+
+
+def test_graph_exception_comes_back_as_type_message_traceback() -> None:
+    reply = run("examples/flaky.py", {})
+    assert reply[:3] == ("error", "UpstreamError", "the upstream model answered 503")
+    assert "Traceback" in reply[3]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("spec", "error_type"),
+    [
+        ("tests/graphs/broken_import.py", "ModuleNotFoundError"),
+        ("tests/graphs/missing_file.py", "FileNotFoundError"),
+        ("tests/graphs/kinds.py:nope", "AttributeError"),
+        ("graphnursery_no_such_package:graph", "ModuleNotFoundError"),
+    ],
+)
+def test_load_failure_is_reported_not_raised(spec: str, error_type: str) -> None:
+    _worker.initialize(spec)
+    reply = _worker.check_loaded()
+    assert reply[:2] == ("error", error_type)
+    assert _worker.run_job({})[:2] == ("error", error_type)
+
+
+def test_worker_module_imports_neither_trio_nor_quart() -> None:
+    code = (
+        "import sys, graphnursery._worker; "
+        "print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in {'trio', 'quart', 'quart_trio', 'hypercorn'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_public_names_are_exported() -> None:
+    import graphnursery
+
+    for name in graphnursery.__all__:
+        assert getattr(graphnursery, name) is not None
