@@ -1,0 +1,53 @@
+"""The library examples of the README, run as a user would run them."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+from functools import partial
+from pathlib import Path
+
+import httpx
+import trio
+
+from support import PIPE, read_serving_url
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The README's python code block that contains ``marker``."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    matching = [block for block in blocks if marker in block]
+    assert len(matching) == 1, f"expected one README block with {marker!r}"
+    return matching[0]
+
+
+# The README's serve_graph block, pointed at a real example graph and a free port.
+SERVE_GRAPH = readme_block("serve_graph(").replace(
+    '"app/graph.py:graph", workers=4, port=8000', '"examples/echo.py", workers=1, port=0'
+)
+OPEN_ENGINE = readme_block("open_engine(")
+
+
+async def test_serve_graph_serves_until_sigterm() -> None:
+    assert "port=0" in SERVE_GRAPH
+    command = [sys.executable, "-c", SERVE_GRAPH]
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(partial(trio.run_process, command, stdout=PIPE))
+        try:
+            url = await read_serving_url(proc, proc.stdout)
+            async with httpx.AsyncClient(base_url=url) as client:
+                response = await client.post("/jobs", params={"wait": 30}, json={"input": 5})
+                assert response.json()["result"] == {"echo": 5}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        assert await proc.wait() == 0
+
+
+async def test_open_engine_example_prints_the_result(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "engine_example.py"
+    script.write_text(OPEN_ENGINE)
+    result = await trio.run_process([sys.executable, str(script)], capture_stdout=True)
+    assert result.stdout.decode().strip() == "completed {'echo': {'question': 'hi'}}"
