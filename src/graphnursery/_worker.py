@@ -5,8 +5,12 @@ Trio nor Quart and keeps its own imports light. Nothing here raises into trio-pa
 every call returns a plain tuple, because an exception the graph raises may not survive
 pickling on its way back to the server.
 
-    ("ok", result)                          result is JSON-compatible Python data
-    ("error", type, message, traceback)     the graph (or loading it) raised
+    ("ok", result, logs)                          result is JSON-compatible Python data
+    ("error", type, message, traceback, logs)     the graph (or loading it) raised
+
+``logs`` are the graph's own ``logging`` records during the job, as
+``(level, logger name, message)``, at most ``MAX_LOG_RECORDS`` of them; the server logs
+them with the job's id.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import dataclasses
 import importlib
 import importlib.util
 import inspect
+import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -26,6 +32,8 @@ from typing import Any
 Reply = tuple[Any, ...]
 
 DEFAULT_ATTRS = ("graph", "create_graph")
+
+MAX_LOG_RECORDS = 200
 
 _call: Callable[[Any], Any] | None = None
 _load_failure: Reply | None = None
@@ -132,6 +140,40 @@ def to_json(value: Any) -> Any:
     raise ResultNotSerializable(f"value of type {type(value).__name__} has no JSON form")
 
 
+# -- log capture ---------------------------------------------------------------------------
+
+
+class _JobLogs(logging.Handler):
+    """Keeps the log records of the job running now (bounded), to send back with its reply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[int, str, str]] = []
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) < MAX_LOG_RECORDS:
+            try:
+                message = record.getMessage()
+            except Exception:  # a bad format string must not fail the job
+                message = str(record.msg)
+            self.records.append((record.levelno, record.name, message))
+        else:
+            self.dropped += 1
+
+    def take(self) -> tuple[tuple[int, str, str], ...]:
+        records = self.records
+        if self.dropped:
+            records.append(
+                (logging.WARNING, "graphnursery", f"{self.dropped} more log records dropped")
+            )
+        self.records, self.dropped = [], 0
+        return tuple(records)
+
+
+_job_logs = _JobLogs()
+
+
 # -- entry points called by the server through trio-parallel ------------------------------
 
 
@@ -144,9 +186,16 @@ def _describe_exception(exc: BaseException) -> Reply:
     )
 
 
-def initialize(spec: str) -> None:
+def initialize(spec: str, log_level: int = logging.INFO) -> None:
     """Worker initializer: load the graph once. Never raises; a failure is kept for later."""
-    global _call, _load_failure, _loop
+    global _call, _load_failure
+    # The server stops its workers itself, after draining; a SIGTERM sent to the whole
+    # process group (a terminal, systemd, `timeout`) must not kill jobs mid-run.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    root = logging.getLogger()
+    if _job_logs not in root.handlers:
+        root.addHandler(_job_logs)
+    root.setLevel(log_level)
     try:
         _call = make_caller(load_graph(spec))
         _load_failure = None
@@ -159,6 +208,7 @@ def check_loaded() -> Reply:
     """Report whether this worker loaded the graph: ("ok", pid) or the load error."""
     if _load_failure is not None:
         return _load_failure
+    _job_logs.take()  # records from loading the graph are not a job's
     return ("ok", os.getpid())
 
 
@@ -166,7 +216,8 @@ def run_job(job_input: Any) -> Reply:
     """Call the graph with one job's input."""
     global _loop
     if _call is None:
-        return _load_failure or ("error", "GraphLoadError", "graph is not loaded", "")
+        failure = _load_failure or ("error", "GraphLoadError", "graph is not loaded", "")
+        return (*failure, ())
     try:
         result = _call(job_input)
         if inspect.isawaitable(result):
@@ -175,9 +226,9 @@ def run_job(job_input: Any) -> Reply:
             if _loop is None or _loop.is_closed():
                 _loop = asyncio.new_event_loop()
             result = _loop.run_until_complete(_as_coroutine(result))
-        return ("ok", to_json(result))
+        return ("ok", to_json(result), _job_logs.take())
     except BaseException as exc:
-        return _describe_exception(exc)
+        return (*_describe_exception(exc), _job_logs.take())
 
 
 async def _as_coroutine(awaitable: Any) -> Any:

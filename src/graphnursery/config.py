@@ -46,6 +46,11 @@ class Config:
     max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body accepted (413)")
     max_wait: float = _setting(300.0, "largest ?wait= long-poll, in seconds")
     log_level: str = _setting("info", "debug, info, warning or error")
+    log_format: str = _setting("auto", "json, console, or auto (console on a TTY, else json)")
+    api_key: str = _setting(
+        "", "API keys clients must send as 'Authorization: Bearer KEY' (comma-separated)"
+    )
+    metrics_public: bool = _setting(False, "serve /metrics without the API key")
 
     def __post_init__(self) -> None:
         if not isinstance(self.graph, str) or not self.graph.strip():
@@ -68,6 +73,14 @@ class Config:
             raise ConfigError(
                 "log_level", f"must be debug/info/warning/error, not {self.log_level!r}"
             )
+        if self.log_format not in {"auto", "json", "console"}:
+            raise ConfigError("log_format", f"must be auto/json/console, not {self.log_format!r}")
+        if any(not key for key in self.api_key.split(",")) and self.api_key:
+            raise ConfigError("api_key", "an empty key in the comma-separated list")
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.api_key.split(",") if key.strip())
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -89,12 +102,19 @@ class Config:
 
 def setting_types() -> dict[str, type]:
     """Each setting's value type, for parsing text (CLI flags, environment variables)."""
-    types = {"int": int, "float": float, "str": str}
+    types = {"int": int, "float": float, "str": str, "bool": bool}
     return {f.name: types[str(f.type)] for f in dataclasses.fields(Config)}
 
 
 def parse_setting(name: str, raw: str) -> Any:
     kind = setting_types()[name]
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(name, f"expected true or false, got {raw!r}")
     try:
         return kind(raw)
     except ValueError:

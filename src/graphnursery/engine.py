@@ -13,7 +13,6 @@ running jobs' worker processes are killed and every unfinished job ends ``cancel
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -27,9 +26,11 @@ from .config import Config
 from .errors import EngineClosed, JobNotFound, QueueFull
 from .executor import GraphRunner, open_executor
 from .jobs import Job, JobError, JobStatus, Outcome, new_job_id
+from .logs import get_logger
+from .metrics import Metrics
 from .store import MemoryStore, Store
 
-log = logging.getLogger("graphnursery.engine")
+log = get_logger("graphnursery.engine")
 
 SHUTDOWN_ERROR = JobError("Cancelled", "the server shut down before the job finished")
 
@@ -69,10 +70,13 @@ class EngineStatistics:
 class Engine:
     """Accepts jobs and runs them. Create one with :func:`open_engine`."""
 
-    def __init__(self, config: Config, store: Store, executor: GraphRunner) -> None:
+    def __init__(
+        self, config: Config, store: Store, executor: GraphRunner, metrics: Metrics
+    ) -> None:
         self.config = config
         self.store = store
         self.executor = executor
+        self.metrics = metrics
         self.clock = Clock()
         self._started_at = trio.current_time()
         self._send, self._receive = trio.open_memory_channel[str](config.queue_size)
@@ -118,6 +122,7 @@ class Engine:
             raise self._queue_full() from None
         self._queue_seq[job.id] = self._enqueued
         self._enqueued += 1
+        self.metrics.jobs_submitted.inc()
         return job
 
     async def get(self, job_id: str) -> Job:
@@ -173,6 +178,7 @@ class Engine:
     # -- inside the engine's nursery -----------------------------------------------------
 
     def _queue_full(self) -> QueueFull:
+        self.metrics.jobs_rejected.labels("queue_full").inc()
         return QueueFull(self.config.queue_size, self.retry_after())
 
     async def _runner(self) -> None:
@@ -185,6 +191,7 @@ class Engine:
         job = await self.store.start(job_id, self.clock.now())
         if job is None:  # no longer queued (evicted or already terminal)
             return
+        self.metrics.job_started(job)
         try:
             outcome = await self.executor.run(job.input, job.timeout)
         except trio.Cancelled:
@@ -199,13 +206,21 @@ class Engine:
         )
         if job is None:
             return
+        self.metrics.job_finished(job)
         duration = job.duration
         if duration is not None:
             self._mean_duration = 0.8 * self._mean_duration + 0.2 * duration
-        if outcome.status is JobStatus.COMPLETED:
-            log.debug("job %s completed", job_id)
-        else:
-            log.warning("job %s %s: %s", job_id, outcome.status, outcome.error)
+        for level, logger_name, message in outcome.logs:
+            log.log(level, message, job_id=job_id, graph_logger=logger_name)
+        if outcome.error is not None:
+            log.warning(
+                "job ended",
+                job_id=job_id,
+                status=outcome.status.value,
+                error_type=outcome.error.type,
+                error=outcome.error.message,
+                graph_traceback=outcome.traceback or None,
+            )
         event = self._done.pop(job_id, None)
         if event is not None:
             event.set()
@@ -217,7 +232,7 @@ class Engine:
             await trio.sleep(interval)
             evicted = await self.store.evict(self.clock.now() - ttl)
             if evicted:
-                log.debug("evicted %d expired jobs", evicted)
+                log.debug("evicted expired jobs", count=evicted)
 
     async def _cancel_queued(self) -> None:
         """After the runners stop: every job still queued ends cancelled, none vanishes."""
@@ -235,7 +250,7 @@ async def _executor_for(config: Config, executor: GraphRunner | None) -> AsyncIt
     if executor is not None:
         yield executor
         return
-    async with open_executor(config.graph, config.workers) as process_executor:
+    async with open_executor(config.graph, config.workers, config.log_level) as process_executor:
         yield process_executor
 
 
@@ -255,7 +270,11 @@ def _unwrap_single_error() -> Iterator[None]:
 
 @asynccontextmanager
 async def open_engine(
-    config: Config, store: Store | None = None, *, executor: GraphRunner | None = None
+    config: Config,
+    store: Store | None = None,
+    *,
+    executor: GraphRunner | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Engine]:
     """Start worker processes, load the graph in each, and run the engine.
 
@@ -268,7 +287,8 @@ async def open_engine(
     await store.open()
     try:
         async with _executor_for(config, executor) as running_executor:
-            engine = Engine(config, store, running_executor)
+            engine = Engine(config, store, running_executor, metrics or Metrics())
+            stop_watching = engine.metrics.watch(engine)
             try:
                 with _unwrap_single_error():
                     async with trio.open_nursery() as nursery:
@@ -281,6 +301,7 @@ async def open_engine(
                             engine._accepting = False
                             nursery.cancel_scope.cancel()
             finally:
+                stop_watching()
                 with trio.CancelScope(shield=True):
                     await engine._cancel_queued()
     finally:

@@ -24,8 +24,9 @@ import trio_parallel
 from . import _worker
 from .errors import GraphLoadError
 from .jobs import JobError, JobStatus, Outcome
+from .logs import get_logger
 
-log = logging.getLogger("graphnursery.executor")
+log = get_logger("graphnursery.executor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,6 @@ class Executor:
             except trio_parallel.BrokenWorkerError as exc:
                 self.worker_restarts += 1
                 message = _describe_broken(exc)
-                log.warning("worker process died: %s", message)
                 return Outcome(JobStatus.CRASHED, error=JobError("WorkerCrashed", message))
         if scope.cancelled_caught:
             self.worker_restarts += 1
@@ -97,11 +97,7 @@ class Executor:
                 JobStatus.TIMED_OUT,
                 error=JobError("TimeoutError", f"job ran longer than its timeout of {timeout:g} s"),
             )
-        if reply[0] == "ok":
-            return Outcome(JobStatus.COMPLETED, result=reply[1])
-        _, error_type, message, tb = reply
-        log.info("graph raised %s: %s\n%s", error_type, message, tb)
-        return Outcome(JobStatus.FAILED, error=JobError(error_type, message))
+        return outcome_from_reply(reply)
 
     def statistics(self) -> ExecutorStatistics:
         running = int(self._limiter.borrowed_tokens)
@@ -110,6 +106,15 @@ class Executor:
             running=running,
             idle_workers=self.workers - running,
         )
+
+
+def outcome_from_reply(reply: tuple[Any, ...]) -> Outcome:
+    """Turn a ``_worker.run_job`` reply into an Outcome."""
+    if reply[0] == "ok":
+        _, result, logs = reply
+        return Outcome(JobStatus.COMPLETED, result=result, logs=logs)
+    _, error_type, message, tb, logs = reply
+    return Outcome(JobStatus.FAILED, error=JobError(error_type, message), logs=logs, traceback=tb)
 
 
 def _describe_broken(exc: BaseException) -> str:
@@ -127,16 +132,30 @@ def _describe_broken(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def open_executor(graph: str, workers: int) -> AsyncIterator[Executor]:
+async def open_executor(
+    graph: str, workers: int, log_level: str = "info"
+) -> AsyncIterator[Executor]:
     """Start ``workers`` processes that load ``graph``; stop them on exit."""
-    async with trio_parallel.open_worker_context(
-        init=partial(_worker.initialize, graph),
-        idle_timeout=math.inf,
-        grace_period=5.0,
-    ) as context:
-        executor = Executor(graph, workers, context)
-        await executor.warm_up()
-        yield executor
+    body_error: BaseException | None = None
+    try:
+        async with trio_parallel.open_worker_context(
+            init=partial(_worker.initialize, graph, logging.getLevelName(log_level.upper())),
+            idle_timeout=math.inf,
+            grace_period=5.0,
+        ) as context:
+            executor = Executor(graph, workers, context)
+            await executor.warm_up()
+            try:
+                yield executor
+            except BaseException as exc:
+                body_error = exc
+                raise
+    except trio_parallel.BrokenWorkerError as exc:
+        if exc is body_error:
+            raise
+        # Raised on exit when an idle worker had died meanwhile (killed from outside):
+        # nothing is lost, the engine is stopping anyway.
+        log.warning("worker processes did not stop cleanly", detail=str(exc.args[0]))
 
 
 class InlineExecutor:
@@ -159,10 +178,7 @@ class InlineExecutor:
 
     async def run(self, job_input: Any, timeout: float) -> Outcome:
         await trio.lowlevel.checkpoint()
-        reply = _worker.run_job(job_input)
-        if reply[0] == "ok":
-            return Outcome(JobStatus.COMPLETED, result=reply[1])
-        return Outcome(JobStatus.FAILED, error=JobError(reply[1], reply[2]))
+        return outcome_from_reply(_worker.run_job(job_input))
 
     def statistics(self) -> ExecutorStatistics:
         return ExecutorStatistics(workers=1, running=0, idle_workers=1)

@@ -82,3 +82,5 @@ class Outcome:
     status: JobStatus
     result: Any = None
     error: JobError | None = None
+    logs: tuple[tuple[int, str, str], ...] = ()  # the graph's log records: level, logger, message
+    traceback: str = ""  # the graph's traceback, for the server log only

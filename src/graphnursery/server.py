@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from . import logs
 from .config import Config
 from .http.app import STATE_KEY, AppState, create_app
 
-log = logging.getLogger("graphnursery.server")
+log = logs.get_logger("graphnursery.server")
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:
@@ -30,17 +30,13 @@ def hypercorn_config(config: Config) -> HypercornConfig:
 
 
 def configure_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure_logging(config.log_level, config.log_format)
 
 
 async def _until_signal() -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            log.info("received %s, shutting down", signal.Signals(signum).name)
+            log.info("shutting down", signal=signal.Signals(signum).name)
             return
 
 

@@ -11,8 +11,13 @@ from graphnursery import _worker
 
 
 def run(spec: str, job_input: object = None) -> tuple[object, ...]:
+    """Load ``spec`` and run one job; the reply without its trailing log records."""
     _worker.initialize(spec)
-    return _worker.run_job(job_input)
+    return call(job_input)
+
+
+def call(job_input: object = None) -> tuple[object, ...]:
+    return _worker.run_job(job_input)[:-1]
 
 
 @pytest.mark.parametrize(
@@ -33,7 +38,7 @@ def test_each_graph_kind_is_called_with_the_input(attr: str, kind: str) -> None:
 
 def test_async_graphs_share_one_event_loop_per_worker() -> None:
     first = run("tests/graphs/kinds.py:coroutine")
-    second = _worker.run_job(None)
+    second = call(None)
     assert first[0] == second[0] == "ok"
     assert first[1]["kind"] == "async"  # type: ignore[index]
     assert first[1] == second[1]
@@ -47,7 +52,7 @@ def test_default_attribute_is_graph_then_create_graph() -> None:
     assert run("examples/echo.py", {"a": 1}) == ("ok", {"echo": {"a": 1}})
     # no `graph`: the factory is called once, and its graph keeps state across jobs
     assert run("tests/graphs/factory_only.py", {}) == ("ok", {"calls": 1})
-    assert _worker.run_job({}) == ("ok", {"calls": 2})
+    assert call({}) == ("ok", {"calls": 2})
 
 
 @pytest.mark.parametrize(
@@ -105,3 +110,20 @@ def test_public_names_are_exported() -> None:
 
     for name in graphnursery.__all__:
         assert getattr(graphnursery, name) is not None
+
+
+def test_graph_log_records_come_back_with_the_reply() -> None:
+    _worker.initialize("tests/graphs/logging_graph.py")
+    reply = _worker.run_job({"n": 2})
+    assert reply[0] == "ok"
+    levels_and_messages = [(level, message) for level, _, message in reply[-1]]
+    assert levels_and_messages == [(20, "thinking about 2"), (30, "almost done")]
+    # the next job starts with none of the previous job's records
+    assert next(m for _, _, m in _worker.run_job({"n": 3})[-1]) == "thinking about 3"
+
+
+def test_log_records_per_job_are_bounded() -> None:
+    _worker.initialize("tests/graphs/logging_graph.py")
+    records = _worker.run_job({"n": 1, "spam": 1000})[-1]
+    assert len(records) == _worker.MAX_LOG_RECORDS + 1
+    assert "dropped" in records[-1][2]

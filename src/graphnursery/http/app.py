@@ -14,10 +14,15 @@ from quart_trio import QuartTrio
 from ..config import Config
 from ..engine import Engine, EngineStatistics, open_engine
 from ..errors import EngineClosed
+from ..logs import get_logger
+from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ..metrics import Metrics
 from ..store import Store
+from . import middleware
 from .errors import ApiError, invalid_body, register_error_handlers
 from .schemas import GeneralSubmit, SeedSubmit, iso, job_body, seed_input
 
+log = get_logger("graphnursery.http")
 _seed_body = TypeAdapter(SeedSubmit)
 _general_body = TypeAdapter(GeneralSubmit)
 
@@ -117,11 +122,13 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     )
     state = AppState(config, store)
     app.extensions[STATE_KEY] = state
+    metrics = Metrics()
     register_error_handlers(app)
+    middleware.install(app, config, metrics)
     started_monotonic = time.monotonic()
 
     async def run_engine(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with open_engine(config, store) as engine:
+        async with open_engine(config, store, metrics=metrics) as engine:
             state.engine = engine
             task_status.started()
             await state.stopped.wait()
@@ -142,7 +149,9 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     async def submit() -> tuple[Engine, Any]:
         engine = state.require_engine()
         job_input, timeout = parse_submit(await read_json_object(), config)
-        return engine, await engine.submit(job_input, timeout=timeout)
+        job = await engine.submit(job_input, timeout=timeout)
+        log.debug("job submitted", job_id=job.id)
+        return engine, job
 
     @app.post("/execute")
     async def execute() -> Response:
@@ -201,6 +210,10 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         if engine is None or not engine.accepting:
             return json_response({"status": "unavailable"}, 503, {"Retry-After": "5"})
         return json_response({"status": "ready"})
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     @app.get("/live")
     async def live() -> Response:

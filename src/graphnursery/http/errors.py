@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import orjson
@@ -14,13 +13,15 @@ from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
 from ..errors import EngineClosed, JobNotFound, QueueFull
+from ..logs import get_logger
 
-log = logging.getLogger("graphnursery.http")
+log = get_logger("graphnursery.http")
 
 HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    401: "unauthorized",
     413: "body_too_large",
     415: "unsupported_media_type",
 }

@@ -1,0 +1,104 @@
+"""Prometheus metrics, one registry per app (so several servers can share a process).
+
+Counters and histograms move as jobs move; the gauges (queue depth, busy and idle workers)
+are read from the engine when scraped, so they cost nothing on a job's path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .jobs import Job, JobStatus
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.jobs_submitted = Counter(
+            "graphnursery_jobs_submitted", "Jobs accepted into the queue", registry=self.registry
+        )
+        self.jobs_rejected = Counter(
+            "graphnursery_jobs_rejected",
+            "Submits refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        finished = Counter(
+            "graphnursery_jobs_finished",
+            "Jobs that reached a terminal status, by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self._finished = {status: finished.labels(status.value) for status in JobStatus}
+        self.job_duration = Histogram(
+            "graphnursery_job_duration_seconds",
+            "Time a job ran in a worker",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "graphnursery_job_queue_wait_seconds",
+            "Time a job waited in the queue before it started",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "graphnursery_http_requests",
+            "HTTP requests answered, by method, route and status code",
+            ["method", "route", "code"],
+            registry=self.registry,
+        )
+
+    def job_started(self, job: Job) -> None:
+        if job.started_at is not None:
+            self.queue_wait.observe(max(job.started_at - job.created_at, 0.0))
+
+    def job_finished(self, job: Job) -> None:
+        self._finished[job.status].inc()
+        duration = job.duration
+        if duration is not None:
+            self.job_duration.observe(max(duration, 0.0))
+
+    def watch(self, engine: Engine) -> Callable[[], None]:
+        """Report the engine's gauges while it runs; call the result to stop."""
+        collector = _EngineCollector(engine)
+        self.registry.register(collector)
+        return lambda: self.registry.unregister(collector)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _EngineCollector(Collector):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        engine = self._engine
+        stats = engine.executor.statistics()
+        yield GaugeMetricFamily(
+            "graphnursery_queue_depth", "Jobs waiting for a worker", value=engine.queue_length()
+        )
+        yield GaugeMetricFamily(
+            "graphnursery_workers_busy", "Worker processes running a job", value=stats.running
+        )
+        yield GaugeMetricFamily(
+            "graphnursery_workers_idle", "Worker processes free for a job", value=stats.idle_workers
+        )
+        yield CounterMetricFamily(
+            "graphnursery_worker_restarts",
+            "Worker processes replaced after a crash or a kill",
+            value=engine.executor.worker_restarts,
+        )

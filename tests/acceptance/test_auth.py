@@ -1,0 +1,52 @@
+"""Optional API keys: Bearer header, several keys, probes open, /metrics configurable."""
+
+from __future__ import annotations
+
+from support import running_server
+
+KEYS = "first-key,second-key"
+
+
+async def test_missing_or_wrong_key_is_a_json_401() -> None:
+    async with running_server("examples/echo.py", api_key=KEYS) as client:
+        for headers in (
+            {},
+            {"Authorization": "Bearer nope"},
+            {"Authorization": "first-key"},
+            {"Authorization": "Basic Zmlyc3Qta2V5"},
+            {"Authorization": "Bearer first-key,second-key"},
+        ):
+            response = await client.post("/jobs", json={"input": 1}, headers=headers)
+            assert response.status_code == 401, headers
+            assert response.json()["code"] == "unauthorized"
+            assert response.headers["www-authenticate"] == "Bearer"
+        assert (await client.get("/stats")).status_code == 401
+        assert (await client.get("/metrics")).status_code == 401
+        assert (await client.get("/stats", headers={"Authorization": "Bearer x"})).json()
+
+
+async def test_each_configured_key_is_accepted_and_probes_stay_open() -> None:
+    async with running_server("examples/echo.py", api_key=KEYS) as client:
+        for key in KEYS.split(","):
+            response = await client.post(
+                "/jobs",
+                params={"wait": 30},
+                json={"input": key},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert response.status_code == 200
+            assert response.json()["result"] == {"echo": key}
+        for path in ("/health", "/live", "/ready"):
+            assert (await client.get(path)).status_code == 200
+
+
+async def test_metrics_can_be_public_while_the_api_is_not() -> None:
+    async with running_server("examples/echo.py", api_key=KEYS, metrics_public=True) as client:
+        assert (await client.get("/metrics")).status_code == 200
+        assert (await client.get("/stats")).status_code == 401
+
+
+async def test_without_a_key_configured_everything_is_open() -> None:
+    async with running_server("examples/echo.py") as client:
+        assert (await client.get("/stats")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200
