@@ -8,9 +8,11 @@ from typing import Any
 import orjson
 import trio
 from pydantic import TypeAdapter, ValidationError
-from quart import Response, request
+from quart import Response, current_app, request
+from quart_schema import Info, OpenAPIProvider, QuartSchema, document
 from quart_trio import QuartTrio
 
+from .. import __version__
 from ..config import Config
 from ..engine import Engine, EngineStatistics, open_engine
 from ..errors import EngineClosed
@@ -20,10 +22,58 @@ from ..metrics import Metrics
 from ..store import Store
 from . import middleware
 from .errors import ApiError, invalid_body, register_error_handlers
-from .schemas import GeneralSubmit, SeedSubmit, iso, job_body, seed_input
+from .schemas import (
+    ErrorModel,
+    GeneralSubmit,
+    Health,
+    JobModel,
+    Probe,
+    SeedAccepted,
+    SeedSubmit,
+    Stats,
+    Submit,
+    WaitQuery,
+    iso,
+    job_body,
+    seed_input,
+)
 
 log = get_logger("graphnursery.http")
 _seed_body = TypeAdapter(SeedSubmit)
+
+
+class OpenAPI(OpenAPIProvider):
+    """quart-schema's document, plus what it cannot say: /metrics answers Prometheus text."""
+
+    def schema(self) -> dict[str, Any]:
+        document = super().schema()
+        # Limits that come from this server's config, not from the models.
+        config: Config = current_app.extensions[STATE_KEY].config
+        for name in ("GeneralSubmit", "SeedSubmit"):
+            timeout = document["components"]["schemas"][name]["properties"]["timeoutSeconds"]
+            timeout["anyOf"][0]["maximum"] = config.max_job_timeout
+        for path in document["paths"].values():
+            for operation in path.values():
+                if "requestBody" in operation:
+                    operation["requestBody"]["required"] = True
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "wait":
+                        parameter["schema"]["anyOf"][0]["maximum"] = config.max_wait
+        metrics = document.get("paths", {}).get("/metrics", {}).get("get")
+        if metrics is not None:
+            metrics["responses"][200] = {
+                "description": "Prometheus text exposition format",
+                "content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}},
+            }
+        return document
+
+
+def errors(*statuses: int) -> Any:
+    """OpenAPI entries for error answers (all share one shape)."""
+    return {status: (ErrorModel, None) for status in statuses}
+
+
+SUBMIT_ERRORS = errors(400, 401, 413, 429, 503)
 _general_body = TypeAdapter(GeneralSubmit)
 
 STATE_KEY = "graphnursery"
@@ -120,6 +170,16 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         # The engine stops itself on shutdown; Quart need not wait for it.
         BACKGROUND_TASK_SHUTDOWN_TIMEOUT=None,
     )
+    QuartSchema(
+        app,
+        openapi_provider_class=OpenAPI,
+        info=Info(title="graphnursery", version=__version__),
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}}
+        if config.api_keys
+        else None,
+    )
     state = AppState(config, store)
     app.extensions[STATE_KEY] = state
     metrics = Metrics()
@@ -154,6 +214,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         return engine, job
 
     @app.post("/execute")
+    @document(request=Submit, responses={200: (SeedAccepted, None), **SUBMIT_ERRORS})
     async def execute() -> Response:
         engine, job = await submit()
         return json_response(
@@ -161,6 +222,11 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         )
 
     @app.post("/jobs")
+    @document(
+        querystring=WaitQuery,
+        request=Submit,
+        responses={200: (JobModel, None), 202: (JobModel, None), **SUBMIT_ERRORS},
+    )
     async def create_job() -> Response:
         wait = parse_wait(config)
         engine, job = await submit()
@@ -172,6 +238,10 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         return json_response(job_body(job, position), status, {"Location": f"/jobs/{job.id}"})
 
     @app.get("/jobs/<job_id>")
+    @document(
+        querystring=WaitQuery,
+        responses={200: (JobModel, None), **errors(400, 401, 404, 503)},
+    )
     async def get_job(job_id: str) -> Response:
         wait = parse_wait(config)
         engine = state.require_engine()
@@ -191,6 +261,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         }
 
     @app.get("/health")
+    @document(responses={200: (Health, None), 503: (Health, None)})
     async def health() -> Response:
         body: dict[str, Any] = {
             "timestamp": iso(time.time()),
@@ -205,6 +276,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         return json_response(body)
 
     @app.get("/ready")
+    @document(responses={200: (Probe, None), 503: (Probe, None)})
     async def ready() -> Response:
         engine = state.engine
         if engine is None or not engine.accepting:
@@ -212,14 +284,17 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         return json_response({"status": "ready"})
 
     @app.get("/metrics")
+    @document(responses=errors(401))
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     @app.get("/live")
+    @document(responses={200: (Probe, None)})
     async def live() -> Response:
         return json_response({"status": "alive"})
 
     @app.get("/stats")
+    @document(responses={200: (Stats, None), **errors(401, 503)})
     async def stats() -> Response:
         engine = state.require_engine()
         s = await engine.statistics()

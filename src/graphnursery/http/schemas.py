@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr
 
 from ..jobs import Job, JobStatus
 
@@ -87,3 +87,104 @@ def job_body(job: Job, position: int | None = None) -> dict[str, Any]:
     if job.error is not None:
         body["error"] = {"type": job.error.type, "message": job.error.message}
     return body
+
+
+class Submit(RootModel[GeneralSubmit | SeedSubmit]):
+    """A submit body: the general form ``{input}`` or the seed's ``{messages}``."""
+
+
+# -- what the API answers (for the OpenAPI document; job_body() builds the real thing) ----
+
+
+class ErrorInfo(BaseModel):
+    type: str
+    message: str
+
+
+class JobModel(BaseModel):
+    """A job as ``GET /jobs/{id}`` answers it."""
+
+    jobId: str
+    status: Literal["queued", "running", "completed", "failed", "timed_out", "cancelled", "crashed"]
+    attempts: int
+    createdAt: str
+    position: int | None = None
+    startedAt: str | None = None
+    completedAt: str | None = None
+    durationMs: int | None = None
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
+class SeedAccepted(BaseModel):
+    """``POST /execute``'s answer, exactly as the seed's server gives it."""
+
+    jobId: str
+    status: Literal["queued"]
+    position: int
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ErrorModel(BaseModel):
+    """Every error answer. ``error`` is a string, as the seed's clients expect."""
+
+    error: str
+    code: str
+    detail: list[ErrorDetail] | None = None
+
+
+class SeedStats(BaseModel):
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    total: int
+    workers: int
+    availableWorkers: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    timestamp: str
+    uptime: float
+    stats: SeedStats | None = None
+
+
+class Probe(BaseModel):
+    status: str
+
+
+class StatusCounts(BaseModel):
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    timed_out: int
+    cancelled: int
+    crashed: int
+
+
+class Stats(SeedStats):
+    byStatus: StatusCounts
+    queueLength: int
+    queueCapacity: int
+    workerRestarts: int
+    uptime: float
+
+
+class WaitQuery(BaseModel):
+    wait: (
+        Annotated[
+            float,
+            Field(
+                ge=0,
+                description="long-poll: answer when the job ends, or after this many seconds",
+            ),
+        ]
+        | None
+    ) = None
