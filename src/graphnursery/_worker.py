@@ -212,12 +212,25 @@ def check_loaded() -> Reply:
     return ("ok", os.getpid())
 
 
-def run_job(job_input: Any) -> Reply:
-    """Call the graph with one job's input."""
-    global _loop
+def run_job(job_input: Any, trace_context: dict[str, str] | None = None) -> Reply:
+    """Call the graph with one job's input (inside the job's trace, when there is one)."""
     if _call is None:
         failure = _load_failure or ("error", "GraphLoadError", "graph is not loaded", "")
         return (*failure, ())
+    if trace_context:
+        from opentelemetry import context, propagate
+
+        token = context.attach(propagate.extract(trace_context))
+        try:
+            return _call_graph(job_input)
+        finally:
+            context.detach(token)
+    return _call_graph(job_input)
+
+
+def _call_graph(job_input: Any) -> Reply:
+    global _loop
+    assert _call is not None
     try:
         result = _call(job_input)
         if inspect.isawaitable(result):

@@ -22,6 +22,7 @@ from typing import Any
 
 import trio
 
+from . import tracing
 from .config import Config
 from .errors import EngineClosed, JobNotFound, QueueFull
 from .executor import GraphRunner, open_executor
@@ -81,6 +82,8 @@ class Engine:
         self._started_at = trio.current_time()
         self._send, self._receive = trio.open_memory_channel[str](config.queue_size)
         self._done: dict[str, trio.Event] = {}
+        # Trace context of each queued job, from submit to start (tracing extra only).
+        self._trace_carriers: dict[str, tracing.Carrier] = {}
         # Queue positions without scanning: a job's sequence number minus how many
         # jobs have left the queue so far.
         self._queue_seq: dict[str, int] = {}
@@ -120,6 +123,9 @@ class Engine:
         except trio.WouldBlock:
             await self.store.remove(job.id)
             raise self._queue_full() from None
+        carrier = tracing.submitted(job)
+        if carrier is not None:
+            self._trace_carriers[job.id] = carrier
         self._queue_seq[job.id] = self._enqueued
         self._enqueued += 1
         self.metrics.jobs_submitted.inc()
@@ -188,16 +194,19 @@ class Engine:
             await self._run(job_id)
 
     async def _run(self, job_id: str) -> None:
+        carrier = self._trace_carriers.pop(job_id, None)
         job = await self.store.start(job_id, self.clock.now())
         if job is None:  # no longer queued (evicted or already terminal)
             return
         self.metrics.job_started(job)
-        try:
-            outcome = await self.executor.run(job.input, job.timeout)
-        except trio.Cancelled:
-            with trio.CancelScope(shield=True):
-                await self._finish(job.id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
-            raise
+        with tracing.running(job, carrier) as run_trace:
+            try:
+                outcome = await self.executor.run(job.input, job.timeout, run_trace.carrier)
+            except trio.Cancelled:
+                with trio.CancelScope(shield=True):
+                    await self._finish(job.id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
+                raise
+            run_trace.outcome(outcome)
         await self._finish(job.id, outcome)
 
     async def _finish(self, job_id: str, outcome: Outcome) -> None:
@@ -242,6 +251,7 @@ class Engine:
             except (trio.WouldBlock, trio.EndOfChannel):
                 return
             self._queue_seq.pop(job_id, None)
+            self._trace_carriers.pop(job_id, None)
             await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
 
 

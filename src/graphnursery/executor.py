@@ -42,7 +42,9 @@ class GraphRunner(Protocol):
     workers: int
     worker_restarts: int
 
-    async def run(self, job_input: Any, timeout: float) -> Outcome: ...
+    async def run(
+        self, job_input: Any, timeout: float, trace_context: dict[str, str] | None = None
+    ) -> Outcome: ...
 
     def statistics(self) -> ExecutorStatistics: ...
 
@@ -80,12 +82,18 @@ class Executor:
                 _, error_type, message, tb = reply
                 raise GraphLoadError(self.graph, error_type, message, tb)
 
-    async def run(self, job_input: Any, timeout: float) -> Outcome:
+    async def run(
+        self, job_input: Any, timeout: float, trace_context: dict[str, str] | None = None
+    ) -> Outcome:
         """Run the graph once on ``job_input``; never raises for what the graph does."""
         with trio.move_on_after(timeout) as scope:
             try:
                 reply = await self._context.run_sync(
-                    _worker.run_job, job_input, kill_on_cancel=True, limiter=self._limiter
+                    _worker.run_job,
+                    job_input,
+                    trace_context,
+                    kill_on_cancel=True,
+                    limiter=self._limiter,
                 )
             except trio_parallel.BrokenWorkerError as exc:
                 self.worker_restarts += 1
@@ -176,9 +184,11 @@ class InlineExecutor:
             _, error_type, message, tb = reply
             raise GraphLoadError(graph, error_type, message, tb)
 
-    async def run(self, job_input: Any, timeout: float) -> Outcome:
+    async def run(
+        self, job_input: Any, timeout: float, trace_context: dict[str, str] | None = None
+    ) -> Outcome:
         await trio.lowlevel.checkpoint()
-        return outcome_from_reply(_worker.run_job(job_input))
+        return outcome_from_reply(_worker.run_job(job_input, trace_context))
 
     def statistics(self) -> ExecutorStatistics:
         return ExecutorStatistics(workers=1, running=0, idle_workers=1)

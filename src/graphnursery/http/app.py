@@ -12,7 +12,7 @@ from quart import Response, current_app, request
 from quart_schema import Info, OpenAPIProvider, QuartSchema, document
 from quart_trio import QuartTrio
 
-from .. import __version__
+from .. import __version__, tracing
 from ..config import Config
 from ..engine import Engine, EngineStatistics, open_engine
 from ..errors import EngineClosed
@@ -209,7 +209,8 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     async def submit() -> tuple[Engine, Any]:
         engine = state.require_engine()
         job_input, timeout = parse_submit(await read_json_object(), config)
-        job = await engine.submit(job_input, timeout=timeout)
+        with tracing.remote_parent(request.headers):
+            job = await engine.submit(job_input, timeout=timeout)
         log.debug("job submitted", job_id=job.id)
         return engine, job
 
