@@ -21,8 +21,19 @@ except ImportError:  # pragma: no cover - exercised when the extra is not instal
 from .jobs import Job, JobStatus, Outcome
 
 Carrier = dict[str, str]
-ENABLED = trace is not None
 _NS = 1_000_000_000
+
+
+def enabled() -> bool:
+    """Whether spans go anywhere: the API is installed and a real provider is set.
+
+    Checked per call (a global read), so a provider set after import is honoured, and a
+    program with the API installed but no SDK pays nothing on a job's path.
+    """
+    if trace is None:
+        return False
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def _tracer() -> Any:
@@ -33,7 +44,7 @@ def _tracer() -> Any:
 def remote_parent(headers: Any) -> Iterator[None]:
     """Continue the caller's trace (W3C ``traceparent``) from request headers (any mapping
     whose ``get`` finds the header)."""
-    if not ENABLED:
+    if not enabled():
         yield
         return
     token = otel_context.attach(propagate.extract(headers))
@@ -45,7 +56,7 @@ def remote_parent(headers: Any) -> Iterator[None]:
 
 def submitted(job: Job) -> Carrier | None:
     """Record the submit span; returns the context the job's later spans hang from."""
-    if not ENABLED:
+    if not enabled():
         return None
     with _tracer().start_as_current_span(
         "graphnursery.submit",
@@ -79,7 +90,7 @@ _NO_TRACE = RunTrace()
 @contextmanager
 def running(job: Job, carrier: Carrier | None) -> Iterator[RunTrace]:
     """Spans for the wait in the queue and for the run, children of the submit span."""
-    if not ENABLED or carrier is None:
+    if carrier is None or not enabled():
         yield _NO_TRACE
         return
     parent = propagate.extract(carrier)
