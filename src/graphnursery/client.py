@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 
 import anyio
 import httpx
@@ -328,8 +328,13 @@ def _page(body: Any) -> JobPage:
     return JobPage(tuple(Job.from_json(j) for j in body["jobs"]), body.get("nextCursor"))
 
 
-def _wait_param(seconds: float) -> str:
-    return f"{max(seconds, 0.0):.3f}"
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+class _LongPoll(TypedDict):
+    params: Mapping[str, str] | None
+    timeout: httpx.Timeout
 
 
 class _Settings:
@@ -353,11 +358,17 @@ class _Settings:
         if api_key is not None:
             self.headers["Authorization"] = f"Bearer {api_key}"
 
-    def long_poll_timeout(self, wait: float) -> httpx.Timeout:
-        """The request timeout, with the read timeout stretched by the long-poll's ``wait``."""
+    def long_poll(self, wait: float) -> _LongPoll:
+        """``?wait=`` and a read timeout stretched by it; a plain request when ``wait`` is 0."""
+        wait = round(max(wait, 0.0), 3)
+        if not wait:
+            return {"params": None, "timeout": self.timeout}
         t = self.timeout
         read = None if t.read is None else t.read + wait
-        return httpx.Timeout(connect=t.connect, read=read, write=t.write, pool=t.pool)
+        return {
+            "params": {"wait": f"{wait:g}"},
+            "timeout": httpx.Timeout(connect=t.connect, read=read, write=t.write, pool=t.pool),
+        }
 
     def poll_seconds(self, deadline: float | None) -> float:
         if deadline is None:
@@ -456,8 +467,15 @@ class AsyncClient:
         A repeat submit with the same ``idempotency_key`` returns the same job.
         """
         body = _submit_body(input, messages, data, metadata, timeout)
+        return await self._submit(body, idempotency_key, 0.0)
+
+    async def _submit(self, body: dict[str, Any], idempotency_key: str | None, wait: float) -> Job:
         answer = await self._request(
-            "POST", "/jobs", json=body, headers=_idempotency(idempotency_key)
+            "POST",
+            "/jobs",
+            json=body,
+            headers=_idempotency(idempotency_key),
+            **self._settings.long_poll(wait),
         )
         return Job.from_json(answer)
 
@@ -471,20 +489,20 @@ class AsyncClient:
         Raises :class:`WaitTimeout` (a ``TimeoutError``) if it is not terminal after
         ``timeout`` seconds; the job goes on running.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        return await self._wait(job_id, _deadline(timeout), timeout)
+
+    async def _wait(
+        self, job_id: str, deadline: float | None, timeout: float | None, job: Job | None = None
+    ) -> Job:
+        while job is None or not job.done:
+            if job is not None and deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(job, timeout or 0.0)
             seconds = self._settings.poll_seconds(deadline)
             answer = await self._request(
-                "GET",
-                f"/jobs/{job_id}",
-                params={"wait": _wait_param(seconds)},
-                timeout=self._settings.long_poll_timeout(seconds),
+                "GET", f"/jobs/{job_id}", **self._settings.long_poll(seconds)
             )
             job = Job.from_json(answer)
-            if job.done:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(job, timeout or 0.0)
+        return job
 
     async def run(
         self,
@@ -503,15 +521,11 @@ class AsyncClient:
         :class:`JobCancelled` if it ends otherwise, and :class:`WaitTimeout` if it has not
         ended after ``wait_timeout`` seconds. ``timeout`` is the job's own, as in ``submit``.
         """
-        job = await self.submit(
-            input,
-            messages=messages,
-            data=data,
-            metadata=metadata,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-        )
-        return (await self.wait(job.id, wait_timeout)).outcome()
+        deadline = _deadline(wait_timeout)
+        body = _submit_body(input, messages, data, metadata, timeout)
+        # The submit itself long-polls, so a short job answers in one round trip.
+        job = await self._submit(body, idempotency_key, self._settings.poll_seconds(deadline))
+        return (await self._wait(job.id, deadline, wait_timeout, job)).outcome()
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job. Raises :class:`Conflict` if it already ended."""
@@ -605,7 +619,16 @@ class Client:
     ) -> Job:
         """Queue a job and return it at once; see :meth:`AsyncClient.submit`."""
         body = _submit_body(input, messages, data, metadata, timeout)
-        answer = self._request("POST", "/jobs", json=body, headers=_idempotency(idempotency_key))
+        return self._submit(body, idempotency_key, 0.0)
+
+    def _submit(self, body: dict[str, Any], idempotency_key: str | None, wait: float) -> Job:
+        answer = self._request(
+            "POST",
+            "/jobs",
+            json=body,
+            headers=_idempotency(idempotency_key),
+            **self._settings.long_poll(wait),
+        )
         return Job.from_json(answer)
 
     def get(self, job_id: str) -> Job:
@@ -614,20 +637,19 @@ class Client:
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once terminal; see :meth:`AsyncClient.wait`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            seconds = self._settings.poll_seconds(deadline)
-            answer = self._request(
-                "GET",
-                f"/jobs/{job_id}",
-                params={"wait": _wait_param(seconds)},
-                timeout=self._settings.long_poll_timeout(seconds),
-            )
-            job = Job.from_json(answer)
-            if job.done:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
+        return self._wait(job_id, _deadline(timeout), timeout)
+
+    def _wait(
+        self, job_id: str, deadline: float | None, timeout: float | None, job: Job | None = None
+    ) -> Job:
+        while job is None or not job.done:
+            if job is not None and deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeout(job, timeout or 0.0)
+            seconds = self._settings.poll_seconds(deadline)
+            job = Job.from_json(
+                self._request("GET", f"/jobs/{job_id}", **self._settings.long_poll(seconds))
+            )
+        return job
 
     def run(
         self,
@@ -641,15 +663,10 @@ class Client:
         idempotency_key: str | None = None,
     ) -> Any:
         """Submit, wait, return the result or raise; see :meth:`AsyncClient.run`."""
-        job = self.submit(
-            input,
-            messages=messages,
-            data=data,
-            metadata=metadata,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-        )
-        return self.wait(job.id, wait_timeout).outcome()
+        deadline = _deadline(wait_timeout)
+        body = _submit_body(input, messages, data, metadata, timeout)
+        job = self._submit(body, idempotency_key, self._settings.poll_seconds(deadline))
+        return self._wait(job.id, deadline, wait_timeout, job).outcome()
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job. Raises :class:`Conflict` if it already ended."""

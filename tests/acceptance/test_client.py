@@ -69,7 +69,8 @@ class Recording(httpx.AsyncHTTPTransport):
 
 
 async def test_submit_get_wait_run_round_trip() -> None:
-    async with server(ECHO) as url, AsyncClient(url) as client:
+    transport = Recording()
+    async with server(ECHO) as url, AsyncClient(url, transport=transport) as client:
         job = await client.submit({"question": "hi"})
         uuid.UUID(job.id)
         assert job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -86,7 +87,11 @@ async def test_submit_get_wait_run_round_trip() -> None:
         assert done.started_at is not None and done.completed_at is not None
         assert done.created_at == job.created_at
 
+        transport.exchanges.clear()
         assert await client.run([1, "two", None]) == {"echo": [1, "two", None]}
+        # run() long-polls on the submit itself: a short job is one request, answered 200
+        assert transport.exchanges == [("POST", "/jobs", 200)]
+
         seed = [{"role": "user", "content": "hello"}]
         assert await client.run(messages=seed, data={"k": 1}) == {
             "echo": {"messages": seed, "data": {"k": 1}, "metadata": {}}
@@ -114,6 +119,9 @@ async def test_wait_raises_wait_timeout_with_the_job_as_last_seen() -> None:
         assert not caught.value.job.done
         # the job was not touched: it still completes
         assert (await client.wait(job.id)).status is JobStatus.COMPLETED
+
+        with pytest.raises(WaitTimeout):
+            await client.run({}, wait_timeout=0.01)
 
 
 async def test_run_raises_job_failed_with_the_graph_error() -> None:
