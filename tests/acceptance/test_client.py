@@ -7,6 +7,7 @@ the blocking client in a thread. The server runs in this test's Trio run through
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -245,3 +246,53 @@ async def asyncio_round_trip(url: str) -> None:
 async def test_async_client_under_asyncio() -> None:
     async with server(ECHO) as url:
         await trio.to_thread.run_sync(lambda: asyncio.run(asyncio_round_trip(url)))
+
+
+# The README's "Python client" examples, verbatim but for the server's address.
+README_BLOCKING = """\
+from graphnursery import Client, JobFailed
+
+with Client("http://127.0.0.1:8000") as client:
+    print(client.run({"question": "hi"}))       # submit, wait, return the result
+
+    job = client.submit({"question": "later"})  # answers at once, status "queued"
+    job = client.wait(job.id, timeout=60)       # long-polls until the job has ended
+    print(job.status, job.result)
+
+    try:
+        client.run({"question": "hi"}, timeout=5)  # the job may run at most 5 s
+    except JobFailed as error:                     # or JobTimedOut, JobCrashed, ...
+        print(error.type, error.message)
+"""
+README_ASYNC = """\
+import trio  # or asyncio: AsyncClient works under both
+from graphnursery import AsyncClient
+
+async def main():
+    async with AsyncClient("http://127.0.0.1:8000") as client:
+        print(await client.run(messages=[{"role": "user", "content": "hello"}]))
+
+trio.run(main)
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "printed"),
+    [
+        (
+            README_BLOCKING,
+            "{'echo': {'question': 'hi'}}\ncompleted {'echo': {'question': 'later'}}\n",
+        ),
+        (
+            README_ASYNC,
+            "{'echo': {'messages': [{'role': 'user', 'content': 'hello'}], "
+            "'data': {}, 'metadata': {}}}\n",
+        ),
+    ],
+    ids=["blocking", "async"],
+)
+async def test_readme_examples_print_what_they_say(script: str, printed: str) -> None:
+    async with server(ECHO) as url:
+        script = script.replace("http://127.0.0.1:8000", url)
+        done = await trio.run_process([sys.executable, "-c", script], capture_stdout=True)
+        assert done.stdout.decode() == printed
