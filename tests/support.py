@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,3 +54,13 @@ async def read_serving_url(proc: trio.Process, stdout: trio.abc.ReceiveStream) -
 
 
 PIPE = subprocess.PIPE
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The README's python code block that contains ``marker``."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    matching = [block for block in blocks if marker in block]
+    assert len(matching) == 1, f"expected one README block with {marker!r}"
+    return matching[0]

@@ -12,16 +12,37 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .client import AsyncClient as AsyncClient
+    from .client import Client as Client
+    from .client import Retries as Retries
     from .config import Config as Config
     from .engine import Engine as Engine
     from .engine import EngineStatistics as EngineStatistics
     from .engine import open_engine as open_engine
+    from .errors import ApiError as ApiError
+    from .errors import ClientError as ClientError
     from .errors import ConfigError as ConfigError
+    from .errors import Conflict as Conflict
     from .errors import EngineClosed as EngineClosed
     from .errors import GraphLoadError as GraphLoadError
     from .errors import GraphNurseryError as GraphNurseryError
+    from .errors import InvalidRequest as InvalidRequest
+    from .errors import JobCancelled as JobCancelled
+    from .errors import JobCrashed as JobCrashed
+    from .errors import JobFailed as JobFailed
     from .errors import JobNotFound as JobNotFound
+    from .errors import JobTimedOut as JobTimedOut
+    from .errors import JobUnsuccessful as JobUnsuccessful
+    from .errors import NotFound as NotFound
+    from .errors import PayloadTooLarge as PayloadTooLarge
     from .errors import QueueFull as QueueFull
+    from .errors import ServerError as ServerError
+    from .errors import TooManyRequests as TooManyRequests
+    from .errors import TransportError as TransportError
+    from .errors import Unauthorized as Unauthorized
+    from .errors import Unavailable as Unavailable
+    from .errors import UnexpectedResponse as UnexpectedResponse
+    from .errors import WaitTimeout as WaitTimeout
     from .http import create_app as create_app
     from .jobs import Job as Job
     from .jobs import JobError as JobError
@@ -30,20 +51,41 @@ if TYPE_CHECKING:
     from .server import serve_graph as serve_graph
 
 _EXPORTS = {
+    "AsyncClient": ".client",
+    "Client": ".client",
+    "Retries": ".client",
     "Config": ".config",
-    "ConfigError": ".errors",
     "Engine": ".engine",
-    "EngineClosed": ".errors",
     "EngineStatistics": ".engine",
+    "open_engine": ".engine",
+    "ApiError": ".errors",
+    "ClientError": ".errors",
+    "ConfigError": ".errors",
+    "Conflict": ".errors",
+    "EngineClosed": ".errors",
     "GraphLoadError": ".errors",
     "GraphNurseryError": ".errors",
+    "InvalidRequest": ".errors",
+    "JobCancelled": ".errors",
+    "JobCrashed": ".errors",
+    "JobFailed": ".errors",
+    "JobNotFound": ".errors",
+    "JobTimedOut": ".errors",
+    "JobUnsuccessful": ".errors",
+    "NotFound": ".errors",
+    "PayloadTooLarge": ".errors",
+    "QueueFull": ".errors",
+    "ServerError": ".errors",
+    "TooManyRequests": ".errors",
+    "TransportError": ".errors",
+    "Unauthorized": ".errors",
+    "Unavailable": ".errors",
+    "UnexpectedResponse": ".errors",
+    "WaitTimeout": ".errors",
+    "create_app": ".http",
     "Job": ".jobs",
     "JobError": ".jobs",
-    "JobNotFound": ".errors",
     "JobStatus": ".jobs",
-    "QueueFull": ".errors",
-    "create_app": ".http",
-    "open_engine": ".engine",
     "serve": ".server",
     "serve_graph": ".server",
 }

@@ -5,12 +5,36 @@
     ├── GraphLoadError       the graph cannot be imported or is not callable
     ├── JobNotFound          no job with that id (never existed, or expired)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
-    └── EngineClosed         the engine is not accepting jobs (stopped or stopping)
+    ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
+    └── ClientError          raised by graphnursery.Client / AsyncClient (tree in client.py)
+        ├── TransportError       the server could not be reached or the connection broke
+        ├── UnexpectedResponse   the answer is not graphnursery's JSON
+        ├── WaitTimeout          a job was not terminal when the caller stopped waiting
+        ├── ApiError             the server answered an error (status, code, message, detail)
+        │   ├── InvalidRequest   400
+        │   ├── Unauthorized     401
+        │   ├── NotFound         404
+        │   ├── Conflict         409
+        │   ├── PayloadTooLarge  413
+        │   ├── TooManyRequests  429, the queue is full (``retry_after``)
+        │   ├── Unavailable      503, draining or down (``retry_after``)
+        │   └── ServerError      any other 5xx
+        └── JobUnsuccessful      run(): the job ended but not ``completed`` (``job``)
+            ├── JobFailed        the graph raised (``type``, ``message``)
+            ├── JobTimedOut      it ran past its timeout and was killed
+            ├── JobCrashed       its worker process died
+            └── JobCancelled     it was cancelled (by a client, or by shutdown)
 
-The HTTP layer maps each of these to a status code in one place (``http/errors.py``).
+The HTTP layer maps the server-side errors to a status code in one place (``http/errors.py``);
+the client maps status codes back to the ``ApiError`` branch in one place (``client.py``).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import Job
 
 
 class GraphNurseryError(Exception):
@@ -59,3 +83,125 @@ class QueueFull(GraphNurseryError):
 
 class EngineClosed(GraphNurseryError):
     """The engine is not running, so it accepts no jobs."""
+
+
+# -- the client's branch ---------------------------------------------------------------------
+
+
+class ClientError(GraphNurseryError):
+    """Base class of every error :class:`~graphnursery.Client` and ``AsyncClient`` raise."""
+
+
+class TransportError(ClientError):
+    """The server could not be reached, or the connection broke (wraps the httpx error)."""
+
+
+class UnexpectedResponse(ClientError):
+    """The server's answer is not the JSON graphnursery sends (wrong URL, a proxy's page...)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class WaitTimeout(ClientError, TimeoutError):
+    """The job was not terminal when the caller's ``timeout`` ran out. ``job`` is as last seen.
+
+    The job itself goes on running on the server.
+    """
+
+    def __init__(self, job: Job, timeout: float) -> None:
+        self.job = job
+        self.timeout = timeout
+        super().__init__(f"job {job.id} still {job.status} after waiting {timeout:g} s")
+
+
+class ApiError(ClientError):
+    """The server answered with an error status: ``{"error", "code", "detail"?}``.
+
+    ``status`` is the HTTP status, ``code`` the machine code (``"invalid_body"``,
+    ``"queue_full"``, ...), ``message`` the human one, ``detail`` the per-field list (400).
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: list[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.retry_after = retry_after
+        super().__init__(f"{status} {code}: {message}")
+
+
+class InvalidRequest(ApiError):
+    """400: malformed JSON or a schema violation; ``detail`` names each bad field."""
+
+
+class Unauthorized(ApiError):
+    """401: the server wants an API key and this one is missing or wrong."""
+
+
+class NotFound(ApiError):
+    """404: no such job (never existed, or its result expired), or no such route."""
+
+
+class Conflict(ApiError):
+    """409: the job is already terminal (cancelling a finished job)."""
+
+
+class PayloadTooLarge(ApiError):
+    """413: the request body is larger than the server's ``max_body_bytes``."""
+
+
+class TooManyRequests(ApiError):
+    """429: the server's queue is full. Retried by the client, honouring ``retry_after``."""
+
+
+class Unavailable(ApiError):
+    """503: the server is draining or its engine is down. Retried like 429."""
+
+
+class ServerError(ApiError):
+    """Any other 5xx answer."""
+
+
+class JobUnsuccessful(ClientError):
+    """``run()``: the job ended, but not ``completed``. ``job`` is its final state."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        super().__init__(self.describe(job))
+
+    @staticmethod
+    def describe(job: Job) -> str:
+        if job.error is not None:
+            return f"job {job.id} {job.status}: {job.error.type}: {job.error.message}"
+        return f"job {job.id} {job.status}"
+
+
+class JobFailed(JobUnsuccessful):
+    """The graph raised. ``type`` and ``message`` are the exception's type name and message."""
+
+    def __init__(self, job: Job) -> None:
+        self.type = job.error.type if job.error else ""
+        self.message = job.error.message if job.error else ""
+        super().__init__(job)
+
+
+class JobTimedOut(JobUnsuccessful):
+    """The job ran past its timeout; its worker process was killed."""
+
+
+class JobCrashed(JobUnsuccessful):
+    """The job's worker process died (segfault, ``os._exit``, OOM kill)."""
+
+
+class JobCancelled(JobUnsuccessful):
+    """The job was cancelled, by a client or by the server shutting down."""

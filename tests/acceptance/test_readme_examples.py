@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
 from functools import partial
-from pathlib import Path
 
 import httpx
 import trio
 
-from support import PIPE, read_serving_url
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def readme_block(marker: str) -> str:
-    """The README's python code block that contains ``marker``."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
-    matching = [block for block in blocks if marker in block]
-    assert len(matching) == 1, f"expected one README block with {marker!r}"
-    return matching[0]
-
+from support import PIPE, read_serving_url, readme_block
 
 # The README's serve_graph block, pointed at a real example graph and a free port.
 SERVE_GRAPH = readme_block("serve_graph(").replace(
