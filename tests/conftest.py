@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 GRAPHS = ROOT / "tests" / "graphs"
@@ -11,3 +13,13 @@ GRAPHS = ROOT / "tests" / "graphs"
 # Graph specs in tests are paths relative to the repository root, as a user would type them.
 os.chdir(ROOT)
 sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A working directory for a server subprocess, so its default SQLite store
+    (``./graphnursery.db``) lands in the test's temporary directory. Graph paths relative
+    to the repository root still resolve there."""
+    for name in ("examples", "tests"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    return tmp_path

@@ -5,7 +5,9 @@
     ├── GraphLoadError       the graph cannot be imported or is not callable
     ├── JobNotFound          no job with that id (never existed, or expired)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
-    └── EngineClosed         the engine is not accepting jobs (stopped or stopping)
+    ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
+    └── StoreError           the job store cannot be opened or used
+        └── StoreLocked      another server is using this SQLite database file
 
 The HTTP layer maps each of these to a status code in one place (``http/errors.py``).
 """
@@ -59,3 +61,19 @@ class QueueFull(GraphNurseryError):
 
 class EngineClosed(GraphNurseryError):
     """The engine is not running, so it accepts no jobs."""
+
+
+class StoreError(GraphNurseryError):
+    """The job store cannot be opened or used (bad schema version, missing driver, ...)."""
+
+
+class StoreLocked(StoreError):
+    """Another graphnursery server holds this SQLite database file."""
+
+    def __init__(self, path: str, lock_path: str) -> None:
+        self.path = path
+        self.lock_path = lock_path
+        super().__init__(
+            f"the SQLite database {path!r} is in use by another graphnursery server "
+            f"(it holds the lock {lock_path!r}); stop that server or pick another --store file"
+        )
