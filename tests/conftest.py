@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,12 @@ def workdir(tmp_path: Path) -> Path:
     for name in ("examples", "tests"):
         (tmp_path / name).symlink_to(ROOT / name)
     return tmp_path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL store URL on a schema of the test's own (see ``tests/postgres.py``)."""
+    from postgres import postgres_schema
+
+    with postgres_schema() as url:
+        yield url
