@@ -1,24 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from graphnursery.store import Store, open_store
-
-OpenStore = Callable[[], AbstractAsyncContextManager[Store]]
-
-
-@asynccontextmanager
-async def opened(url: str, **options: float) -> AsyncIterator[Store]:
-    store = open_store(url, **options)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
+from graphnursery.store import Store
+from stores import opened
 
 
 def _url_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:

@@ -6,21 +6,10 @@ from typing import Any
 
 import pytest
 
-from graphnursery import Job, JobError, JobStatus
+from graphnursery import JobError, JobStatus
 from graphnursery.jobs import new_job_id
 from graphnursery.store import Store
-
-T0 = 1_700_000_000.0
-
-
-def queued(job_input: Any = None, created_at: float = T0, timeout: float = 30.0) -> Job:
-    return Job(
-        id=new_job_id(),
-        input={"n": 1} if job_input is None else job_input,
-        status=JobStatus.QUEUED,
-        created_at=created_at,
-        timeout=timeout,
-    )
+from stores import T0, queued
 
 
 async def test_a_new_job_reads_back_as_it_was_added(store: Store) -> None:
