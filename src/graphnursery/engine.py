@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +94,9 @@ class Engine:
         self._running: dict[str, trio.CancelScope] = {}
         self._claimed = 0  # shared store: jobs claimed here and not yet finished
         self._claim_wanted = trio.Event()
+        # Shared store: the queue length across replicas, re-read at most every 0.1 s.
+        self._shared_queued = 0
+        self._shared_queued_until = -math.inf
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -190,17 +193,19 @@ class Engine:
         return QueueFull(self.config.queue_size, self.retry_after())
 
     async def _runner(self) -> None:
-        async for job_id in self._receive:
-            self._dequeued += 1
-            self._queue_seq.pop(job_id, None)
-            try:
-                await self._run(job_id)
-            finally:
-                if self.store.shared:
-                    self._claimed -= 1
-                    self._claim_wanted.set()
+        async with trio.open_nursery() as nursery:
+            finish = _Finisher(self, nursery).finish if self.store.durable else self._finish
+            async for job_id in self._receive:
+                self._dequeued += 1
+                self._queue_seq.pop(job_id, None)
+                try:
+                    await self._run(job_id, finish)
+                finally:
+                    if self.store.shared:
+                        self._claimed -= 1
+                        self._claim_wanted.set()
 
-    async def _run(self, job_id: str) -> None:
+    async def _run(self, job_id: str, finish: Callable[[str, Outcome], Awaitable[None]]) -> None:
         job = await self.store.start(job_id, self.clock.now())
         if job is None:  # no longer queued (evicted or already terminal)
             return
@@ -217,7 +222,7 @@ class Engine:
                 raise
             finally:
                 del self._running[job.id]
-            await self._finish(job.id, outcome)
+            await finish(job.id, outcome)
 
     async def _finish(self, job_id: str, outcome: Outcome) -> None:
         job = await self.store.finish(
@@ -271,11 +276,20 @@ class Engine:
         )
 
     async def _submit_shared(self, job_input: Any, timeout: float) -> Job:
-        """Record the job; the store tells every replica, and one of them claims it."""
-        if await self.store.queued_count() >= self.config.queue_size:
+        """Record the job; the store tells every replica, and one of them claims it.
+
+        The queue bound is checked against a count re-read every 0.1 s plus this replica's
+        submits since, so it may be overshot by what other replicas accept meanwhile.
+        """
+        now = trio.current_time()
+        if now >= self._shared_queued_until:
+            self._shared_queued_until = now + 0.1
+            self._shared_queued = await self.store.queued_count()
+        if self._shared_queued >= self.config.queue_size:
             raise self._queue_full()
         job = self._new_job(job_input, timeout)
         await self.store.add(job)
+        self._shared_queued += 1
         return job
 
     async def _stop_unfinished(self, job_id: str) -> None:
@@ -333,6 +347,27 @@ class Engine:
         scope = self._running.get(job_id)
         if scope is not None:
             scope.cancel()
+
+
+class _Finisher:
+    """Durable store: a runner's results are committed in the background, one at a time,
+    so its next job starts while the last result is on its way to disk. (A crash in
+    between re-runs that job: at-least-once, as for any job running at a crash.)"""
+
+    def __init__(self, engine: Engine, nursery: trio.Nursery) -> None:
+        self._engine = engine
+        self._nursery = nursery
+        self._idle = trio.Semaphore(1)
+
+    async def finish(self, job_id: str, outcome: Outcome) -> None:
+        await self._idle.acquire()  # at most one result in flight per runner
+        self._nursery.start_soon(self._write, job_id, outcome)
+
+    async def _write(self, job_id: str, outcome: Outcome) -> None:
+        try:
+            await self._engine._finish(job_id, outcome)
+        finally:
+            self._idle.release()
 
 
 class _EngineEvents:

@@ -66,6 +66,8 @@ J_COLUMNS = (
     " j.completed_at, j.result::text, j.error::text"
 )
 NOW = "extract(epoch from clock_timestamp())::double precision"
+#: Pool connections kept for the engine's own work (claims, results, lease renewals).
+ENGINE_CONNECTIONS = 2
 
 #: Schema migrations, in order; ``graphnursery_schema_version`` says how many ran.
 MIGRATIONS: Sequence[str] = (
@@ -145,7 +147,11 @@ class PostgresStore(Store):
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool_size = pool_size
+        # Requests (submits, reads) share most connections; the engine's own work (claims,
+        # results, leases) has two of its own, so a burst of requests never starves workers.
         self._limiter = trio.CapacityLimiter(pool_size)
+        self._engine_limiter = trio.CapacityLimiter(ENGINE_CONNECTIONS)
+        self._next_expiry_check = 0.0
         self._pool: ConnectionPool[Connection] | None = None
         self._channel = ""
         # Leases this replica holds: job id -> lease token. A result is written under it.
@@ -163,7 +169,7 @@ class PostgresStore(Store):
         pool: ConnectionPool[Connection] = ConnectionPool(
             self.conninfo,
             min_size=1,
-            max_size=self._pool_size,
+            max_size=self._pool_size + ENGINE_CONNECTIONS,
             open=False,
             name="graphnursery",
         )
@@ -218,8 +224,11 @@ class PostgresStore(Store):
         if pool is not None:
             await trio.to_thread.run_sync(pool.close)
 
-    async def _run(self, fn: Callable[[Connection], T]) -> T:
-        """``fn(connection)`` in one transaction on a pool connection, on a thread."""
+    async def _run(self, fn: Callable[[Connection], T], *, engine: bool = False) -> T:
+        """``fn(connection)`` in one transaction on a pool connection, on a thread.
+
+        ``engine``: work the engine's runners wait on, with connections of its own.
+        """
         pool = self._pool
         if pool is None:
             raise StoreError("the PostgreSQL store is not open")
@@ -228,7 +237,8 @@ class PostgresStore(Store):
             with pool.connection() as connection:
                 return fn(connection)
 
-        return await trio.to_thread.run_sync(in_transaction, limiter=self._limiter)
+        limiter = self._engine_limiter if engine else self._limiter
+        return await trio.to_thread.run_sync(in_transaction, limiter=limiter)
 
     def _notify(self, connection: Connection, kind: str, job_id: str) -> None:
         # Sent when the transaction commits.
@@ -330,7 +340,7 @@ class PostgresStore(Store):
             self._notify(connection, "d", job_id)
             return row_to_job(row)
 
-        job = await self._run(finish)
+        job = await self._run(finish, engine=True)
         if job is None and token is not None:
             log.warning(
                 "refused the %s result of job %s: this replica's lease on it has expired "
@@ -394,7 +404,7 @@ class PostgresStore(Store):
             if cursor.rowcount:
                 self._notify(connection, "n", job_id)
 
-        await self._run(release)
+        await self._run(release, engine=True)
 
     async def claim(self, limit: int, started_at: float) -> list[Job]:
         """Lease up to ``limit`` jobs to this replica: expired leases first, then the queue."""
@@ -406,15 +416,23 @@ class PostgresStore(Store):
             "lease_expired": dump_error(LEASE_EXPIRED),
         }
 
+        # Expired leases are looked for every lease_seconds / 4 at most, not on every claim.
+        now = trio.current_time()
+        check_expired = now >= self._next_expiry_check
+        if check_expired:
+            self._next_expiry_check = now + self.lease_seconds / 4
+
         def claim(connection: Connection) -> list[tuple[Any, ...]]:
-            rows = connection.execute(CLAIM_EXPIRED, params).fetchall()
+            rows = []
+            if check_expired:
+                rows = connection.execute(CLAIM_EXPIRED, params).fetchall()
             if len(rows) < limit:
                 params["limit"] = limit - len(rows)
                 rows += connection.execute(CLAIM_QUEUED, params).fetchall()
             return sorted(rows)
 
         jobs = []
-        for row in await self._run(claim):
+        for row in await self._run(claim, engine=True):
             job = row_to_job(row[2:])
             self._leases[job.id] = row[1]
             self._claimed[job.id] = job
@@ -462,7 +480,7 @@ class PostgresStore(Store):
                 continue
 
             try:
-                renewed = await self._run(partial(self._renew, list(held.values())))
+                renewed = await self._run(partial(self._renew, list(held.values())), engine=True)
             except psycopg.Error as exc:
                 log.warning("could not renew leases: %s", exc)
                 continue

@@ -155,14 +155,12 @@ class _Writer:
         try:
             connection.execute("BEGIN IMMEDIATE")
             for operation in batch:
-                # A savepoint each, so one failing operation leaves the others' work intact.
-                connection.execute("SAVEPOINT operation")
+                # A failing statement (say, a duplicate id) rolls back only itself, and each
+                # operation writes with one statement: the others' work stays intact.
                 try:
                     operation.value = operation.fn(connection)
                 except Exception as exc:
-                    connection.execute("ROLLBACK TO operation")
                     operation.error = exc
-                connection.execute("RELEASE operation")
             connection.execute("COMMIT")
             self.transactions += 1
         except Exception as exc:  # the commit itself failed (disk full, I/O error)
