@@ -151,7 +151,6 @@ class PostgresStore(Store):
         # results, leases) has two of its own, so a burst of requests never starves workers.
         self._limiter = trio.CapacityLimiter(pool_size)
         self._engine_limiter = trio.CapacityLimiter(ENGINE_CONNECTIONS)
-        self._next_expiry_check = 0.0
         self._pool: ConnectionPool[Connection] | None = None
         self._channel = ""
         # Leases this replica holds: job id -> lease token. A result is written under it.
@@ -416,16 +415,8 @@ class PostgresStore(Store):
             "lease_expired": dump_error(LEASE_EXPIRED),
         }
 
-        # Expired leases are looked for every lease_seconds / 4 at most, not on every claim.
-        now = trio.current_time()
-        check_expired = now >= self._next_expiry_check
-        if check_expired:
-            self._next_expiry_check = now + self.lease_seconds / 4
-
         def claim(connection: Connection) -> list[tuple[Any, ...]]:
-            rows = []
-            if check_expired:
-                rows = connection.execute(CLAIM_EXPIRED, params).fetchall()
+            rows = connection.execute(CLAIM_EXPIRED, params).fetchall()
             if len(rows) < limit:
                 params["limit"] = limit - len(rows)
                 rows += connection.execute(CLAIM_QUEUED, params).fetchall()
