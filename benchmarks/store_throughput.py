@@ -120,7 +120,8 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"store_throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"settings": settings, "machine": machine, "results": results}, indent=2))
+    report = {"settings": settings, "machine": machine, "results": results}
+    path.write_text(json.dumps(report, indent=2))
     print(f"wrote {path}")
 
 

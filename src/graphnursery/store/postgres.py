@@ -525,9 +525,10 @@ class PostgresStore(Store):
         elif kind == "d":
             events.job_done(job_id)
         elif kind == "c":
-            # Claimed here but not started: drop the claim, so start() finds it terminal.
-            if self._claimed.pop(job_id, None) is not None:
-                self._leases.pop(job_id, None)
+            # Whatever this replica holds of it is void: a claim not yet started is dropped
+            # (start() then finds the job terminal), a running one is stopped by the engine.
+            self._claimed.pop(job_id, None)
+            self._leases.pop(job_id, None)
             events.job_cancelled(job_id)
 
     # -- cancel and list (the engine's cancel and list endpoints build on these) ---------------

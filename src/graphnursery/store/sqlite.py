@@ -106,9 +106,15 @@ def _deliver(batch: list[_Operation]) -> None:
 class _Writer:
     """The thread that owns the connection and commits operations in batches."""
 
-    def __init__(self, connection: sqlite3.Connection, token: trio.lowlevel.TrioToken) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        token: trio.lowlevel.TrioToken,
+        on_rollback: Callable[[sqlite3.Connection], None],
+    ) -> None:
         self._connection = connection
         self._token = token
+        self._on_rollback = on_rollback
         self._queue: queue.SimpleQueue[_Operation | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="graphnursery-sqlite", daemon=True)
         self.transactions = 0
@@ -167,6 +173,7 @@ class _Writer:
             log.exception("SQLite transaction failed")
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
+                self._on_rollback(connection)
             error = StoreError(f"the SQLite transaction failed: {exc}")
             for operation in batch:
                 operation.error = error
@@ -192,7 +199,7 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         connection = await trio.to_thread.run_sync(self._open_sync)
-        self._writer = _Writer(connection, trio.lowlevel.current_trio_token())
+        self._writer = _Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
 
     def _open_sync(self) -> sqlite3.Connection:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -236,10 +243,7 @@ class SQLiteStore(Store):
         (self._resume_until,) = connection.execute(
             "SELECT coalesce(max(seq), 0) FROM jobs WHERE status = 'queued'"
         ).fetchone()
-        for status, count in connection.execute(
-            "SELECT status, count(*) FROM jobs GROUP BY status"
-        ):
-            self._counts[JobStatus(status)] = count
+        self._recount(connection)
         connection.execute("COMMIT")
         self.recovered = requeued
         if requeued:
@@ -248,6 +252,14 @@ class SQLiteStore(Store):
                 self.path,
                 requeued,
             )
+
+    def _recount(self, connection: sqlite3.Connection) -> None:
+        """Per-status counts from the table (on open, and after a failed transaction)."""
+        counts: collections.Counter[JobStatus] = collections.Counter()
+        query = "SELECT status, count(*) FROM jobs GROUP BY status"
+        for status, count in connection.execute(query):
+            counts[JobStatus(status)] = count
+        self._counts = counts
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
         (version,) = connection.execute("PRAGMA user_version").fetchone()
