@@ -33,3 +33,13 @@ def postgres_url() -> Iterator[str]:
 
     with postgres_schema() as url:
         yield url
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the PostgreSQL server, so ``-m 'not postgres'`` leaves them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        values = [] if callspec is None else list(callspec.params.values())
+        if "postgres_url" in getattr(item, "fixturenames", ()) or "postgres" in values:
+            item.add_marker(pytest.mark.postgres)
