@@ -146,14 +146,19 @@ class Engine:
         try:
             job = await self.get(job_id)
         except JobNotFound:
-            if not event.is_set() and self._done.get(job_id) is event:
-                del self._done[job_id]
+            self._forget_waiter(job_id, event)
             raise
         if job.status.is_terminal:
+            # Anyone else holding this event reads the job too and finds it terminal.
+            self._forget_waiter(job_id, event)
             return job
         with trio.move_on_after(timeout):
             await event.wait()
         return await self.get(job_id)
+
+    def _forget_waiter(self, job_id: str, event: trio.Event) -> None:
+        if not event.is_set() and self._done.get(job_id) is event:
+            del self._done[job_id]
 
     def position(self, job_id: str) -> int | None:
         """How many queued jobs are ahead of this one; None if it is not queued."""
@@ -336,8 +341,14 @@ class Engine:
                 except Exception:  # the database is unreachable for now: try again later
                     log.exception("claiming jobs failed")
                 self._claimed += len(claimed)
-                for job in claimed:
-                    await self._send.send(job.id)
+                for sent, job in enumerate(claimed):
+                    try:
+                        await self._send.send(job.id)
+                    except trio.Cancelled:  # stopping: hand back what no runner took
+                        with trio.CancelScope(shield=True):
+                            for unsent in claimed[sent:]:
+                                await self.store.release(unsent.id)
+                        raise
             if free > 0 and len(claimed) == free:
                 continue  # there may be more
             with trio.move_on_after(poll):
