@@ -43,3 +43,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         values = [] if callspec is None else list(callspec.params.values())
         if "postgres_url" in getattr(item, "fixturenames", ()) or "postgres" in values:
             item.add_marker(pytest.mark.postgres)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from postgres import SKIPPED
+
+    if SKIPPED:
+        terminalreporter.section("POSTGRESQL TESTS SKIPPED", sep="!", red=True, bold=True)
+        terminalreporter.write_line(f"{len(SKIPPED)} tests did not run: {SKIPPED[0]}")
+        terminalreporter.write_line("In CI (CI=true) this is a failure.")

@@ -17,10 +17,15 @@ import pytest
 BASE_URL = os.environ.get("GRAPHNURSERY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+#: Why the PostgreSQL tests were skipped, for the end-of-run banner (see conftest.py).
+SKIPPED: list[str] = []
+
+
 def _unreachable(reason: str) -> None:
     message = f"PostgreSQL at {BASE_URL} is unreachable ({reason})"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}: the PostgreSQL tests must run in CI")
+    SKIPPED.append(message)
     pytest.skip(f"SKIPPING POSTGRESQL TESTS: {message}; set GRAPHNURSERY_TEST_POSTGRES")
 
 
