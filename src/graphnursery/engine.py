@@ -14,7 +14,8 @@ running jobs go back to the queue instead of ending ``cancelled``. With a *share
 from the store as workers free up and puts those on the channel, so each job runs once.
 
 Everything runs in one nursery owned by :func:`open_engine`; leaving it stops the engine:
-running jobs' worker processes are killed and every unfinished job ends ``cancelled``.
+running jobs' worker processes are killed and every unfinished job ends ``cancelled``
+(memory store) or stays queued for the next start or another replica (durable stores).
 """
 
 from __future__ import annotations
@@ -435,7 +436,10 @@ async def open_engine(
 
     Returns once every worker has loaded the graph; raises
     :class:`~graphnursery.errors.GraphLoadError` if it cannot be loaded.
-    On exit, running jobs are killed and unfinished jobs end ``cancelled``.
+    Without ``store``, opens the one ``config.store`` names (default: SQLite,
+    ``./graphnursery.db``); :class:`~graphnursery.errors.StoreError` if it cannot.
+    On exit, running jobs are killed; unfinished jobs end ``cancelled`` (memory store) or
+    are queued again (durable stores).
     ``executor`` replaces the worker processes (see ``InlineExecutor``, for tests).
     """
     if store is None:
