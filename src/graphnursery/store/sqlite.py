@@ -209,7 +209,7 @@ class SQLiteStore(Store):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise StoreLocked(self.path, self.lock_path) from None
+            raise StoreLocked(os.path.abspath(self.path), os.path.abspath(self.lock_path)) from None
         self._lock_fd = fd
         try:
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
