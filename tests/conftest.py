@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -11,3 +14,41 @@ GRAPHS = ROOT / "tests" / "graphs"
 # Graph specs in tests are paths relative to the repository root, as a user would type them.
 os.chdir(ROOT)
 sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A working directory for a server subprocess, so its default SQLite store
+    (``./graphnursery.db``) lands in the test's temporary directory. Graph paths relative
+    to the repository root still resolve there."""
+    for name in ("examples", "tests"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    return tmp_path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL store URL on a schema of the test's own (see ``tests/postgres.py``)."""
+    from postgres import postgres_schema
+
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the PostgreSQL server, so ``-m 'not postgres'`` leaves them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        values = [] if callspec is None else list(callspec.params.values())
+        if "postgres_url" in getattr(item, "fixturenames", ()) or "postgres" in values:
+            item.add_marker(pytest.mark.postgres)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from postgres import SKIPPED
+
+    if SKIPPED:
+        terminalreporter.section("POSTGRESQL TESTS SKIPPED", sep="!", red=True, bold=True)
+        terminalreporter.write_line(f"{len(SKIPPED)} tests did not run: {SKIPPED[0]}")
+        terminalreporter.write_line("In CI (CI=true) this is a failure.")

@@ -23,7 +23,7 @@ TERMINAL = {"completed", "failed", "timed_out", "cancelled", "crashed"}
 @asynccontextmanager
 async def running_server(graph: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     """Serve ``graph`` in this test's Trio run; yields an httpx client bound to it."""
-    config = Config(graph=graph, **{"port": 0, "workers": 1, **settings})
+    config = Config(graph=graph, **{"port": 0, "workers": 1, "store": "memory://", **settings})
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(partial(serve, config, handle_signals=False))
         async with httpx.AsyncClient(base_url=urls[0], timeout=60) as client:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import trio
 
 from .config import Config, parse_setting, setting_types
-from .errors import ConfigError, GraphLoadError
+from .errors import ConfigError, GraphLoadError, StoreError
 from .server import configure_logging, serve
 
 
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"graphnursery: {exc}", file=sys.stderr)
         if exc.traceback:
             print(exc.traceback, file=sys.stderr, end="")
+        return 1
+    except StoreError as exc:  # the store cannot be opened (locked, unreachable, too new)
+        print(f"graphnursery: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"graphnursery: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)

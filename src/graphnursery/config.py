@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .store.url import parse_store_url
 
 ENV_PREFIX = "GRAPHNURSERY_"
 
@@ -51,6 +52,16 @@ class Config:
         "", "API keys clients must send as 'Authorization: Bearer KEY' (comma-separated)"
     )
     metrics_public: bool = _setting(False, "serve /metrics without the API key")
+    store: str = _setting(
+        "sqlite:///./graphnursery.db",
+        "where jobs are kept: memory://, sqlite:///relative.db, sqlite:////abs/path.db "
+        "or postgresql://user@host/db",
+    )
+    lease_seconds: float = _setting(
+        30.0,
+        "postgresql store: seconds a replica's claim on a running job lasts without a "
+        "heartbeat; after that another replica re-runs the job",
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.graph, str) or not self.graph.strip():
@@ -62,7 +73,10 @@ class Config:
             raise ConfigError("port", f"must be an integer from 0 to 65535, got {self.port!r}")
         if not isinstance(self.host, str) or not self.host:
             raise ConfigError("host", "must be a non-empty address")
-        for name in ("job_timeout", "max_job_timeout", "result_ttl", "max_wait"):
+        if not isinstance(self.store, str):
+            raise ConfigError("store", f"must be a URL string, got {self.store!r}")
+        parse_store_url(self.store)
+        for name in ("job_timeout", "max_job_timeout", "result_ttl", "max_wait", "lease_seconds"):
             _positive_number(self, name)
         if self.job_timeout > self.max_job_timeout:
             raise ConfigError(

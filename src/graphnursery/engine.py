@@ -7,15 +7,22 @@ runs each job through the :class:`~graphnursery.executor.Executor`, whose
 store, and anyone long-polling the job is woken by a ``trio.Event``. A background task
 evicts finished jobs older than ``result_ttl``.
 
+Durable stores change two things (see "Durable and shared stores" at the end of the class):
+on start a feeder task puts the jobs a previous run left queued on the channel, and on stop
+running jobs go back to the queue instead of ending ``cancelled``. With a *shared* store
+(PostgreSQL, several replicas), ``submit`` only records the job; a claimer task claims jobs
+from the store as workers free up and puts those on the channel, so each job runs once.
+
 Everything runs in one nursery owned by :func:`open_engine`; leaving it stops the engine:
-running jobs' worker processes are killed and every unfinished job ends ``cancelled``.
+running jobs' worker processes are killed and every unfinished job ends ``cancelled``
+(memory store) or stays queued for the next start or another replica (durable stores).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +36,7 @@ from .executor import GraphRunner, open_executor
 from .jobs import Job, JobError, JobStatus, Outcome, new_job_id
 from .logs import get_logger
 from .metrics import Metrics
-from .store import MemoryStore, Store
+from .store import Store, open_store
 
 log = get_logger("graphnursery.engine")
 
@@ -91,6 +98,13 @@ class Engine:
         self._dequeued = 0
         self._mean_duration = 0.0
         self._accepting = True
+        # Cancel scopes of the jobs running here, to stop one the store says is not ours.
+        self._running: dict[str, trio.CancelScope] = {}
+        self._claimed = 0  # shared store: jobs claimed here and not yet finished
+        self._claim_wanted = trio.Event()
+        # Shared store: the queue length across replicas, re-read at most every 0.1 s.
+        self._shared_queued = 0
+        self._shared_queued_until = -math.inf
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -108,26 +122,23 @@ class Engine:
             raise ValueError(
                 f"timeout must be > 0 and <= {self.config.max_job_timeout:g} s, got {timeout!r}"
             )
-        if self.queue_length() >= self.config.queue_size:
-            raise self._queue_full()
-        job = Job(
-            id=new_job_id(),
-            input=job_input,
-            status=JobStatus.QUEUED,
-            created_at=self.clock.now(),
-            timeout=timeout,
-        )
-        await self.store.add(job)
-        try:
-            self._send.send_nowait(job.id)
-        except trio.WouldBlock:
-            await self.store.remove(job.id)
-            raise self._queue_full() from None
+        if self.store.shared:
+            job = await self._submit_shared(job_input, timeout)
+        else:
+            if self.queue_length() >= self.config.queue_size:
+                raise self._queue_full()
+            job = self._new_job(job_input, timeout)
+            await self.store.add(job)
+            try:
+                self._send.send_nowait(job.id)
+            except trio.WouldBlock:
+                await self.store.remove(job.id)
+                raise self._queue_full() from None
+            self._queue_seq[job.id] = self._enqueued
+            self._enqueued += 1
         carrier = tracing.submitted(job)
         if carrier is not None:
             self._trace_carriers[job.id] = carrier
-        self._queue_seq[job.id] = self._enqueued
-        self._enqueued += 1
         self.metrics.jobs_submitted.inc()
         return job
 
@@ -139,15 +150,28 @@ class Engine:
 
     async def wait(self, job_id: str, timeout: float) -> Job:
         """The job once it is terminal, or as it stands after ``timeout`` seconds."""
-        job = await self.get(job_id)
-        if job.status.is_terminal or timeout <= 0:
-            return job
+        if timeout <= 0:
+            return await self.get(job_id)
+        # Registered before reading the job: a shared store may report it done meanwhile.
         event = self._done.get(job_id)
         if event is None:
             event = self._done[job_id] = trio.Event()
+        try:
+            job = await self.get(job_id)
+        except JobNotFound:
+            self._forget_waiter(job_id, event)
+            raise
+        if job.status.is_terminal:
+            # Anyone else holding this event reads the job too and finds it terminal.
+            self._forget_waiter(job_id, event)
+            return job
         with trio.move_on_after(timeout):
             await event.wait()
         return await self.get(job_id)
+
+    def _forget_waiter(self, job_id: str, event: trio.Event) -> None:
+        if not event.is_set() and self._done.get(job_id) is event:
+            del self._done[job_id]
 
     def position(self, job_id: str) -> int | None:
         """How many queued jobs are ahead of this one; None if it is not queued."""
@@ -188,26 +212,39 @@ class Engine:
         return QueueFull(self.config.queue_size, self.retry_after())
 
     async def _runner(self) -> None:
-        async for job_id in self._receive:
-            self._dequeued += 1
-            self._queue_seq.pop(job_id, None)
-            await self._run(job_id)
+        async with trio.open_nursery() as nursery:
+            finish = _Finisher(self, nursery).finish if self.store.durable else self._finish
+            async for job_id in self._receive:
+                self._dequeued += 1
+                self._queue_seq.pop(job_id, None)
+                try:
+                    await self._run(job_id, finish)
+                finally:
+                    if self.store.shared:
+                        self._claimed -= 1
+                        self._claim_wanted.set()
 
-    async def _run(self, job_id: str) -> None:
+    async def _run(self, job_id: str, finish: Callable[[str, Outcome], Awaitable[None]]) -> None:
         carrier = self._trace_carriers.pop(job_id, None)
         job = await self.store.start(job_id, self.clock.now())
         if job is None:  # no longer queued (evicted or already terminal)
             return
         self.metrics.job_started(job)
-        with tracing.running(job, carrier) as run_trace:
+        # Cancelled when the store says the job is no longer ours to run (cancelled on
+        # another replica, or our lease lapsed): then the store already holds its status.
+        with trio.CancelScope() as ours, tracing.running(job, carrier) as run_trace:
+            self._running[job.id] = ours
             try:
                 outcome = await self.executor.run(job.input, job.timeout, run_trace.carrier)
             except trio.Cancelled:
-                with trio.CancelScope(shield=True):
-                    await self._finish(job.id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
+                if not ours.cancel_called:  # the engine is stopping
+                    with trio.CancelScope(shield=True):
+                        await self._stop_unfinished(job.id)
                 raise
+            finally:
+                del self._running[job.id]
             run_trace.outcome(outcome)
-        await self._finish(job.id, outcome)
+            await finish(job.id, outcome)
 
     async def _finish(self, job_id: str, outcome: Outcome) -> None:
         job = await self.store.finish(
@@ -252,7 +289,145 @@ class Engine:
                 return
             self._queue_seq.pop(job_id, None)
             self._trace_carriers.pop(job_id, None)
+            if self.store.shared:
+                await self.store.release(job_id)  # claimed here: let another replica run it
+            elif not self.store.durable:
+                await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
+            # (a durable store keeps it queued for the next start)
+
+    # -- durable and shared stores ---------------------------------------------------------
+
+    def _new_job(self, job_input: Any, timeout: float) -> Job:
+        return Job(
+            id=new_job_id(),
+            input=job_input,
+            status=JobStatus.QUEUED,
+            created_at=self.clock.now(),
+            timeout=timeout,
+        )
+
+    async def _submit_shared(self, job_input: Any, timeout: float) -> Job:
+        """Record the job; the store tells every replica, and one of them claims it.
+
+        The queue bound is checked against a count re-read every 0.1 s plus this replica's
+        submits since, so it may be overshot by what other replicas accept meanwhile.
+        """
+        now = trio.current_time()
+        if now >= self._shared_queued_until:
+            self._shared_queued_until = now + 0.1
+            self._shared_queued = await self.store.queued_count()
+        if self._shared_queued >= self.config.queue_size:
+            raise self._queue_full()
+        job = self._new_job(job_input, timeout)
+        await self.store.add(job)
+        self._shared_queued += 1
+        return job
+
+    async def _stop_unfinished(self, job_id: str) -> None:
+        """The engine stops while a job runs: a durable store queues it again."""
+        if self.store.durable:
+            await self.store.release(job_id)
+        else:
             await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
+
+    async def _feed_backlog(self) -> None:
+        """Durable store: queue the jobs a previous run left, oldest first.
+
+        ``send`` waits while the channel is full, so a backlog larger than ``queue_size``
+        goes in as runners make room (new submits meanwhile answer 429).
+        """
+        cursor: Any = None
+        fed = 0
+        while True:
+            job_ids, cursor = await self.store.resume(cursor, 256)
+            for job_id in job_ids:
+                await self._send.send(job_id)
+                self._queue_seq[job_id] = self._enqueued
+                self._enqueued += 1
+                fed += 1
+            if cursor is None:
+                break
+        if fed:
+            log.info("resumed jobs queued before the last stop", count=fed)
+
+    async def _claim_jobs(self) -> None:
+        """Shared store: claim as many jobs as workers are free, whenever there may be some.
+
+        Woken by the store (a job was submitted anywhere) or a runner (a worker freed up);
+        polls every ``lease_seconds / 4`` (at most 1 s) to find jobs whose lease expired.
+        """
+        poll = min(1.0, self.config.lease_seconds / 4)
+        while True:
+            self._claim_wanted = trio.Event()
+            free = self.config.workers - self._claimed
+            claimed: list[Job] = []
+            if free > 0:
+                try:
+                    claimed = await self.store.claim(free, self.clock.now())
+                except Exception:  # the database is unreachable for now: try again later
+                    log.exception("claiming jobs failed")
+                self._claimed += len(claimed)
+                for sent, job in enumerate(claimed):
+                    try:
+                        await self._send.send(job.id)
+                    except trio.Cancelled:  # stopping: hand back what no runner took
+                        with trio.CancelScope(shield=True):
+                            for unsent in claimed[sent:]:
+                                await self.store.release(unsent.id)
+                        raise
+            if free > 0 and len(claimed) == free:
+                continue  # there may be more
+            with trio.move_on_after(poll):
+                await self._claim_wanted.wait()
+
+    def _stop_here(self, job_id: str) -> None:
+        scope = self._running.get(job_id)
+        if scope is not None:
+            scope.cancel()
+
+
+class _Finisher:
+    """Durable store: a runner's results are committed in the background, one at a time,
+    so its next job starts while the last result is on its way to disk. (A crash in
+    between re-runs that job: at-least-once, as for any job running at a crash.)"""
+
+    def __init__(self, engine: Engine, nursery: trio.Nursery) -> None:
+        self._engine = engine
+        self._nursery = nursery
+        self._idle = trio.Semaphore(1)
+
+    async def finish(self, job_id: str, outcome: Outcome) -> None:
+        await self._idle.acquire()  # at most one result in flight per runner
+        self._nursery.start_soon(self._write, job_id, outcome)
+
+    async def _write(self, job_id: str, outcome: Outcome) -> None:
+        try:
+            await self._engine._finish(job_id, outcome)
+        finally:
+            self._idle.release()
+
+
+class _EngineEvents:
+    """What a shared store reports, applied to the engine (see ``StoreEvents``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def job_done(self, job_id: str) -> None:
+        event = self._engine._done.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+    def job_cancelled(self, job_id: str) -> None:
+        self._engine._stop_here(job_id)
+        self.job_done(job_id)
+
+    def lease_lost(self, job_id: str) -> None:
+        log.warning("lost the job's lease; stopping it here", job_id=job_id)
+        self._engine._stop_here(job_id)
+
+    def work_available(self) -> None:
+        self._engine._claim_wanted.set()
 
 
 @asynccontextmanager
@@ -290,10 +465,14 @@ async def open_engine(
 
     Returns once every worker has loaded the graph; raises
     :class:`~graphnursery.errors.GraphLoadError` if it cannot be loaded.
-    On exit, running jobs are killed and unfinished jobs end ``cancelled``.
+    Without ``store``, opens the one ``config.store`` names (default: SQLite,
+    ``./graphnursery.db``); :class:`~graphnursery.errors.StoreError` if it cannot.
+    On exit, running jobs are killed; unfinished jobs end ``cancelled`` (memory store) or
+    are queued again (durable stores).
     ``executor`` replaces the worker processes (see ``InlineExecutor``, for tests).
     """
-    store = MemoryStore() if store is None else store
+    if store is None:
+        store = open_store(config.store, lease_seconds=config.lease_seconds)
     await store.open()
     try:
         async with _executor_for(config, executor) as running_executor:
@@ -302,9 +481,14 @@ async def open_engine(
             try:
                 with _unwrap_single_error():
                     async with trio.open_nursery() as nursery:
+                        await nursery.start(store.run_background, _EngineEvents(engine))
                         for _ in range(config.workers):
                             nursery.start_soon(engine._runner)
                         nursery.start_soon(engine._evict_expired)
+                        if store.shared:
+                            nursery.start_soon(engine._claim_jobs)
+                        elif store.durable:
+                            nursery.start_soon(engine._feed_backlog)
                         try:
                             yield engine
                         finally:

@@ -6,6 +6,8 @@
     ├── JobNotFound          no job with that id (never existed, or expired)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
+    ├── StoreError           the job store cannot be opened or used
+    │   └── StoreLocked      another server is using this SQLite database file
     └── ClientError          raised by graphnursery.Client / AsyncClient (tree in client.py)
         ├── TransportError       the server could not be reached or the connection broke
         ├── UnexpectedResponse   the answer is not graphnursery's JSON
@@ -205,3 +207,19 @@ class JobCrashed(JobUnsuccessful):
 
 class JobCancelled(JobUnsuccessful):
     """The job was cancelled, by a client or by the server shutting down."""
+
+
+class StoreError(GraphNurseryError):
+    """The job store cannot be opened or used (bad schema version, missing driver, ...)."""
+
+
+class StoreLocked(StoreError):
+    """Another graphnursery server holds this SQLite database file."""
+
+    def __init__(self, path: str, lock_path: str) -> None:
+        self.path = path
+        self.lock_path = lock_path
+        super().__init__(
+            f"the SQLite database {path!r} is in use by another graphnursery server "
+            f"(it holds the lock {lock_path!r}); stop that server or pick another --store file"
+        )

@@ -3,8 +3,9 @@
 - ``daemon = False``: hypercorn starts its workers as daemonic processes by default, and a
   daemonic process may not have children, so trio-parallel's worker processes could not start.
 - ``worker_class = "trio"``: the app is a Quart-Trio app.
-- ``workers = 1``: each hypercorn worker would run its own engine and in-memory store; scale
-  with ``GRAPHNURSERY_WORKERS`` (graph worker processes) instead.
+- ``workers = 1``: each hypercorn worker would run its own engine, and the default SQLite
+  store admits one server per file; scale with ``GRAPHNURSERY_WORKERS`` (graph worker
+  processes), or with replicas on a PostgreSQL store.
 - ``bind`` from ``GRAPHNURSERY_HOST`` / ``GRAPHNURSERY_PORT`` (default 127.0.0.1:8000);
   hypercorn's ``--bind`` still overrides it.
 """

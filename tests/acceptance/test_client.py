@@ -51,7 +51,9 @@ TOOLBOX = "tests/graphs/toolbox.py"
 @asynccontextmanager
 async def server(graph: str, **settings: Any) -> AsyncIterator[str]:
     """Serve ``graph`` in this test's Trio run; yields its base URL."""
-    config = graphnursery.Config(graph=graph, **{"port": 0, "workers": 1, **settings})
+    config = graphnursery.Config(
+        graph=graph, **{"port": 0, "workers": 1, "store": "memory://", **settings}
+    )
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(partial(serve, config, handle_signals=False))
         yield urls[0]

@@ -7,6 +7,7 @@ import re
 import signal
 import sys
 from functools import partial
+from pathlib import Path
 
 import httpx
 import trio
@@ -21,11 +22,11 @@ async def serve_job(url: str) -> dict[str, object]:
         return response.json()  # type: ignore[no-any-return]
 
 
-async def test_cli_serves_on_a_free_port_and_prints_it() -> None:
+async def test_cli_serves_on_a_free_port_and_prints_it(workdir: Path) -> None:
     command = [sys.executable, "-m", "graphnursery", "serve", "examples/echo.py"]
     command += ["--port", "0", "--workers", "1"]
     async with trio.open_nursery() as nursery:
-        proc = await nursery.start(partial(trio.run_process, command, stdout=PIPE))
+        proc = await nursery.start(partial(trio.run_process, command, stdout=PIPE, cwd=workdir))
         try:
             url = await read_serving_url(proc, proc.stdout)
             assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
@@ -37,13 +38,16 @@ async def test_cli_serves_on_a_free_port_and_prints_it() -> None:
         assert await proc.wait() == 0
 
 
-async def test_cli_with_a_graph_that_cannot_be_imported_exits_nonzero_with_the_error() -> None:
+async def test_cli_with_a_graph_that_cannot_be_imported_exits_nonzero_with_the_error(
+    workdir: Path,
+) -> None:
     command = [sys.executable, "-m", "graphnursery", "serve", "tests/graphs/broken_import.py"]
     result = await trio.run_process(
         [*command, "--port", "0", "--workers", "1"],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
+        cwd=workdir,
     )
     assert result.returncode != 0
     stderr = result.stderr.decode()
@@ -59,7 +63,7 @@ async def test_cli_rejects_an_invalid_setting_naming_it() -> None:
     assert "'workers'" in result.stderr.decode()
 
 
-async def test_hypercorn_launch_with_the_shipped_config_serves_a_job() -> None:
+async def test_hypercorn_launch_with_the_shipped_config_serves_a_job(workdir: Path) -> None:
     env = {**os.environ, "GRAPHNURSERY_GRAPH": "examples/echo.py", "GRAPHNURSERY_WORKERS": "1"}
     command = [
         sys.executable,
@@ -70,7 +74,9 @@ async def test_hypercorn_launch_with_the_shipped_config_serves_a_job() -> None:
     ]
     command += ["--bind", "127.0.0.1:0", "graphnursery.asgi:app"]
     async with trio.open_nursery() as nursery:
-        proc = await nursery.start(partial(trio.run_process, command, stderr=PIPE, env=env))
+        proc = await nursery.start(
+            partial(trio.run_process, command, stderr=PIPE, env=env, cwd=workdir)
+        )
         try:
             url = await read_hypercorn_url(proc.stderr)
             job = await serve_job(url)

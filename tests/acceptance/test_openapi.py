@@ -23,6 +23,7 @@ def server_url() -> Iterator[str]:
     """A real server (CLI, port 0, worker processes) for the whole module."""
     command = [sys.executable, "-m", "graphnursery", "serve", "examples/echo.py"]
     command += ["--port", "0", "--workers", "1", "--max-wait", "2", "--job-timeout", "5"]
+    command += ["--store", "memory://"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

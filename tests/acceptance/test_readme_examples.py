@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from functools import partial
+from pathlib import Path
 
 import httpx
 import trio
@@ -18,11 +19,11 @@ SERVE_GRAPH = readme_block("serve_graph(").replace(
 OPEN_ENGINE = readme_block("open_engine(")
 
 
-async def test_serve_graph_serves_until_sigterm() -> None:
+async def test_serve_graph_serves_until_sigterm(workdir: Path) -> None:
     assert "port=0" in SERVE_GRAPH
     command = [sys.executable, "-c", SERVE_GRAPH]
     async with trio.open_nursery() as nursery:
-        proc = await nursery.start(partial(trio.run_process, command, stdout=PIPE))
+        proc = await nursery.start(partial(trio.run_process, command, stdout=PIPE, cwd=workdir))
         try:
             url = await read_serving_url(proc, proc.stdout)
             async with httpx.AsyncClient(base_url=url) as client:
@@ -33,8 +34,8 @@ async def test_serve_graph_serves_until_sigterm() -> None:
         assert await proc.wait() == 0
 
 
-async def test_open_engine_example_prints_the_result(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    script = tmp_path / "engine_example.py"
+async def test_open_engine_example_prints_the_result(workdir: Path) -> None:
+    script = workdir / "engine_example.py"
     script.write_text(OPEN_ENGINE)
-    result = await trio.run_process([sys.executable, str(script)], capture_stdout=True)
+    result = await trio.run_process([sys.executable, str(script)], capture_stdout=True, cwd=workdir)
     assert result.stdout.decode().strip() == "completed {'echo': {'question': 'hi'}}"

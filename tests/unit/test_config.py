@@ -12,6 +12,25 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.job_timeout == 300
     assert config.result_ttl == 3600
     assert config.workers >= 1
+    assert config.store == "sqlite:///./graphnursery.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "target"),
+    [
+        ("memory://", "memory", ""),
+        ("sqlite:///./graphnursery.db", "sqlite", "./graphnursery.db"),
+        ("sqlite:///jobs.db", "sqlite", "jobs.db"),
+        ("sqlite:////var/lib/gn/jobs.db", "sqlite", "/var/lib/gn/jobs.db"),
+        ("postgresql://gn@db:5432/jobs", "postgresql", "postgresql://gn@db:5432/jobs"),
+    ],
+)
+def test_store_urls(url: str, kind: str, target: str) -> None:
+    from graphnursery.store import parse_store_url
+
+    parsed = parse_store_url(url)
+    assert (parsed.kind, parsed.target) == (kind, target)
+    assert Config(graph="examples/echo.py", store=url).store == url
 
 
 @pytest.mark.parametrize(
@@ -25,6 +44,10 @@ def test_defaults_are_the_documented_ones() -> None:
         ({"result_ttl": float("nan")}, "result_ttl"),
         ({"log_level": "loud"}, "log_level"),
         ({"graph": " "}, "graph"),
+        ({"store": "mysql://db"}, "store"),
+        ({"store": "sqlite:///"}, "store"),
+        ({"store": "/var/lib/jobs.db"}, "store"),
+        ({"lease_seconds": 0}, "lease_seconds"),
     ],
 )
 def test_invalid_values_fail_naming_the_setting(settings: dict[str, object], named: str) -> None:

@@ -10,7 +10,7 @@ from graphnursery.executor import InlineExecutor
 
 
 def engine_for(**settings: object):  # type: ignore[no-untyped-def]
-    config = Config(graph="examples/echo.py", workers=1, **settings)  # type: ignore[arg-type]
+    config = Config(graph="examples/echo.py", workers=1, store="memory://", **settings)  # type: ignore[arg-type]
     return open_engine(config, executor=InlineExecutor(config.graph))
 
 

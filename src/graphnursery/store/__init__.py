@@ -1,6 +1,36 @@
-"""Job stores: the interface and its implementations."""
+"""Job stores: the interface, its implementations, and :func:`open_store` to pick one by URL."""
 
-from .base import Store
+from __future__ import annotations
+
+from .base import Store, StoreEvents
 from .memory import MemoryStore
+from .url import StoreURL, parse_store_url
 
-__all__ = ["MemoryStore", "Store"]
+
+def open_store(url: str, *, lease_seconds: float = 30.0) -> Store:
+    """The store a URL names (not yet opened: the engine calls :meth:`Store.open`).
+
+    ``memory://``, ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` or
+    ``postgresql://user@host:port/database``. A bad URL raises
+    :class:`~graphnursery.errors.ConfigError` naming the ``store`` setting.
+    """
+    parsed = parse_store_url(url)
+    if parsed.kind == "memory":
+        return MemoryStore()
+    if parsed.kind == "sqlite":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(parsed.target)
+    try:
+        from .postgres import PostgresStore
+    except ImportError as exc:  # the driver is an optional extra
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            "store",
+            f"a postgresql:// store needs psycopg: pip install 'graphnursery[postgres]' ({exc})",
+        ) from None
+    return PostgresStore(parsed.target, lease_seconds=lease_seconds)
+
+
+__all__ = ["MemoryStore", "Store", "StoreEvents", "StoreURL", "open_store", "parse_store_url"]

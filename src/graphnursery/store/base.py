@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
+
+import trio
 
 from ..jobs import Job, JobError, JobStatus
+
+
+class StoreEvents(Protocol):
+    """What a shared store tells the engine it learnt from elsewhere (another replica).
+
+    Called on the Trio thread; none of them blocks.
+    """
+
+    def job_done(self, job_id: str) -> None:
+        """A job became terminal (wake its long-polls)."""
+
+    def job_cancelled(self, job_id: str) -> None:
+        """A job was cancelled (stop it if it runs here)."""
+
+    def lease_lost(self, job_id: str) -> None:
+        """This replica no longer holds the job's lease (stop it: its result would be refused)."""
+
+    def work_available(self) -> None:
+        """Jobs may be waiting to be claimed."""
 
 
 class Store(abc.ABC):
@@ -14,7 +35,21 @@ class Store(abc.ABC):
 
     Transitions are the store's to enforce: :meth:`finish` never overwrites a terminal
     job, so a late result (say, of a job that already timed out) cannot replace its status.
+
+    Kinds of store, by two class attributes the engine reads:
+
+    - ``durable = False``: jobs live as long as the process (memory). On shutdown the
+      engine ends unfinished jobs ``cancelled``.
+    - ``durable = True``: jobs survive a restart (SQLite). On shutdown the engine puts
+      running jobs back in the queue (:meth:`release`); on start it feeds the jobs left
+      queued (:meth:`resume`).
+    - ``shared = True`` (durable too): several servers use the store at once (PostgreSQL).
+      A job reaches a runner only by being claimed (:meth:`claim`), never straight from
+      ``submit``, so that each job runs on one server.
     """
+
+    durable: bool = False
+    shared: bool = False
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (connect, migrate). Called once before use."""
@@ -56,3 +91,41 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> Mapping[JobStatus, int]:
         """How many kept jobs are in each status."""
+
+    # -- durable stores ----------------------------------------------------------------------
+
+    async def release(self, job_id: str) -> None:
+        """Put a running job back in the queue (shutdown of a durable store); attempts kept."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no job across a restart")
+
+    async def resume(self, cursor: Any, limit: int) -> tuple[list[str], Any]:
+        """Ids of jobs found queued when the store opened, in creation order, a page at a time.
+
+        Pass ``None`` first, then the returned cursor; a ``None`` cursor means no more.
+        """
+        return [], None
+
+    # -- shared stores -------------------------------------------------------------------
+
+    async def run_background(
+        self,
+        events: StoreEvents,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The store's own background work (listening, lease heartbeats) until cancelled.
+
+        Calls ``task_status.started()`` once ``events`` will hear what other servers do.
+        """
+        task_status.started()
+
+    async def claim(self, limit: int, started_at: float) -> list[Job]:
+        """Take up to ``limit`` queued jobs (or jobs whose lease expired) to run here.
+
+        They come back ``running``, leased to this server; :meth:`start` then hands each out.
+        """
+        raise NotImplementedError(f"{type(self).__name__} is not shared")
+
+    async def queued_count(self) -> int:
+        """How many jobs wait in the queue, across every server."""
+        return (await self.counts())[JobStatus.QUEUED]

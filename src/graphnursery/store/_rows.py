@@ -1,0 +1,97 @@
+"""What the SQL stores share: the job row's columns, JSON encoding, list cursors."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ..jobs import TERMINAL_STATUSES, Job, JobError, JobStatus
+
+#: The columns a job is read from, in this order (see :func:`row_to_job`).
+JOB_COLUMNS = (
+    "id",
+    "status",
+    "input",
+    "timeout",
+    "attempts",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "result",
+    "error",
+)
+
+TERMINAL_SQL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES))
+
+#: Why a job went back to the queue, recorded in its per-attempt ``errors`` list.
+INTERRUPTED = JobError(
+    "Interrupted", "the server stopped while the job ran; it was queued to run again"
+)
+LEASE_EXPIRED = JobError(
+    "LeaseExpired", "the replica running the job stopped renewing its lease; it ran again"
+)
+
+
+def dump_json(value: Any) -> str:
+    """JSON text for a column. Raises TypeError for what JSON cannot hold."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(f"a durable store keeps only JSON values: {exc}") from None
+
+
+def dump_error(error: JobError | None) -> str | None:
+    if error is None:
+        return None
+    return dump_json({"type": error.type, "message": error.message})
+
+
+def load_json(text: str | bytes | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def row_to_job(row: Sequence[Any]) -> Job:
+    (job_id, status, job_input, timeout, attempts, created, started, completed, result, error) = row
+    error_value = load_json(error)
+    return Job(
+        id=job_id,
+        input=load_json(job_input),
+        status=JobStatus(status),
+        created_at=created,
+        timeout=timeout,
+        attempts=attempts,
+        started_at=started,
+        completed_at=completed,
+        result=load_json(result),
+        error=None
+        if error_value is None
+        else JobError(error_value["type"], error_value["message"]),
+    )
+
+
+def job_params(job: Job) -> dict[str, Any]:
+    """A new job's column values, named for ``INSERT ... VALUES (:id, ...)``."""
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "input": dump_json(job.input),
+        "timeout": job.timeout,
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+    }
+
+
+def encode_cursor(job: Job) -> str:
+    """An opaque list cursor: the position after ``job`` in (created_at, id) order."""
+    return base64.urlsafe_b64encode(orjson.dumps([job.created_at, job.id])).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created_at, job_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(created_at), str(job_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc

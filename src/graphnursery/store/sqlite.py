@@ -1,0 +1,486 @@
+"""The SQLite store: durable jobs on one machine, with no server to run.
+
+- One server per database file: :meth:`SQLiteStore.open` takes an exclusive ``flock`` on
+  ``<file>.lock`` and raises :class:`~graphnursery.errors.StoreLocked` if another server
+  holds it. The lock goes with the process, so a killed server never leaves it stale.
+- Every statement runs on one dedicated thread that owns the connection; the Trio thread
+  only queues work and waits for its commit.
+- Group commit: the thread takes every operation queued while it was busy and runs them
+  in one transaction, so a burst of submits costs one fsync, not one each. An operation
+  returns only after its transaction committed (``synchronous=FULL`` in WAL mode): a
+  submitted job is on disk before the server answers 202.
+- On open, jobs a crash left ``running`` are queued again (they run again with one more
+  attempt: at-least-once), and :meth:`resume` hands the engine every queued job in
+  creation order.
+- The schema is versioned with ``PRAGMA user_version`` and migrated on open.
+
+Since only this process writes the file, per-status counts are kept in memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import trio
+
+from ..errors import StoreError, StoreLocked
+from ..jobs import Job, JobError, JobStatus
+from ._rows import (
+    INTERRUPTED,
+    JOB_COLUMNS,
+    TERMINAL_SQL,
+    decode_cursor,
+    dump_error,
+    dump_json,
+    encode_cursor,
+    job_params,
+    row_to_job,
+)
+from .base import Store
+
+log = logging.getLogger("graphnursery.store.sqlite")
+
+T = TypeVar("T")
+
+COLUMNS = ", ".join(JOB_COLUMNS)
+
+#: Schema migrations; ``PRAGMA user_version`` is how many have run. Append, never edit.
+#: Columns for retries, idempotency keys and leases are there for the engine to grow into.
+MIGRATIONS: Sequence[str] = (
+    """
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        timeout REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        completed_at REAL,
+        run_after REAL,
+        result TEXT,
+        error TEXT,
+        errors TEXT NOT NULL DEFAULT '[]',
+        idempotency_key TEXT UNIQUE,
+        lease_owner TEXT,
+        lease_token TEXT,
+        lease_expires_at REAL
+    );
+    CREATE INDEX jobs_queued ON jobs (seq) WHERE status = 'queued';
+    CREATE INDEX jobs_by_status ON jobs (status, created_at, id);
+    CREATE INDEX jobs_by_created ON jobs (created_at, id);
+    CREATE INDEX jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+    """,
+)
+
+#: Most operations one transaction takes; more wait for the next one.
+MAX_BATCH = 1024
+
+
+class _Operation:
+    __slots__ = ("done", "error", "fn", "value")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.done = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+def _deliver(batch: list[_Operation]) -> None:
+    for operation in batch:
+        operation.done.set()
+
+
+class _Writer:
+    """The thread that owns the connection and commits operations in batches."""
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        token: trio.lowlevel.TrioToken,
+        on_rollback: Callable[[sqlite3.Connection], None],
+    ) -> None:
+        self._connection = connection
+        self._token = token
+        self._on_rollback = on_rollback
+        self._queue: queue.SimpleQueue[_Operation | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="graphnursery-sqlite", daemon=True)
+        self.transactions = 0
+        self._thread.start()
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in the next transaction; returns after it committed.
+
+        Not cancellable, like ``trio.to_thread.run_sync``: once queued, it runs.
+        """
+        operation = _Operation(fn)
+        self._queue.put(operation)
+        with trio.CancelScope(shield=True):
+            await operation.done.wait()
+        if operation.error is not None:
+            raise operation.error
+        return operation.value  # type: ignore[no-any-return]
+
+    async def stop(self) -> None:
+        self._queue.put(None)
+        await trio.to_thread.run_sync(self._thread.join)
+
+    def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    operation = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if operation is None:
+                    stopping = True
+                    break
+                batch.append(operation)
+            self._run_batch(batch)
+        self._connection.close()
+
+    def _run_batch(self, batch: list[_Operation]) -> None:
+        connection = self._connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for operation in batch:
+                # A failing statement (say, a duplicate id) rolls back only itself, and each
+                # operation writes with one statement: the others' work stays intact.
+                try:
+                    operation.value = operation.fn(connection)
+                except Exception as exc:
+                    operation.error = exc
+            connection.execute("COMMIT")
+            self.transactions += 1
+        except Exception as exc:  # the commit itself failed (disk full, I/O error)
+            log.exception("SQLite transaction failed")
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+                self._on_rollback(connection)
+            error = StoreError(f"the SQLite transaction failed: {exc}")
+            for operation in batch:
+                operation.error = error
+        with contextlib.suppress(trio.RunFinishedError):  # nobody is waiting any more
+            self._token.run_sync_soon(_deliver, batch)
+
+
+class SQLiteStore(Store):
+    """Jobs in one SQLite database file, for one server process at a time."""
+
+    durable = True
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock_path = path + ".lock"
+        self._lock_fd: int | None = None
+        self._writer: _Writer | None = None
+        self._counts: collections.Counter[JobStatus] = collections.Counter()
+        self._resume_until = 0  # the largest seq of a job queued when the store opened
+        self.recovered = 0  # running jobs requeued on open
+
+    # -- opening and closing ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        connection = await trio.to_thread.run_sync(self._open_sync)
+        self._writer = _Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
+
+    def _open_sync(self) -> sqlite3.Connection:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(os.path.abspath(self.path), os.path.abspath(self.lock_path)) from None
+        self._lock_fd = fd
+        try:
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                self._prepare(connection)
+            except BaseException:
+                connection.close()
+                raise
+        except BaseException:
+            self._unlock()
+            raise
+        return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        try:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path!r} is not a usable SQLite database: {exc}") from None
+        if mode != "wal":
+            raise StoreError(f"cannot put {self.path!r} in WAL mode (got {mode!r})")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA busy_timeout=5000")
+        self._migrate(connection)
+        connection.execute("BEGIN IMMEDIATE")
+        requeued = connection.execute(
+            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
+            " lease_expires_at = NULL, errors = json_insert(errors, '$[#]', json(?))"
+            " WHERE status = 'running'",
+            (dump_error(INTERRUPTED),),
+        ).rowcount
+        (self._resume_until,) = connection.execute(
+            "SELECT coalesce(max(seq), 0) FROM jobs WHERE status = 'queued'"
+        ).fetchone()
+        self._recount(connection)
+        connection.execute("COMMIT")
+        self.recovered = requeued
+        if requeued:
+            log.warning(
+                "%s: %d jobs were running when the last server stopped; requeued",
+                self.path,
+                requeued,
+            )
+
+    def _recount(self, connection: sqlite3.Connection) -> None:
+        """Per-status counts from the table (on open, and after a failed transaction)."""
+        counts: collections.Counter[JobStatus] = collections.Counter()
+        query = "SELECT status, count(*) FROM jobs GROUP BY status"
+        for status, count in connection.execute(query):
+            counts[JobStatus(status)] = count
+        self._counts = counts
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path!r} has schema version {version}, newer than this graphnursery "
+                f"knows ({len(MIGRATIONS)}); upgrade graphnursery"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {number + 1}")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            log.info("%s: migrated the schema to version %d", self.path, number + 1)
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.stop()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> Any:
+        if self._writer is None:
+            raise StoreError(f"the SQLite store {self.path!r} is not open")
+        return self._writer.call(fn)
+
+    @property
+    def transactions(self) -> int:
+        """Transactions committed since open (each holds a batch of operations)."""
+        return 0 if self._writer is None else self._writer.transactions
+
+    # -- the store interface -------------------------------------------------------------------
+
+    def _move(self, before: str | JobStatus, after: JobStatus) -> None:
+        self._counts[JobStatus(before)] -= 1
+        self._counts[after] += 1
+
+    async def add(self, job: Job) -> None:
+        params = job_params(job)
+
+        def add(connection: sqlite3.Connection) -> None:
+            try:
+                connection.execute(
+                    "INSERT INTO jobs (id, status, input, timeout, attempts, created_at)"
+                    " VALUES (:id, :status, :input, :timeout, :attempts, :created_at)",
+                    params,
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError(f"job {job.id} already exists") from None
+            self._counts[job.status] += 1
+
+        await self._call(add)
+
+    async def remove(self, job_id: str) -> None:
+        def remove(connection: sqlite3.Connection) -> None:
+            row = connection.execute(
+                "DELETE FROM jobs WHERE id = ? RETURNING status", (job_id,)
+            ).fetchone()
+            if row is not None:
+                self._counts[JobStatus(row[0])] -= 1
+
+        await self._call(remove)
+
+    async def get(self, job_id: str) -> Job | None:
+        def get(connection: sqlite3.Connection) -> Job | None:
+            row = connection.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            return None if row is None else row_to_job(row)
+
+        job: Job | None = await self._call(get)
+        return job
+
+    async def start(self, job_id: str, started_at: float) -> Job | None:
+        def start(connection: sqlite3.Connection) -> Job | None:
+            row = connection.execute(
+                f"UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1"
+                f" WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
+                (started_at, job_id),
+            ).fetchone()
+            if row is None:
+                return None
+            self._move(JobStatus.QUEUED, JobStatus.RUNNING)
+            return row_to_job(row)
+
+        job: Job | None = await self._call(start)
+        return job
+
+    async def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        completed_at: float,
+        result: Any = None,
+        error: JobError | None = None,
+    ) -> Job | None:
+        result_json = dump_json(result)
+        error_json = dump_error(error)
+
+        def finish(connection: sqlite3.Connection) -> Job | None:
+            before = connection.execute(
+                f"SELECT status FROM jobs WHERE id = ? AND status NOT IN ({TERMINAL_SQL})",
+                (job_id,),
+            ).fetchone()
+            if before is None:
+                return None
+            row = connection.execute(
+                f"UPDATE jobs SET status = ?, completed_at = ?, result = ?, error = ?,"
+                f" errors = CASE WHEN ? IS NULL THEN errors"
+                f" ELSE json_insert(errors, '$[#]', json(?)) END,"
+                f" lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
+                f" WHERE id = ? RETURNING {COLUMNS}",
+                (
+                    status.value,
+                    completed_at,
+                    result_json,
+                    error_json,
+                    error_json,
+                    error_json,
+                    job_id,
+                ),
+            ).fetchone()
+            self._move(before[0], status)
+            return row_to_job(row)
+
+        job: Job | None = await self._call(finish)
+        return job
+
+    async def evict(self, finished_before: float) -> int:
+        def evict(connection: sqlite3.Connection) -> int:
+            rows = connection.execute(
+                f"DELETE FROM jobs WHERE completed_at < ? AND status IN ({TERMINAL_SQL})"
+                " RETURNING status",
+                (finished_before,),
+            ).fetchall()
+            for (status,) in rows:
+                self._counts[JobStatus(status)] -= 1
+            return len(rows)
+
+        evicted: int = await self._call(evict)
+        return evicted
+
+    async def counts(self) -> Mapping[JobStatus, int]:
+        await trio.lowlevel.checkpoint()
+        return {status: self._counts[status] for status in JobStatus}
+
+    # -- durable ----------------------------------------------------------------------------
+
+    async def release(self, job_id: str) -> None:
+        interrupted = dump_error(INTERRUPTED)
+
+        def release(connection: sqlite3.Connection) -> None:
+            changed = connection.execute(
+                "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
+                " lease_expires_at = NULL, errors = json_insert(errors, '$[#]', json(?))"
+                " WHERE id = ? AND status = 'running'",
+                (interrupted, job_id),
+            ).rowcount
+            if changed:
+                self._move(JobStatus.RUNNING, JobStatus.QUEUED)
+
+        await self._call(release)
+
+    async def resume(self, cursor: Any, limit: int) -> tuple[list[str], Any]:
+        after = 0 if cursor is None else int(cursor)
+
+        def page(connection: sqlite3.Connection) -> list[tuple[int, str]]:
+            return connection.execute(
+                "SELECT seq, id FROM jobs WHERE status = 'queued' AND seq > ? AND seq <= ?"
+                " ORDER BY seq LIMIT ?",
+                (after, self._resume_until, limit),
+            ).fetchall()
+
+        rows: list[tuple[int, str]] = await self._call(page)
+        if not rows:
+            return [], None
+        return [job_id for _, job_id in rows], rows[-1][0]
+
+    # -- cancel and list (the engine's cancel and list endpoints build on these) ---------------
+
+    async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
+        """queued|running -> cancelled; None if the job is unknown or already terminal."""
+        return await self.finish(job_id, JobStatus.CANCELLED, cancelled_at, None, error)
+
+    async def list(
+        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        if cursor is not None:
+            created_at, job_id = decode_cursor(cursor)
+            where.append("(created_at, id) > (?, ?)")
+            params += [created_at, job_id]
+        sql = f"SELECT {COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, id LIMIT ?"
+        params.append(limit + 1)
+
+        def page(connection: sqlite3.Connection) -> list[Job]:
+            return [row_to_job(row) for row in connection.execute(sql, params)]
+
+        jobs: list[Job] = await self._call(page)
+        if len(jobs) > limit:
+            return jobs[:limit], encode_cursor(jobs[limit - 1])
+        return jobs, None
+
+
+__all__ = ["SQLiteStore"]

@@ -1,0 +1,161 @@
+"""PostgreSQL specifics: claims by several replicas, leases, fencing, notices across replicas."""
+
+from __future__ import annotations
+
+import psycopg
+import trio
+
+from graphnursery import JobError, JobStatus
+from stores import T0, opened, queued
+
+LEASE = {"lease_seconds": 30.0}
+
+
+def expire_leases(url: str, job_id: str | None = None) -> None:
+    """What a dead replica's silence leads to, without waiting for it."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "UPDATE graphnursery_jobs SET lease_expires_at = 0"
+            " WHERE status = 'running' AND id = coalesce(%s, id)",
+            (job_id,),
+        )
+
+
+async def test_replicas_claiming_at_once_never_take_the_same_job(postgres_url: str) -> None:
+    async with opened(postgres_url, **LEASE) as a, opened(postgres_url, **LEASE) as b:
+        jobs = [queued() for _ in range(60)]
+        for job in jobs:
+            await a.add(job)
+        claims: dict[str, list[str]] = {"a": [], "b": []}
+
+        async def claim_all(name: str, store) -> None:  # type: ignore[no-untyped-def]
+            while claimed := await store.claim(4, T0):
+                claims[name] += [job.id for job in claimed]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(claim_all, "a", a)
+            nursery.start_soon(claim_all, "b", b)
+        assert not set(claims["a"]) & set(claims["b"])
+        assert sorted(claims["a"] + claims["b"]) == sorted(job.id for job in jobs)
+        assert claims["a"] and claims["b"]
+        claimed = await a.get(jobs[0].id)
+        assert claimed is not None
+        assert (claimed.status, claimed.attempts) == (JobStatus.RUNNING, 1)
+
+
+async def test_a_result_written_under_a_stale_lease_is_refused(postgres_url: str) -> None:
+    async with opened(postgres_url, **LEASE) as a, opened(postgres_url, **LEASE) as b:
+        job = queued()
+        await a.add(job)
+        [first] = await a.claim(1, T0)
+        assert await a.start(job.id, T0) == first
+        assert await b.claim(1, T0) == []  # leased to a
+        expire_leases(postgres_url)  # a stops renewing (dead, paused or cut off)
+        [second] = await b.claim(1, T0 + 5)
+        assert second.attempts == 2
+        # a comes back and writes its result: fenced off by the lease token
+        assert await a.finish(job.id, JobStatus.COMPLETED, T0 + 6, {"by": "a"}) is None
+        running = await b.get(job.id)
+        assert running is not None and running.status is JobStatus.RUNNING
+        assert await b.start(job.id, T0 + 5) == second
+        done = await b.finish(job.id, JobStatus.COMPLETED, T0 + 7, {"by": "b"})
+        assert done is not None and done.result == {"by": "b"}
+        assert await a.get(job.id) == done
+
+
+async def test_release_lets_another_replica_claim_at_once(postgres_url: str) -> None:
+    async with opened(postgres_url, **LEASE) as a, opened(postgres_url, **LEASE) as b:
+        ran, waiting = queued(), queued()
+        await a.add(ran)
+        await a.add(waiting)
+        await a.claim(2, T0)
+        await a.start(ran.id, T0)
+        await a.release(ran.id)  # it ran (attempt 1 counted) and was interrupted
+        await a.release(waiting.id)  # claimed, never started: no attempt counted
+        claimed = {job.id: job.attempts for job in await b.claim(5, T0)}
+        assert claimed == {ran.id: 2, waiting.id: 1}
+
+
+class Heard:
+    """A StoreEvents that records what the store heard."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.cancelled: list[str] = []
+        self.lost: list[str] = []
+        self.work = 0
+        self.changed = trio.Event()
+
+    def _heard(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def job_done(self, job_id: str) -> None:
+        self.done.append(job_id)
+        self._heard()
+
+    def job_cancelled(self, job_id: str) -> None:
+        self.cancelled.append(job_id)
+        self._heard()
+
+    def lease_lost(self, job_id: str) -> None:
+        self.lost.append(job_id)
+        self._heard()
+
+    def work_available(self) -> None:
+        self.work += 1
+        self._heard()
+
+    async def until(self, condition) -> None:  # type: ignore[no-untyped-def]
+        with trio.fail_after(10):
+            while not condition():
+                await self.changed.wait()
+
+
+async def test_a_replica_hears_submits_results_and_cancels_made_on_another(
+    postgres_url: str,
+) -> None:
+    async with opened(postgres_url, **LEASE) as a, opened(postgres_url, **LEASE) as b:
+        heard = Heard()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run_background, heard)
+            job, other = queued(), queued()
+            await b.add(job)
+            await heard.until(lambda: heard.work >= 1)
+            await b.start(job.id, T0)
+            await b.finish(job.id, JobStatus.COMPLETED, T0 + 1, 42)
+            await heard.until(lambda: job.id in heard.done)
+            await b.add(other)
+            cancel = JobError("Cancelled", "by a client")
+            assert await b.cancel(other.id, T0 + 2, cancel) is not None  # type: ignore[attr-defined]
+            await heard.until(lambda: other.id in heard.cancelled)
+            nursery.cancel_scope.cancel()
+
+
+async def test_the_heartbeat_renews_leases_and_reports_lost_ones(postgres_url: str) -> None:
+    lease = {"lease_seconds": 0.6}  # heartbeat every 0.2 s
+    async with opened(postgres_url, **lease) as a, opened(postgres_url, **lease) as b:
+        heard = Heard()
+        kept, lost = queued(), queued()
+        await a.add(kept)
+        await a.add(lost)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run_background, heard)
+            await a.claim(2, T0)
+            await a.start(kept.id, T0)
+            await a.start(lost.id, T0)
+            # one lease lapses (a paused too long) and b takes the job over: a's next renewal
+            # finds it is no longer a's to run
+            expire_leases(postgres_url, lost.id)
+            [taken] = await b.claim(1, T0)
+            assert taken.id == lost.id
+            await heard.until(lambda: lost.id in heard.lost)
+            await b.start(lost.id, T0)
+            assert await b.finish(lost.id, JobStatus.COMPLETED, T0 + 1, "by b") is not None
+            # the other outlives several lease periods because a keeps renewing it
+            for _ in range(3):
+                with trio.fail_after(5):
+                    await trio.sleep(0.6)  # a lease period passes; nothing to wait on but time
+                assert await b.claim(1, T0) == []
+            nursery.cancel_scope.cancel()
+        assert heard.lost == [lost.id]

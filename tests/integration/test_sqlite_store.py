@@ -1,0 +1,72 @@
+"""SQLite specifics: one server per file, recovery of jobs a crash left running, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from graphnursery import JobStatus
+from graphnursery.errors import StoreError, StoreLocked
+from stores import T0, opened, queued
+
+
+async def test_a_second_store_on_the_same_file_is_refused_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    async with opened(f"sqlite:///{path}"):
+        with pytest.raises(StoreLocked) as info:
+            async with opened(f"sqlite:///{path}"):
+                pass  # pragma: no cover
+        assert str(path) in str(info.value)
+        assert "another graphnursery server" in str(info.value)
+    async with opened(f"sqlite:///{path}"):  # free again once the first closed
+        pass
+
+
+async def test_jobs_left_running_are_requeued_on_open_and_resume_in_order(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    jobs = [queued(created_at=T0 + i) for i in range(4)]
+    async with opened(url) as store:
+        for job in jobs:
+            await store.add(job)
+        await store.start(jobs[1].id, T0 + 10)
+        # closing without release() is what a crash leaves: the job stays 'running'
+    async with opened(url) as store:
+        assert store.recovered == 1  # type: ignore[attr-defined]
+        requeued = await store.get(jobs[1].id)
+        assert requeued is not None
+        assert (requeued.status, requeued.attempts) == (JobStatus.QUEUED, 1)
+        assert (await store.counts())[JobStatus.RUNNING] == 0
+        page, cursor = await store.resume(None, 10)
+        assert page == [job.id for job in jobs]
+        assert await store.resume(cursor, 10) == ([], None)
+        again = await store.start(jobs[1].id, T0 + 20)
+        assert again is not None and again.attempts == 2
+        # a job queued after the store opened is the engine's already, not the backlog's
+        late = queued()
+        await store.add(late)
+        page, _ = await store.resume(None, 10)
+        assert page == [job.id for job in jobs if job is not jobs[1]]
+
+
+async def test_the_file_is_in_wal_mode_at_the_current_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    async with opened(f"sqlite:///{path}"):
+        pass
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="schema version 99"):
+        async with opened(f"sqlite:///{path}"):
+            pass  # pragma: no cover

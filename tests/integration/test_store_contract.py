@@ -1,0 +1,141 @@
+"""The store contract: what the engine relies on, on every store (memory, SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from graphnursery import JobError, JobStatus
+from graphnursery.jobs import new_job_id
+from graphnursery.store import Store
+from stores import T0, queued
+
+
+async def test_a_new_job_reads_back_as_it_was_added(store: Store) -> None:
+    job = queued({"messages": [{"role": "user", "content": "hé"}], "z": 1, "a": [1.5, None]})
+    await store.add(job)
+    assert await store.get(job.id) == job
+
+
+async def test_an_unknown_job_is_none(store: Store) -> None:
+    assert await store.get(new_job_id()) is None
+
+
+async def test_adding_the_same_id_twice_is_refused(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    with pytest.raises(ValueError, match="already exists"):
+        await store.add(job)
+    assert await store.get(job.id) == job
+
+
+async def test_start_moves_a_queued_job_to_running_once(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    running = await store.start(job.id, T0 + 1)
+    assert running is not None
+    assert running.status is JobStatus.RUNNING
+    assert running.attempts == 1
+    assert running.started_at == T0 + 1
+    assert await store.get(job.id) == running
+    assert await store.start(job.id, T0 + 2) is None
+    assert await store.start(new_job_id(), T0 + 2) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "result", "error"),
+    [
+        (JobStatus.COMPLETED, {"answer": [1, "two", {"three": None}]}, None),
+        (JobStatus.COMPLETED, "just text", None),
+        (JobStatus.COMPLETED, None, None),
+        (JobStatus.FAILED, None, JobError("ValueError", "bad input: ünïcode")),
+        (JobStatus.TIMED_OUT, None, JobError("TimeoutError", "ran past 1 s")),
+        (JobStatus.CRASHED, None, JobError("WorkerCrashed", "killed by SIGKILL")),
+    ],
+)
+async def test_finish_records_the_outcome(
+    store: Store, status: JobStatus, result: Any, error: JobError | None
+) -> None:
+    job = queued()
+    await store.add(job)
+    await store.start(job.id, T0 + 1)
+    done = await store.finish(job.id, status, T0 + 3, result, error)
+    assert done is not None
+    assert (done.status, done.result, done.error) == (status, result, error)
+    assert done.completed_at == T0 + 3
+    assert done.duration == 2
+    assert await store.get(job.id) == done
+
+
+async def test_a_terminal_job_is_never_overwritten(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    await store.start(job.id, T0 + 1)
+    timed_out = JobError("TimeoutError", "too slow")
+    first = await store.finish(job.id, JobStatus.TIMED_OUT, T0 + 2, None, timed_out)
+    assert first is not None
+    assert await store.finish(job.id, JobStatus.COMPLETED, T0 + 3, {"late": True}) is None
+    assert await store.get(job.id) == first
+
+
+async def test_a_queued_job_can_end_without_running(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    error = JobError("Cancelled", "the server shut down")
+    done = await store.finish(job.id, JobStatus.CANCELLED, T0 + 1, None, error)
+    assert done is not None
+    assert (done.status, done.error, done.attempts) == (JobStatus.CANCELLED, error, 0)
+    assert await store.start(job.id, T0 + 2) is None
+
+
+async def test_finishing_an_unknown_job_is_none(store: Store) -> None:
+    assert await store.finish(new_job_id(), JobStatus.COMPLETED, T0, 1) is None
+
+
+async def test_remove_forgets_a_job(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    await store.remove(job.id)
+    assert await store.get(job.id) is None
+    assert (await store.counts())[JobStatus.QUEUED] == 0
+    await store.remove(job.id)  # removing twice is harmless
+
+
+async def test_evict_deletes_only_jobs_finished_before_the_cutoff(store: Store) -> None:
+    old, recent, waiting, running = queued(), queued(), queued(), queued()
+    for job in (old, recent, waiting, running):
+        await store.add(job)
+    for job, at in ((old, T0 + 10), (recent, T0 + 100)):
+        await store.start(job.id, at - 1)
+        await store.finish(job.id, JobStatus.COMPLETED, at, "ok")
+    await store.start(running.id, T0)
+    assert await store.evict(T0 + 50) == 1
+    assert await store.get(old.id) is None
+    for job in (recent, waiting, running):
+        assert await store.get(job.id) is not None
+    assert await store.evict(T0 + 50) == 0
+    assert await store.evict(T0 + 1000) == 1
+    assert await store.get(recent.id) is None
+
+
+async def test_counts_follow_every_transition(store: Store) -> None:
+    jobs = [queued() for _ in range(5)]
+    for job in jobs:
+        await store.add(job)
+    for job in jobs[:3]:
+        await store.start(job.id, T0)
+    await store.finish(jobs[0].id, JobStatus.COMPLETED, T0 + 1, 1)
+    await store.finish(jobs[1].id, JobStatus.FAILED, T0 + 1, None, JobError("E", "m"))
+    await store.finish(jobs[3].id, JobStatus.CANCELLED, T0 + 1, None, JobError("C", "m"))
+    counts = await store.counts()
+    assert set(counts) == set(JobStatus)
+    assert counts[JobStatus.QUEUED] == 1
+    assert counts[JobStatus.RUNNING] == 1
+    assert counts[JobStatus.COMPLETED] == 1
+    assert counts[JobStatus.FAILED] == 1
+    assert counts[JobStatus.CANCELLED] == 1
+    assert counts[JobStatus.TIMED_OUT] == counts[JobStatus.CRASHED] == 0
+    assert await store.queued_count() == 1
+    await store.evict(T0 + 2)
+    assert sum((await store.counts()).values()) == 2
