@@ -31,7 +31,7 @@ import trio
 
 from . import tracing
 from .config import Config
-from .errors import EngineClosed, JobNotFound, QueueFull
+from .errors import EngineClosed, JobAlreadyFinished, JobNotFound, QueueFull
 from .executor import GraphRunner, open_executor
 from .jobs import Job, JobError, JobStatus, Outcome, new_job_id
 from .logs import get_logger
@@ -41,6 +41,7 @@ from .store import Store, open_store
 log = get_logger("graphnursery.engine")
 
 SHUTDOWN_ERROR = JobError("Cancelled", "the server shut down before the job finished")
+CANCELLED_ERROR = JobError("Cancelled", "cancelled by request")
 
 
 class Clock:
@@ -173,6 +174,32 @@ class Engine:
         if not event.is_set() and self._done.get(job_id) is event:
             del self._done[job_id]
 
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a job: a queued one never runs; a running one's worker process is killed.
+
+        Raises JobNotFound, or JobAlreadyFinished if the job is already terminal.
+        """
+        job = await self.store.cancel(job_id, self.clock.now(), CANCELLED_ERROR)
+        if job is None:
+            current = await self.get(job_id)
+            raise JobAlreadyFinished(job_id, current.status.value)
+        self._stop_here(job_id)  # its runner ends without a result; the store has the status
+        self.metrics.job_finished(job)
+        log.info("job cancelled", job_id=job_id)
+        self._wake(job_id)
+        return job
+
+    async def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """A page of kept jobs, oldest first, optionally of one status (dead letters...)."""
+        return await self.store.list_jobs(status, limit, cursor)
+
+    def _wake(self, job_id: str) -> None:
+        event = self._done.pop(job_id, None)
+        if event is not None:
+            event.set()
+
     def position(self, job_id: str) -> int | None:
         """How many queued jobs are ahead of this one; None if it is not queued."""
         seq = self._queue_seq.get(job_id)
@@ -267,9 +294,7 @@ class Engine:
                 error=outcome.error.message,
                 graph_traceback=outcome.traceback or None,
             )
-        event = self._done.pop(job_id, None)
-        if event is not None:
-            event.set()
+        self._wake(job_id)
 
     async def _evict_expired(self) -> None:
         ttl = self.config.result_ttl
@@ -414,9 +439,7 @@ class _EngineEvents:
         self._engine = engine
 
     def job_done(self, job_id: str) -> None:
-        event = self._engine._done.pop(job_id, None)
-        if event is not None:
-            event.set()
+        self._engine._wake(job_id)
 
     def job_cancelled(self, job_id: str) -> None:
         self._engine._stop_here(job_id)

@@ -6,6 +6,7 @@
     ├── JobNotFound          no job with that id (never existed, or expired)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
+    ├── JobAlreadyFinished   cancel of a terminal job (HTTP 409)
     ├── StoreError           the job store cannot be opened or used
     │   └── StoreLocked      another server is using this SQLite database file
     └── ClientError          raised by graphnursery.Client / AsyncClient (tree in client.py)
@@ -85,6 +86,15 @@ class QueueFull(GraphNurseryError):
 
 class EngineClosed(GraphNurseryError):
     """The engine is not running, so it accepts no jobs."""
+
+
+class JobAlreadyFinished(GraphNurseryError):
+    """The job is terminal, so it cannot be cancelled (or is not, to be retried)."""
+
+    def __init__(self, job_id: str, status: str, action: str = "cancel") -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(f"cannot {action} job {job_id!r}: it is {status}")
 
 
 # -- the client's branch ---------------------------------------------------------------------

@@ -52,11 +52,11 @@ async def test_cancel_ends_queued_and_running_jobs_but_not_terminal_ones(
         await store.start(done.id, T0)
         await store.finish(done.id, JobStatus.COMPLETED, T0 + 1, 1)
         for job in (waiting, running):
-            cancelled = await store.cancel(job.id, T0 + 2, CANCELLED)  # type: ignore[attr-defined]
+            cancelled = await store.cancel(job.id, T0 + 2, CANCELLED)
             assert cancelled.status is JobStatus.CANCELLED
             assert cancelled.error == CANCELLED
-        assert await store.cancel(done.id, T0 + 2, CANCELLED) is None  # type: ignore[attr-defined]
-        assert await store.cancel(queued().id, T0 + 2, CANCELLED) is None  # type: ignore[attr-defined]
+        assert await store.cancel(done.id, T0 + 2, CANCELLED) is None
+        assert await store.cancel(queued().id, T0 + 2, CANCELLED) is None
         assert (await store.counts())[JobStatus.CANCELLED] == 2
 
 
@@ -70,12 +70,12 @@ async def test_list_pages_through_jobs_in_creation_order_by_status(durable_url: 
         expected = sorted(jobs, key=lambda job: (job.created_at, job.id))
         seen, cursor = [], None
         while True:
-            page, cursor = await store.list(limit=3, cursor=cursor)  # type: ignore[attr-defined]
+            page, cursor = await store.list_jobs(limit=3, cursor=cursor)
             seen += [job.id for job in page]
             if cursor is None:
                 break
         assert seen == [job.id for job in expected]
-        running, cursor = await store.list(JobStatus.RUNNING, limit=10)  # type: ignore[attr-defined]
+        running, cursor = await store.list_jobs(JobStatus.RUNNING, limit=10)
         assert [job.id for job in running] == [j.id for j in expected if j in jobs[::3]]
         assert cursor is None
 
@@ -106,10 +106,10 @@ async def assert_resumes(store: Store, expected: list[str]) -> None:
 async def test_submits_arriving_together_share_commits(tmp_path) -> None:  # type: ignore[no-untyped-def]
     async with opened(f"sqlite:///{tmp_path / 'jobs.db'}") as store:
         jobs = [queued() for _ in range(400)]
-        before = store.transactions  # type: ignore[attr-defined]
+        before = store.transactions
         async with trio.open_nursery() as nursery:
             for job in jobs:
                 nursery.start_soon(store.add, job)
-        commits = store.transactions - before  # type: ignore[attr-defined]
+        commits = store.transactions - before
         assert (await store.counts())[JobStatus.QUEUED] == 400
         assert commits < 100, f"{commits} commits for 400 concurrent submits"

@@ -16,6 +16,7 @@ from .. import __version__, tracing
 from ..config import Config
 from ..engine import Engine, EngineStatistics, open_engine
 from ..errors import EngineClosed
+from ..jobs import JobStatus
 from ..logs import get_logger
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
@@ -27,6 +28,8 @@ from .schemas import (
     GeneralSubmit,
     Health,
     JobModel,
+    JobPage,
+    ListQuery,
     Probe,
     SeedAccepted,
     SeedSubmit,
@@ -74,6 +77,7 @@ def errors(*statuses: int) -> Any:
 
 
 SUBMIT_ERRORS = errors(400, 401, 413, 429, 503)
+MAX_PAGE = 1000
 _general_body = TypeAdapter(GeneralSubmit)
 
 STATE_KEY = "graphnursery"
@@ -139,6 +143,30 @@ def parse_submit(body: dict[str, Any], config: Config) -> tuple[Any, float | Non
             ],
         )
     return job_input, timeout
+
+
+def query_error(field: str, message: str) -> ApiError:
+    return ApiError(
+        400,
+        "invalid_parameter",
+        f"{field}: {message}",
+        [{"field": field, "message": message, "type": "query"}],
+    )
+
+
+def parse_list_query() -> tuple[JobStatus | None, int, str | None]:
+    raw_status = request.args.get("status")
+    status = None
+    if raw_status is not None:
+        try:
+            status = JobStatus(raw_status)
+        except ValueError:
+            choices = ", ".join(s.value for s in JobStatus)
+            raise query_error("status", f"must be one of {choices}") from None
+    raw_limit = request.args.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+        raise query_error("limit", f"must be an integer from 1 to {MAX_PAGE}")
+    return status, int(raw_limit), request.args.get("cursor") or None
 
 
 def parse_wait(config: Config) -> float | None:
@@ -248,6 +276,28 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         engine = state.require_engine()
         job = await (engine.wait(job_id, wait) if wait else engine.get(job_id))
         return json_response(job_body(job, engine.position(job_id)))
+
+    @app.post("/jobs/<job_id>/cancel")
+    @document(responses={200: (JobModel, None), **errors(401, 404, 409, 503)})
+    async def cancel_job(job_id: str) -> Response:
+        engine = state.require_engine()
+        return json_response(job_body(await engine.cancel(job_id)))
+
+    @app.get("/jobs")
+    @document(querystring=ListQuery, responses={200: (JobPage, None), **errors(400, 401, 503)})
+    async def list_jobs() -> Response:
+        engine = state.require_engine()
+        status, limit, cursor = parse_list_query()
+        try:
+            jobs, next_cursor = await engine.list_jobs(status, limit, cursor)
+        except ValueError as exc:
+            raise query_error("cursor", str(exc)) from None
+        return json_response(
+            {
+                "jobs": [job_body(job, engine.position(job.id)) for job in jobs],
+                "nextCursor": next_cursor,
+            }
+        )
 
     def stats_body(stats: EngineStatistics) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
-from ..errors import EngineClosed, JobNotFound, QueueFull
+from ..errors import EngineClosed, JobAlreadyFinished, JobNotFound, QueueFull
 from ..logs import get_logger
 
 log = get_logger("graphnursery.http")
@@ -21,6 +21,7 @@ HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     401: "unauthorized",
     413: "body_too_large",
     415: "unsupported_media_type",
@@ -92,6 +93,10 @@ def register_error_handlers(app: Quart) -> None:
         return error_response(
             ApiError(429, "queue_full", str(error), headers=retry_after(error.retry_after))
         )
+
+    @app.errorhandler(JobAlreadyFinished)
+    async def job_finished(error: JobAlreadyFinished) -> Response:
+        return error_response(ApiError(409, "conflict", str(error)))
 
     @app.errorhandler(EngineClosed)
     async def engine_closed(error: EngineClosed) -> Response:

@@ -188,3 +188,19 @@ class WaitQuery(BaseModel):
         ]
         | None
     ) = None
+
+
+class JobPage(BaseModel):
+    """A page of ``GET /jobs``; pass ``nextCursor`` back as ``cursor`` for the next one."""
+
+    jobs: list[JobModel]
+    nextCursor: str | None
+
+
+class ListQuery(BaseModel):
+    status: (
+        Literal["queued", "running", "completed", "failed", "timed_out", "cancelled", "crashed"]
+        | None
+    ) = None
+    limit: Annotated[int, Field(ge=1, le=1000)] | None = None
+    cursor: str | None = None

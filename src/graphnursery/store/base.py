@@ -85,6 +85,23 @@ class Store(abc.ABC):
         """Move a job to a terminal status; None if it is unknown or already terminal."""
 
     @abc.abstractmethod
+    async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
+        """queued|running -> cancelled; None if the job is unknown or already terminal.
+
+        A shared store also tells the other servers, so the one running it stops it.
+        """
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """Jobs in (created_at, id) order, optionally of one status, a page at a time.
+
+        Returns the page and the cursor of the next one (None on the last page). Raises
+        ValueError for a cursor it did not make.
+        """
+
+    @abc.abstractmethod
     async def evict(self, finished_before: float) -> int:
         """Delete jobs that finished before the given time; returns how many."""
 

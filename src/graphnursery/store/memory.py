@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..jobs import Job, JobError, JobStatus
+from ._rows import decode_cursor, encode_cursor
 from .base import Store
 
 
@@ -66,6 +67,27 @@ class MemoryStore(Store):
         self._put(done, job)
         self._finished.append((completed_at, job_id))
         return done
+
+    async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
+        return await self.finish(job_id, JobStatus.CANCELLED, cancelled_at, None, error)
+
+    async def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        after = decode_cursor(cursor) if cursor is not None else None
+        # Kept jobs are bounded by the queue and result_ttl; a scan is fine for inspection.
+        matching = sorted(
+            (
+                job
+                for job in self._jobs.values()
+                if (status is None or job.status is status)
+                and (after is None or (job.created_at, job.id) > after)
+            ),
+            key=lambda job: (job.created_at, job.id),
+        )
+        if len(matching) > limit:
+            return matching[:limit], encode_cursor(matching[limit - 1])
+        return matching, None
 
     async def evict(self, finished_before: float) -> int:
         evicted = 0

@@ -560,7 +560,7 @@ class PostgresStore(Store):
             self._claimed.pop(job_id, None)
         return job
 
-    async def list(
+    async def list_jobs(
         self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
         """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""

@@ -455,7 +455,7 @@ class SQLiteStore(Store):
         """queued|running -> cancelled; None if the job is unknown or already terminal."""
         return await self.finish(job_id, JobStatus.CANCELLED, cancelled_at, None, error)
 
-    async def list(
+    async def list_jobs(
         self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
         """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
