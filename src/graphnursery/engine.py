@@ -378,7 +378,8 @@ class _Finisher:
 
     async def _write(self, job_id: str, outcome: Outcome) -> None:
         try:
-            await self._engine._finish(job_id, outcome)
+            with trio.CancelScope(shield=True):  # a result in hand is written, even on stop
+                await self._engine._finish(job_id, outcome)
         finally:
             self._idle.release()
 
