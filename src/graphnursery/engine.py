@@ -359,7 +359,8 @@ class Engine:
         """Durable store: queue the jobs a previous run left, oldest first.
 
         ``send`` waits while the channel is full, so a backlog larger than ``queue_size``
-        goes in as runners make room (new submits meanwhile answer 429).
+        goes in as runners make room. Meanwhile new submits mostly answer 429 (the channel
+        is full); one that finds room between two pages runs before the rest of the backlog.
         """
         cursor: Any = None
         fed = 0
@@ -427,7 +428,8 @@ class _Finisher:
 
     async def _write(self, job_id: str, outcome: Outcome) -> None:
         try:
-            await self._engine._finish(job_id, outcome)
+            with trio.CancelScope(shield=True):  # a result in hand is written, even on stop
+                await self._engine._finish(job_id, outcome)
         finally:
             self._idle.release()
 

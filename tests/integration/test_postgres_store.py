@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 import trio
 
 from graphnursery import JobError, JobStatus
+from graphnursery.errors import StoreError
 from stores import T0, opened, queued
 
 LEASE = {"lease_seconds": 30.0}
@@ -159,3 +161,9 @@ async def test_the_heartbeat_renews_leases_and_reports_lost_ones(postgres_url: s
                 assert await b.claim(1, T0) == []
             nursery.cancel_scope.cancel()
         assert heard.lost == [lost.id]
+
+
+async def test_an_unreachable_database_is_a_store_error_with_the_servers_words() -> None:
+    with pytest.raises(StoreError, match=r"cannot connect to PostgreSQL at .*:1/test.*refused"):
+        async with opened("postgresql://postgres@127.0.0.1:1/test"):
+            pass  # pragma: no cover

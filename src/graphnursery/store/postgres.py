@@ -165,6 +165,11 @@ class PostgresStore(Store):
         await trio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
 
     def _open_sync(self) -> None:
+        where = describe(self.conninfo)
+        try:  # one plain connection first, for the server's own words if it fails
+            psycopg.connect(self.conninfo, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from None
         pool: ConnectionPool[Connection] = ConnectionPool(
             self.conninfo,
             min_size=1,
@@ -176,13 +181,14 @@ class PostgresStore(Store):
             pool.open(wait=True, timeout=10)
         except PoolTimeout as exc:
             pool.close()
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {describe(self.conninfo)}: {exc}"
-            ) from None
+            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from None
         try:
             with pool.connection() as connection:
                 self._migrate(connection)
                 row = connection.execute("SELECT current_schema()").fetchone()
+        except psycopg.Error as exc:
+            pool.close()
+            raise StoreError(f"cannot prepare the tables in PostgreSQL at {where}: {exc}") from None
         except BaseException:
             pool.close()
             raise
