@@ -100,7 +100,7 @@ class Engine:
         self._mean_duration = 0.0
         self._accepting = True
         # Cancel scopes of the jobs running here, to stop one the store says is not ours.
-        self._running: dict[str, trio.CancelScope] = {}
+        self._running: dict[str, _RunningJob] = {}
         self._claimed = 0  # shared store: jobs claimed here and not yet finished
         self._claim_wanted = trio.Event()
         # Shared store: the queue length across replicas, re-read at most every 0.1 s.
@@ -183,7 +183,9 @@ class Engine:
         if job is None:
             current = await self.get(job_id)
             raise JobAlreadyFinished(job_id, current.status.value)
-        self._stop_here(job_id)  # its runner ends without a result; the store has the status
+        stopped = self._stop_here(job_id)  # the runner ends without a result
+        if stopped is not None:
+            await stopped.wait()  # answer once its worker process is gone
         self.metrics.job_finished(job)
         log.info("job cancelled", job_id=job_id)
         self._wake(job_id)
@@ -260,7 +262,7 @@ class Engine:
         # Cancelled when the store says the job is no longer ours to run (cancelled on
         # another replica, or our lease lapsed): then the store already holds its status.
         with trio.CancelScope() as ours, tracing.running(job, carrier) as run_trace:
-            self._running[job.id] = ours
+            running = self._running[job.id] = _RunningJob(ours)
             try:
                 outcome = await self.executor.run(job.input, job.timeout, run_trace.carrier)
             except trio.Cancelled:
@@ -270,6 +272,7 @@ class Engine:
                 raise
             finally:
                 del self._running[job.id]
+                running.stopped.set()
             run_trace.outcome(outcome)
             await finish(job.id, outcome)
 
@@ -406,10 +409,21 @@ class Engine:
             with trio.move_on_after(poll):
                 await self._claim_wanted.wait()
 
-    def _stop_here(self, job_id: str) -> None:
-        scope = self._running.get(job_id)
-        if scope is not None:
-            scope.cancel()
+    def _stop_here(self, job_id: str) -> trio.Event | None:
+        """Stop the job if it runs here; the event is set once its worker is gone."""
+        running = self._running.get(job_id)
+        if running is None:
+            return None
+        running.scope.cancel()
+        return running.stopped
+
+
+class _RunningJob:
+    __slots__ = ("scope", "stopped")
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.stopped = trio.Event()
 
 
 class _Finisher:
