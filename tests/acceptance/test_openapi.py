@@ -74,6 +74,10 @@ def test_api_never_answers_5xx_nor_off_schema(api_schema: schemathesis.BaseSchem
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate()
+            # An opaque cursor only the server makes cannot be described by a schema: any
+            # other string is rightly refused, which is not "valid data rejected".
+            lists = case.operation.path == "/jobs" and case.method == "GET"
+            excluded = [schemathesis.checks.positive_data_acceptance] if lists else []
+            case.call_and_validate(excluded_checks=excluded)
 
         check()
