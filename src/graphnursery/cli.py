@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(config)
     try:
-        trio.run(serve, config)
+        status = trio.run(serve, config)
     except GraphLoadError as exc:
         print(f"graphnursery: {exc}", file=sys.stderr)
         if exc.traceback:
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"graphnursery: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

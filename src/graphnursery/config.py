@@ -46,6 +46,9 @@ class Config:
     result_ttl: float = _setting(3600.0, "seconds a finished job is kept before eviction")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body accepted (413)")
     max_wait: float = _setting(300.0, "largest ?wait= long-poll, in seconds")
+    shutdown_grace: float = _setting(
+        30.0, "on SIGTERM/SIGINT, seconds running jobs may take to finish before they are killed"
+    )
     log_level: str = _setting("info", "debug, info, warning or error")
     log_format: str = _setting("auto", "json, console, or auto (console on a TTY, else json)")
     api_key: str = _setting(

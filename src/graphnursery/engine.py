@@ -99,6 +99,12 @@ class Engine:
         self._dequeued = 0
         self._mean_duration = 0.0
         self._accepting = True
+        self._draining = False
+        # Runs in progress (taken off the queue, not yet ended), for drain to wait on.
+        self._active = 0
+        self._idle = trio.Event()
+        # The task that brings jobs in from the store (backlog feeder or claimer).
+        self._intake = trio.CancelScope()
         # Cancel scopes of the jobs running here, to stop one the store says is not ours.
         self._running: dict[str, _RunningJob] = {}
         self._claimed = 0  # shared store: jobs claimed here and not yet finished
@@ -113,10 +119,34 @@ class Engine:
     def accepting(self) -> bool:
         return self._accepting
 
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    async def drain(self, grace: float) -> bool:
+        """Stop taking jobs and give the running ones up to ``grace`` seconds to finish.
+
+        New submits raise EngineClosed at once; jobs still queued end ``cancelled``
+        (memory store) or stay queued for the next start or another replica (durable
+        stores). Returns True if every running job finished in time; those that did not
+        are stopped when the engine closes, like any unfinished job.
+        """
+        self._accepting = False
+        self._draining = True
+        self._intake.cancel()
+        await self._cancel_queued()
+        log.info("draining", running=self._active, grace_seconds=grace)
+        with trio.move_on_after(grace):
+            while self._active:
+                await self._idle.wait()
+        return self._active == 0
+
     async def submit(self, job_input: Any, *, timeout: float | None = None) -> Job:
         """Queue a job. Raises QueueFull when the queue is at capacity."""
         if not self._accepting:
-            raise EngineClosed("the engine is not accepting jobs")
+            raise EngineClosed(
+                "the server is draining" if self._draining else "the engine is not accepting jobs"
+            )
         if timeout is None:
             timeout = self.config.job_timeout
         elif not 0 < timeout <= self.config.max_job_timeout:
@@ -246,9 +276,14 @@ class Engine:
             async for job_id in self._receive:
                 self._dequeued += 1
                 self._queue_seq.pop(job_id, None)
+                self._active += 1
                 try:
                     await self._run(job_id, finish)
                 finally:
+                    self._active -= 1
+                    if not self._active:
+                        idle, self._idle = self._idle, trio.Event()
+                        idle.set()
                     if self.store.shared:
                         self._claimed -= 1
                         self._claim_wanted.set()
@@ -357,6 +392,10 @@ class Engine:
             await self.store.release(job_id)
         else:
             await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
+
+    async def _take_in(self, intake: Callable[[], Awaitable[None]]) -> None:
+        with self._intake:  # drain() cancels it: no more jobs come in from the store
+            await intake()
 
     async def _feed_backlog(self) -> None:
         """Durable store: queue the jobs a previous run left, oldest first.
@@ -525,9 +564,9 @@ async def open_engine(
                             nursery.start_soon(engine._runner)
                         nursery.start_soon(engine._evict_expired)
                         if store.shared:
-                            nursery.start_soon(engine._claim_jobs)
+                            nursery.start_soon(engine._take_in, engine._claim_jobs)
                         elif store.durable:
-                            nursery.start_soon(engine._feed_backlog)
+                            nursery.start_soon(engine._take_in, engine._feed_backlog)
                         try:
                             yield engine
                         finally:

@@ -16,6 +16,8 @@ daemon = False
 worker_class = "trio"
 workers = 1
 startup_timeout = 600
+# Room for the app's drain on shutdown (GRAPHNURSERY_SHUTDOWN_GRACE, default 30 s).
+shutdown_timeout = float(os.environ.get("GRAPHNURSERY_SHUTDOWN_GRACE", "30")) + 15
 accesslog = None
 
 _host = os.environ.get("GRAPHNURSERY_HOST", "127.0.0.1")

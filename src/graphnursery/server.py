@@ -26,6 +26,9 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     # Loading a graph (say, a model) may take a while; the server answers only once it is done.
     hconfig.startup_timeout = 600
     hconfig.graceful_timeout = 5
+    # After its own drain, the app's lifespan shutdown drains again (instantly by then);
+    # under hypercorn's launch that drain is the real one.
+    hconfig.shutdown_timeout = config.shutdown_grace + 15
     return hconfig
 
 
@@ -33,11 +36,36 @@ def configure_logging(config: Config) -> None:
     logs.configure_logging(config.log_level, config.log_format)
 
 
-async def _until_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("shutting down", signal=signal.Signals(signum).name)
-            return
+class _Shutdown:
+    """SIGINT/SIGTERM: drain, then stop hypercorn. A second signal cuts the drain short."""
+
+    def __init__(self, state: AppState, config: Config) -> None:
+        self._state = state
+        self._config = config
+        self.forced = False
+
+    async def __call__(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            received = signals.__aiter__()
+            signum = await received.__anext__()
+            log.info("draining", signal=signal.Signals(signum).name)
+            engine = self._state.engine
+            if engine is None:
+                return
+            self._state.drained = True
+            async with trio.open_nursery() as nursery:
+
+                async def force() -> None:
+                    again = await received.__anext__()
+                    log.warning("stopping now", signal=signal.Signals(again).name)
+                    self.forced = True
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(force)
+                clean = await engine.drain(self._config.shutdown_grace)
+                if not clean:
+                    log.warning("grace period over: stopping the jobs still running")
+                nursery.cancel_scope.cancel()
 
 
 async def serve(
@@ -45,19 +73,22 @@ async def serve(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     handle_signals: bool = True,
-) -> None:
+) -> int:
     """Serve ``config.graph`` until SIGINT/SIGTERM. ``task_status`` gets the bound URLs.
 
+    The first signal drains (no new jobs; running ones get ``shutdown_grace`` seconds), a
+    second one stops at once. Returns the exit status: 0 after a drain, 1 if forced.
     Raises :class:`~graphnursery.errors.GraphLoadError` if the graph cannot be loaded,
     before anything is accepted.
     """
     app = create_app(config)
     state: AppState = app.extensions[STATE_KEY]
-    shutdown = _until_signal if handle_signals else trio.sleep_forever
+    shutdown = _Shutdown(state, config)
+    trigger = shutdown if handle_signals else trio.sleep_forever
     try:
         async with trio.open_nursery() as nursery:
             urls: list[str] = await nursery.start(
-                _serve_app, app, hypercorn_config(config), shutdown
+                _serve_app, app, hypercorn_config(config), trigger
             )
             if state.startup_error is not None:
                 # hypercorn binds even after a failed lifespan startup; never announce it.
@@ -72,6 +103,7 @@ async def serve(
         if state.startup_error is not None:
             raise _single(state.startup_error) from None
         raise
+    return 1 if shutdown.forced else 0
 
 
 async def _serve_app(
@@ -93,4 +125,6 @@ def serve_graph(graph: str, **settings: Any) -> None:
     """
     config = Config(graph=graph, **settings)
     configure_logging(config)
-    trio.run(serve, config)
+    status = trio.run(serve, config)
+    if status:
+        raise SystemExit(status)

@@ -91,12 +91,18 @@ class AppState:
         self.store = store
         self.engine: Engine | None = None
         self.startup_error: BaseException | None = None
+        # Set once the server has drained (or a second signal skipped it): no second grace.
+        self.drained = False
         self.stopped = trio.Event()
 
     def require_engine(self) -> Engine:
         if self.engine is None:
             raise EngineClosed("the engine is not running")
         return self.engine
+
+    @property
+    def draining(self) -> bool:
+        return self.engine is not None and self.engine.draining
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -195,8 +201,9 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         RESPONSE_TIMEOUT=config.max_wait + 30,
         BODY_TIMEOUT=60,
-        # The engine stops itself on shutdown; Quart need not wait for it.
-        BACKGROUND_TASK_SHUTDOWN_TIMEOUT=None,
+        # On shutdown Quart gives app.nursery (where the engine runs) this long before
+        # cancelling it: time for after_serving's drain.
+        BACKGROUND_TASK_SHUTDOWN_TIMEOUT=config.shutdown_grace + 10,
     )
     QuartSchema(
         app,
@@ -232,6 +239,11 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
 
     @app.after_serving
     async def stop_engine() -> None:
+        # The CLI drains before hypercorn stops; under hypercorn's own launch this is where
+        # running jobs get their grace.
+        engine = state.engine
+        if engine is not None and not state.drained:
+            await engine.drain(config.shutdown_grace)
         state.stopped.set()
 
     async def submit() -> tuple[Engine, Any]:
@@ -320,7 +332,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         }
         engine = state.engine
         if engine is None or not engine.accepting:
-            body["status"] = "unavailable"
+            body["status"] = "draining" if engine is not None and engine.draining else "unavailable"
             return json_response(body, 503, {"Retry-After": "5"})
         body["status"] = "ok"
         body["stats"] = stats_body(await engine.statistics())
@@ -331,7 +343,8 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     async def ready() -> Response:
         engine = state.engine
         if engine is None or not engine.accepting:
-            return json_response({"status": "unavailable"}, 503, {"Retry-After": "5"})
+            status = "draining" if engine is not None and engine.draining else "unavailable"
+            return json_response({"status": status}, 503, {"Retry-After": "5"})
         return json_response({"status": "ready"})
 
     @app.get("/metrics")

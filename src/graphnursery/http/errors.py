@@ -100,8 +100,9 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(EngineClosed)
     async def engine_closed(error: EngineClosed) -> Response:
+        code = "draining" if "draining" in str(error) else "unavailable"
         return error_response(
-            ApiError(503, "unavailable", "the server is not accepting jobs", headers=retry_after(5))
+            ApiError(503, code, f"not accepting jobs: {error}", headers=retry_after(5))
         )
 
     @app.errorhandler(HTTPException)

@@ -149,7 +149,7 @@ class SeedStats(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "draining", "unavailable"]
     timestamp: str
     uptime: float
     stats: SeedStats | None = None
