@@ -186,9 +186,48 @@ def _describe_exception(exc: BaseException) -> Reply:
     )
 
 
-def initialize(spec: str, log_level: int = logging.INFO) -> None:
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker process needs to know, sent to it once when it starts."""
+
+    spec: str
+    log_level: int = logging.INFO
+    max_jobs: int = 0  # retire the process after this many jobs (0: never)
+    max_rss_mb: int = 0  # retire it after a job that leaves it above this RSS (0: never)
+
+
+_settings = WorkerSettings(spec="")
+_jobs_run = 0
+
+
+def resident_mb() -> float:
+    """This process's resident set size, in MiB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def should_retire() -> bool:
+    """trio-parallel's ``retire`` hook, run after each call: recycle a worker that has run
+    ``max_jobs`` jobs or grown past ``max_rss_mb``. Between jobs, never mid-job. Never raises."""
+    try:
+        if _settings.max_jobs and _jobs_run >= _settings.max_jobs:
+            return True
+        return bool(_settings.max_rss_mb and resident_mb() > _settings.max_rss_mb)
+    except Exception:
+        return False
+
+
+def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) -> None:
     """Worker initializer: load the graph once. Never raises; a failure is kept for later."""
-    global _call, _load_failure
+    global _call, _load_failure, _settings, _jobs_run
+    if isinstance(settings, str):
+        settings = WorkerSettings(settings, log_level)
+    _settings, _jobs_run = settings, 0
+    spec, log_level = settings.spec, settings.log_level
     # The server stops its workers itself, after draining; a SIGTERM sent to the whole
     # process group (a terminal, systemd, `timeout`) must not kill jobs mid-run.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -214,9 +253,13 @@ def check_loaded() -> Reply:
 
 def run_job(job_input: Any, trace_context: dict[str, str] | None = None) -> Reply:
     """Call the graph with one job's input (inside the job's trace, when there is one)."""
+    global _jobs_run
+    _jobs_run += 1
     if _call is None:
-        failure = _load_failure or ("error", "GraphLoadError", "graph is not loaded", "")
-        return (*failure, ())
+        # This worker could not load the graph (say, its file broke after the server
+        # started): the job fails and says why, rather than the pool retrying forever.
+        _, error_type, message, tb = _load_failure or ("error", "Error", "not loaded", "")
+        return ("error", "GraphLoadError", f"{error_type}: {message}", tb, ())
     if trace_context:
         from opentelemetry import context, propagate
 

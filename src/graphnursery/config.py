@@ -46,6 +46,12 @@ class Config:
     result_ttl: float = _setting(3600.0, "seconds a finished job is kept before eviction")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body accepted (413)")
     max_wait: float = _setting(300.0, "largest ?wait= long-poll, in seconds")
+    max_jobs_per_worker: int = _setting(
+        0, "recycle a worker process after this many jobs (0: never)"
+    )
+    max_worker_memory_mb: int = _setting(
+        0, "recycle a worker process after a job that leaves it above this RSS (0: never)"
+    )
     shutdown_grace: float = _setting(
         30.0, "on SIGTERM/SIGINT, seconds running jobs may take to finish before they are killed"
     )
@@ -86,6 +92,10 @@ class Config:
                 "job_timeout",
                 f"{self.job_timeout} exceeds max_job_timeout ({self.max_job_timeout})",
             )
+        for name in ("max_jobs_per_worker", "max_worker_memory_mb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(name, f"must be 0 or a positive integer, got {value!r}")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ConfigError(
                 "log_level", f"must be debug/info/warning/error, not {self.log_level!r}"

@@ -513,7 +513,13 @@ async def _executor_for(config: Config, executor: GraphRunner | None) -> AsyncIt
     if executor is not None:
         yield executor
         return
-    async with open_executor(config.graph, config.workers, config.log_level) as process_executor:
+    async with open_executor(
+        config.graph,
+        config.workers,
+        config.log_level,
+        max_jobs_per_worker=config.max_jobs_per_worker,
+        max_worker_memory_mb=config.max_worker_memory_mb,
+    ) as process_executor:
         yield process_executor
 
 

@@ -141,13 +141,29 @@ def _describe_broken(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def open_executor(
-    graph: str, workers: int, log_level: str = "info"
+    graph: str,
+    workers: int,
+    log_level: str = "info",
+    *,
+    max_jobs_per_worker: int = 0,
+    max_worker_memory_mb: int = 0,
 ) -> AsyncIterator[Executor]:
-    """Start ``workers`` processes that load ``graph``; stop them on exit."""
+    """Start ``workers`` processes that load ``graph``; stop them on exit.
+
+    A worker process is retired after ``max_jobs_per_worker`` jobs, or after a job that
+    leaves it above ``max_worker_memory_mb`` of RSS (0: never); the next job starts a new one.
+    """
+    settings = _worker.WorkerSettings(
+        spec=graph,
+        log_level=logging.getLevelName(log_level.upper()),
+        max_jobs=max_jobs_per_worker,
+        max_rss_mb=max_worker_memory_mb,
+    )
     body_error: BaseException | None = None
     try:
         async with trio_parallel.open_worker_context(
-            init=partial(_worker.initialize, graph, logging.getLevelName(log_level.upper())),
+            init=partial(_worker.initialize, settings),
+            retire=_worker.should_retire,
             idle_timeout=math.inf,
             grace_period=5.0,
         ) as context:
