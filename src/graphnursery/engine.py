@@ -141,8 +141,18 @@ class Engine:
                 await self._idle.wait()
         return self._active == 0
 
-    async def submit(self, job_input: Any, *, timeout: float | None = None) -> Job:
-        """Queue a job. Raises QueueFull when the queue is at capacity."""
+    async def submit(
+        self,
+        job_input: Any,
+        *,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a job. Raises QueueFull when the queue is at capacity.
+
+        With an ``idempotency_key`` that a kept job was submitted with, queue nothing and
+        return that job (whatever this call's input): a client's retry cannot run it twice.
+        """
         if not self._accepting:
             raise EngineClosed(
                 "the server is draining" if self._draining else "the engine is not accepting jobs"
@@ -153,13 +163,19 @@ class Engine:
             raise ValueError(
                 f"timeout must be > 0 and <= {self.config.max_job_timeout:g} s, got {timeout!r}"
             )
+        if idempotency_key is not None:
+            existing = await self.store.find_by_key(idempotency_key)
+            if existing is not None:
+                return existing
         if self.store.shared:
-            job = await self._submit_shared(job_input, timeout)
+            job = await self._submit_shared(job_input, timeout, idempotency_key)
         else:
             if self.queue_length() >= self.config.queue_size:
                 raise self._queue_full()
-            job = self._new_job(job_input, timeout)
-            await self.store.add(job)
+            new = self._new_job(job_input, timeout)
+            job = await self.store.add(new, idempotency_key)
+            if job is not new:  # the same key, submitted meanwhile
+                return job
             try:
                 self._send.send_nowait(job.id)
             except trio.WouldBlock:
@@ -369,7 +385,9 @@ class Engine:
             timeout=timeout,
         )
 
-    async def _submit_shared(self, job_input: Any, timeout: float) -> Job:
+    async def _submit_shared(
+        self, job_input: Any, timeout: float, idempotency_key: str | None
+    ) -> Job:
         """Record the job; the store tells every replica, and one of them claims it.
 
         The queue bound is checked against a count re-read every 0.1 s plus this replica's
@@ -381,9 +399,10 @@ class Engine:
             self._shared_queued = await self.store.queued_count()
         if self._shared_queued >= self.config.queue_size:
             raise self._queue_full()
-        job = self._new_job(job_input, timeout)
-        await self.store.add(job)
-        self._shared_queued += 1
+        new = self._new_job(job_input, timeout)
+        job = await self.store.add(new, idempotency_key)
+        if job is new:
+            self._shared_queued += 1
         return job
 
     async def _stop_unfinished(self, job_id: str) -> None:

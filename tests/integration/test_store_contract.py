@@ -139,3 +139,41 @@ async def test_counts_follow_every_transition(store: Store) -> None:
     assert await store.queued_count() == 1
     await store.evict(T0 + 2)
     assert sum((await store.counts()).values()) == 2
+
+
+async def test_an_idempotency_key_returns_the_job_first_added_with_it(store: Store) -> None:
+    first = queued({"n": 1})
+    assert await store.add(first, "key-1") == first
+    second = queued({"n": 2})
+    assert await store.add(second, "key-1") == first  # recorded nothing
+    assert await store.get(second.id) is None
+    assert await store.find_by_key("key-1") == first
+    assert await store.find_by_key("key-2") is None
+    other = queued({"n": 3})
+    assert await store.add(other, "key-2") == other
+
+
+async def test_an_idempotency_key_is_forgotten_with_its_job(store: Store) -> None:
+    job = queued()
+    await store.add(job, "key-1")
+    await store.start(job.id, T0 + 1)
+    await store.finish(job.id, JobStatus.COMPLETED, T0 + 2, result=1)
+    assert await store.evict(T0 + 3) == 1
+    assert await store.find_by_key("key-1") is None
+    again = queued()
+    assert await store.add(again, "key-1") == again
+
+
+async def test_cancel_and_list(store: Store) -> None:
+    jobs = [queued({"n": n}, created_at=T0 + n / 10) for n in range(3)]
+    for job in jobs:
+        await store.add(job)
+    cancelled = await store.cancel(jobs[1].id, T0 + 1, JobError("Cancelled", "by request"))
+    assert cancelled is not None and cancelled.status is JobStatus.CANCELLED
+    assert await store.cancel(jobs[1].id, T0 + 2, JobError("Cancelled", "again")) is None
+    page, cursor = await store.list_jobs(JobStatus.QUEUED, limit=1)
+    assert [job.id for job in page] == [jobs[0].id] and cursor is not None
+    page, cursor = await store.list_jobs(JobStatus.QUEUED, limit=1, cursor=cursor)
+    assert [job.id for job in page] == [jobs[2].id] and cursor is None
+    with pytest.raises(ValueError):
+        await store.list_jobs(cursor="garbage")

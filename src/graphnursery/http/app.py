@@ -249,8 +249,22 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     async def submit() -> tuple[Engine, Any]:
         engine = state.require_engine()
         job_input, timeout = parse_submit(await read_json_object(), config)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 255:
+            raise ApiError(
+                400,
+                "invalid_header",
+                "Idempotency-Key is longer than 255 characters",
+                [
+                    {
+                        "field": "Idempotency-Key",
+                        "message": "at most 255 characters",
+                        "type": "header",
+                    }
+                ],
+            )
         with tracing.remote_parent(request.headers):
-            job = await engine.submit(job_input, timeout=timeout)
+            job = await engine.submit(job_input, timeout=timeout, idempotency_key=key)
         log.debug("job submitted", job_id=job.id)
         return engine, job
 

@@ -58,8 +58,16 @@ class Store(abc.ABC):
         """Release the store's resources."""
 
     @abc.abstractmethod
-    async def add(self, job: Job) -> None:
-        """Record a new queued job."""
+    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
+        """Record a new queued job, and return it.
+
+        With an ``idempotency_key`` some kept job already has, record nothing and return
+        that job instead (the key is forgotten with its job, at eviction).
+        """
+
+    @abc.abstractmethod
+    async def find_by_key(self, idempotency_key: str) -> Job | None:
+        """The kept job submitted with this idempotency key, if any."""
 
     @abc.abstractmethod
     async def remove(self, job_id: str) -> None:

@@ -22,6 +22,8 @@ class MemoryStore(Store):
         self._jobs: dict[str, Job] = {}
         self._finished: collections.deque[tuple[float, str]] = collections.deque()
         self._counts: collections.Counter[JobStatus] = collections.Counter()
+        self._by_key: dict[str, str] = {}  # idempotency key -> job id
+        self._key_of: dict[str, str] = {}  # job id -> idempotency key
 
     def _put(self, job: Job, previous: Job | None) -> None:
         if previous is not None:
@@ -29,15 +31,33 @@ class MemoryStore(Store):
         self._counts[job.status] += 1
         self._jobs[job.id] = job
 
-    async def add(self, job: Job) -> None:
+    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
         if job.id in self._jobs:
             raise ValueError(f"job {job.id} already exists")
+        if idempotency_key is not None:
+            existing = await self.find_by_key(idempotency_key)
+            if existing is not None:
+                return existing
+            self._by_key[idempotency_key] = job.id
+            self._key_of[job.id] = idempotency_key
         self._put(job, None)
+        return job
 
-    async def remove(self, job_id: str) -> None:
+    async def find_by_key(self, idempotency_key: str) -> Job | None:
+        job_id = self._by_key.get(idempotency_key)
+        return None if job_id is None else self._jobs.get(job_id)
+
+    def _forget(self, job_id: str) -> Job | None:
         job = self._jobs.pop(job_id, None)
         if job is not None:
             self._counts[job.status] -= 1
+            key = self._key_of.pop(job_id, None)
+            if key is not None:
+                del self._by_key[key]
+        return job
+
+    async def remove(self, job_id: str) -> None:
+        self._forget(job_id)
 
     async def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -93,9 +113,7 @@ class MemoryStore(Store):
         evicted = 0
         while self._finished and self._finished[0][0] < finished_before:
             _, job_id = self._finished.popleft()
-            job = self._jobs.pop(job_id, None)
-            if job is not None:
-                self._counts[job.status] -= 1
+            if self._forget(job_id) is not None:
                 evicted += 1
         return evicted
 

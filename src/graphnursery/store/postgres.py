@@ -251,22 +251,44 @@ class PostgresStore(Store):
 
     # -- the store interface -------------------------------------------------------------------
 
-    async def add(self, job: Job) -> None:
-        params = job_params(job)
+    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
+        params = {**job_params(job), "key": idempotency_key}
 
-        def add(connection: Connection) -> None:
+        def add(connection: Connection) -> Job:
+            # ON CONFLICT on the key: of two replicas submitting it at once, one inserts.
             try:
-                connection.execute(
-                    f"INSERT INTO {TABLE} (id, status, input, timeout, attempts, created_at)"
+                inserted = connection.execute(
+                    f"INSERT INTO {TABLE}"
+                    " (id, status, input, timeout, attempts, created_at, idempotency_key)"
                     " VALUES (%(id)s, %(status)s, %(input)s::json, %(timeout)s, %(attempts)s,"
-                    " %(created_at)s)",
+                    " %(created_at)s, %(key)s)"
+                    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
                     params,
-                )
+                ).fetchone()
             except psycopg.errors.UniqueViolation:
                 raise ValueError(f"job {job.id} already exists") from None
+            if inserted is None:
+                existing = self._find_by_key(connection, idempotency_key or "")
+                if existing is None:  # evicted in between: a fresh submit
+                    raise ValueError(f"idempotency key {idempotency_key!r} raced an eviction")
+                return existing
             self._notify(connection, "n", job.id)
+            return job
 
-        await self._run(add)
+        added: Job = await self._run(add)
+        return added
+
+    async def find_by_key(self, idempotency_key: str) -> Job | None:
+        found: Job | None = await self._run(
+            lambda connection: self._find_by_key(connection, idempotency_key)
+        )
+        return found
+
+    def _find_by_key(self, connection: Connection, key: str) -> Job | None:
+        row = connection.execute(
+            f"SELECT {COLUMNS} FROM {TABLE} WHERE idempotency_key = %s", (key,)
+        ).fetchone()
+        return None if row is None else row_to_job(row)
 
     async def remove(self, job_id: str) -> None:
         await self._run(

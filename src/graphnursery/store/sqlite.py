@@ -308,21 +308,40 @@ class SQLiteStore(Store):
         self._counts[JobStatus(before)] -= 1
         self._counts[after] += 1
 
-    async def add(self, job: Job) -> None:
-        params = job_params(job)
+    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
+        params = {**job_params(job), "key": idempotency_key}
 
-        def add(connection: sqlite3.Connection) -> None:
+        def add(connection: sqlite3.Connection) -> Job:
+            if idempotency_key is not None:
+                existing = self._find_by_key(connection, idempotency_key)
+                if existing is not None:
+                    return existing
             try:
                 connection.execute(
-                    "INSERT INTO jobs (id, status, input, timeout, attempts, created_at)"
-                    " VALUES (:id, :status, :input, :timeout, :attempts, :created_at)",
+                    "INSERT INTO jobs"
+                    " (id, status, input, timeout, attempts, created_at, idempotency_key)"
+                    " VALUES (:id, :status, :input, :timeout, :attempts, :created_at, :key)",
                     params,
                 )
             except sqlite3.IntegrityError:
                 raise ValueError(f"job {job.id} already exists") from None
             self._counts[job.status] += 1
+            return job
 
-        await self._call(add)
+        added: Job = await self._call(add)
+        return added
+
+    async def find_by_key(self, idempotency_key: str) -> Job | None:
+        found: Job | None = await self._call(
+            lambda connection: self._find_by_key(connection, idempotency_key)
+        )
+        return found
+
+    def _find_by_key(self, connection: sqlite3.Connection, key: str) -> Job | None:
+        row = connection.execute(
+            f"SELECT {COLUMNS} FROM jobs WHERE idempotency_key = ?", (key,)
+        ).fetchone()
+        return None if row is None else row_to_job(row)
 
     async def remove(self, job_id: str) -> None:
         def remove(connection: sqlite3.Connection) -> None:

@@ -1,0 +1,73 @@
+"""Idempotent submits, body limits without wedged connections, and Retry-After estimates."""
+
+from __future__ import annotations
+
+from support import finished, running_server
+
+TOOLBOX = "tests/graphs/toolbox.py"
+
+
+async def test_the_same_idempotency_key_returns_the_same_job() -> None:
+    async with running_server(TOOLBOX) as client:
+        headers = {"Idempotency-Key": "order-42"}
+        first = await client.post("/jobs", json={"input": {"n": 1}}, headers=headers)
+        again = await client.post("/jobs", json={"input": {"n": 2}}, headers=headers)
+        seed = await client.post(
+            "/execute", json={"messages": [{"role": "user", "content": "x"}]}, headers=headers
+        )
+        assert first.status_code == 202 and seed.status_code == 200
+        assert first.json()["jobId"] == again.json()["jobId"] == seed.json()["jobId"]
+        other = await client.post(
+            "/jobs", json={"input": {"n": 3}}, headers={"Idempotency-Key": "b"}
+        )
+        assert other.json()["jobId"] != first.json()["jobId"]
+        job = await finished(client, first.json()["jobId"])
+        assert job["result"]["input"] == {"n": 1}  # the first submit's input ran, once
+        stats = (await client.get("/stats")).json()
+        assert stats["total"] == 2
+        too_long = await client.post(
+            "/jobs", json={"input": 1}, headers={"Idempotency-Key": "k" * 300}
+        )
+        assert too_long.status_code == 400
+
+
+async def test_an_oversized_body_is_413_and_the_server_keeps_serving() -> None:
+    async with running_server(TOOLBOX, max_body_bytes=100_000) as client:
+        big = await client.post("/jobs", json={"input": "x" * 200_000})
+        assert big.status_code == 413
+        assert big.json()["code"] == "body_too_large"
+        assert big.headers.get("connection") == "close"
+        # the next request (a new connection, as the last was closed) is answered
+        ok = await client.post("/jobs", params={"wait": 30}, json={"input": {"n": 1}})
+        assert ok.status_code == 200
+
+
+async def test_ten_thousand_messages_are_served() -> None:
+    messages = [{"role": "user", "content": f"message {i}"} for i in range(10_000)]
+    async with running_server("examples/echo.py") as client:
+        response = await client.post("/execute", json={"messages": messages})
+        assert response.status_code == 200
+        job = await finished(client, response.json()["jobId"])
+        assert job["status"] == "completed"
+        assert len(job["result"]["echo"]["messages"]) == 10_000
+
+
+async def test_retry_after_grows_with_the_queue() -> None:
+    async with running_server(TOOLBOX, queue_size=2) as client:
+        # a job of known length first, so the estimate has a recent duration to go by
+        await client.post("/jobs", params={"wait": 30}, json={"input": {"sleep": 0.2}})
+        await client.post("/jobs", json={"input": {"sleep": 30}})  # runs
+        for _ in range(2):  # fill the queue
+            assert (await client.post("/jobs", json={"input": {"sleep": 30}})).status_code == 202
+        rejected = await client.post("/jobs", json={"input": {}})
+        assert rejected.status_code == 429
+        small = int(rejected.headers["retry-after"])
+    async with running_server(TOOLBOX, queue_size=40) as client:
+        await client.post("/jobs", params={"wait": 30}, json={"input": {"sleep": 0.2}})
+        await client.post("/jobs", json={"input": {"sleep": 30}})
+        for _ in range(40):
+            assert (await client.post("/jobs", json={"input": {"sleep": 30}})).status_code == 202
+        rejected = await client.post("/jobs", json={"input": {}})
+        assert rejected.status_code == 429
+        large = int(rejected.headers["retry-after"])
+    assert 1 <= small < large
