@@ -13,6 +13,8 @@ from .errors import ConfigError
 from .store.url import parse_store_url
 
 ENV_PREFIX = "GRAPHNURSERY_"
+MAX_ATTEMPTS = 100
+RETRYABLE = frozenset({"crashed", "timed_out", "failed"})
 
 
 def _setting(default: Any, help: str, **kwargs: Any) -> Any:
@@ -46,6 +48,13 @@ class Config:
     result_ttl: float = _setting(3600.0, "seconds a finished job is kept before eviction")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body accepted (413)")
     max_wait: float = _setting(300.0, "largest ?wait= long-poll, in seconds")
+    max_attempts: int = _setting(1, "attempts a job gets when its run ends in a retry_on status")
+    retry_backoff: float = _setting(
+        1.0, "seconds before a retry, doubled per attempt, with full jitter (capped at 300)"
+    )
+    retry_on: str = _setting(
+        "crashed,timed_out", "comma-separated statuses that retry: crashed, timed_out, failed"
+    )
     max_jobs_per_worker: int = _setting(
         0, "recycle a worker process after this many jobs (0: never)"
     )
@@ -92,6 +101,20 @@ class Config:
                 "job_timeout",
                 f"{self.job_timeout} exceeds max_job_timeout ({self.max_job_timeout})",
             )
+        _positive_int(self, "max_attempts")
+        if self.max_attempts > MAX_ATTEMPTS:
+            raise ConfigError("max_attempts", f"must be at most {MAX_ATTEMPTS}")
+        if isinstance(self.retry_backoff, bool) or not isinstance(self.retry_backoff, int | float):
+            raise ConfigError("retry_backoff", "must be a number of seconds")
+        if not 0 <= self.retry_backoff <= 300:
+            raise ConfigError(
+                "retry_backoff", f"must be from 0 to 300 s, got {self.retry_backoff!r}"
+            )
+        unknown = set(self.retry_statuses) - RETRYABLE
+        if unknown or not isinstance(self.retry_on, str):
+            raise ConfigError(
+                "retry_on", f"must name statuses among {', '.join(sorted(RETRYABLE))}"
+            )
         for name in ("max_jobs_per_worker", "max_worker_memory_mb"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -104,6 +127,10 @@ class Config:
             raise ConfigError("log_format", f"must be auto/json/console, not {self.log_format!r}")
         if any(not key for key in self.api_key.split(",")) and self.api_key:
             raise ConfigError("api_key", "an empty key in the comma-separated list")
+
+    @property
+    def retry_statuses(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.retry_on.split(",") if part.strip())
 
     @property
     def api_keys(self) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ running jobs' worker processes are killed and every unfinished job ends ``cancel
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -105,6 +106,10 @@ class Engine:
         self._idle = trio.Event()
         # The task that brings jobs in from the store (backlog feeder or claimer).
         self._intake = trio.CancelScope()
+        self._retry_on = config.retry_statuses
+        # Jobs released for a retry, waiting out their backoff before they are queued again.
+        self._backing_off: set[str] = set()
+        self._nursery: trio.Nursery  # set by open_engine
         # Cancel scopes of the jobs running here, to stop one the store says is not ours.
         self._running: dict[str, _RunningJob] = {}
         self._claimed = 0  # shared store: jobs claimed here and not yet finished
@@ -147,6 +152,7 @@ class Engine:
         *,
         timeout: float | None = None,
         idempotency_key: str | None = None,
+        max_attempts: int | None = None,
     ) -> Job:
         """Queue a job. Raises QueueFull when the queue is at capacity.
 
@@ -168,11 +174,11 @@ class Engine:
             if existing is not None:
                 return existing
         if self.store.shared:
-            job = await self._submit_shared(job_input, timeout, idempotency_key)
+            job = await self._submit_shared(job_input, timeout, idempotency_key, max_attempts)
         else:
             if self.queue_length() >= self.config.queue_size:
                 raise self._queue_full()
-            new = self._new_job(job_input, timeout)
+            new = self._new_job(job_input, timeout, max_attempts)
             job = await self.store.add(new, idempotency_key)
             if job is not new:  # the same key, submitted meanwhile
                 return job
@@ -236,6 +242,17 @@ class Engine:
         log.info("job cancelled", job_id=job_id)
         self._wake(job_id)
         return job
+
+    async def resubmit(self, job_id: str) -> Job:
+        """Run a finished job (a dead letter, say) again, as a new job with the same input,
+        timeout and attempts. Raises JobNotFound, or JobAlreadyFinished (action "retry")
+        if the job has not finished."""
+        job = await self.get(job_id)
+        if not job.status.is_terminal:
+            raise JobAlreadyFinished(job_id, job.status.value, action="retry")
+        new = await self.submit(job.input, timeout=job.timeout, max_attempts=job.max_attempts)
+        log.info("job resubmitted", job_id=new.id, retry_of=job_id)
+        return new
 
     async def list_jobs(
         self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
@@ -325,7 +342,10 @@ class Engine:
                 del self._running[job.id]
                 running.stopped.set()
             run_trace.outcome(outcome)
-            await finish(job.id, outcome)
+            if self._retries(job, outcome):
+                await self._retry(job, outcome)
+            else:
+                await finish(job.id, outcome)
 
     async def _finish(self, job_id: str, outcome: Outcome) -> None:
         job = await self.store.finish(
@@ -365,7 +385,7 @@ class Engine:
             try:
                 job_id = self._receive.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
-                return
+                break
             self._queue_seq.pop(job_id, None)
             self._trace_carriers.pop(job_id, None)
             if self.store.shared:
@@ -373,20 +393,72 @@ class Engine:
             elif not self.store.durable:
                 await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
             # (a durable store keeps it queued for the next start)
+        # Retries waiting out their backoff are queued jobs too.
+        backing_off, self._backing_off = self._backing_off, set()
+        if not self.store.durable:
+            for job_id in backing_off:
+                await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
 
     # -- durable and shared stores ---------------------------------------------------------
 
-    def _new_job(self, job_input: Any, timeout: float) -> Job:
+    def _new_job(self, job_input: Any, timeout: float, max_attempts: int | None = None) -> Job:
         return Job(
             id=new_job_id(),
             input=job_input,
             status=JobStatus.QUEUED,
             created_at=self.clock.now(),
             timeout=timeout,
+            max_attempts=max_attempts or self.config.max_attempts,
         )
 
+    # -- retries -----------------------------------------------------------------------------
+
+    def _retries(self, job: Job, outcome: Outcome) -> bool:
+        return (
+            outcome.status.value in self._retry_on
+            and job.attempts < job.max_attempts
+            and self._accepting
+        )
+
+    async def _retry(self, job: Job, outcome: Outcome) -> None:
+        """Queue the job again after a backoff (exponential, full jitter); its error is kept.
+
+        On a shared store any replica may claim it at once; elsewhere a task in the engine's
+        nursery puts it back on the queue when the backoff is over.
+        """
+        assert outcome.error is not None
+        await self.store.release(job.id, outcome.error)
+        delay = random.uniform(0, min(300.0, self.config.retry_backoff * 2 ** (job.attempts - 1)))
+        self.metrics.jobs_retried.inc()
+        log.info(
+            "job will be retried",
+            job_id=job.id,
+            attempt=job.attempts,
+            max_attempts=job.max_attempts,
+            error_type=outcome.error.type,
+            delay_seconds=round(delay, 3),
+        )
+        self._wake(job.id)  # a long-poll answers with the job queued again
+        if not self.store.shared:
+            self._backing_off.add(job.id)
+            self._nursery.start_soon(self._requeue_after, job.id, delay)
+
+    async def _requeue_after(self, job_id: str, delay: float) -> None:
+        await trio.sleep(delay)
+        if job_id not in self._backing_off:  # draining took it (and ended it)
+            return
+        # Waits while the queue is full: a retry is never dropped.
+        await self._send.send(job_id)
+        self._backing_off.discard(job_id)
+        self._queue_seq[job_id] = self._enqueued
+        self._enqueued += 1
+
     async def _submit_shared(
-        self, job_input: Any, timeout: float, idempotency_key: str | None
+        self,
+        job_input: Any,
+        timeout: float,
+        idempotency_key: str | None,
+        max_attempts: int | None,
     ) -> Job:
         """Record the job; the store tells every replica, and one of them claims it.
 
@@ -399,7 +471,7 @@ class Engine:
             self._shared_queued = await self.store.queued_count()
         if self._shared_queued >= self.config.queue_size:
             raise self._queue_full()
-        new = self._new_job(job_input, timeout)
+        new = self._new_job(job_input, timeout, max_attempts)
         job = await self.store.add(new, idempotency_key)
         if job is new:
             self._shared_queued += 1
@@ -587,6 +659,7 @@ async def open_engine(
                         await nursery.start(store.run_background, _EngineEvents(engine))
                         for _ in range(config.workers):
                             nursery.start_soon(engine._runner)
+                        engine._nursery = nursery
                         nursery.start_soon(engine._evict_expired)
                         if store.shared:
                             nursery.start_soon(engine._take_in, engine._claim_jobs)

@@ -59,6 +59,8 @@ class Job:
     completed_at: float | None = None
     result: Any = None
     error: JobError | None = None
+    max_attempts: int = 1
+    errors: tuple[JobError, ...] = ()  # why each earlier attempt did not count
 
     @property
     def duration(self) -> float | None:

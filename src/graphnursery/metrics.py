@@ -35,6 +35,11 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.jobs_retried = Counter(
+            "graphnursery_jobs_retried",
+            "Attempts that ended in a retry_on status and were queued again",
+            registry=self.registry,
+        )
         finished = Counter(
             "graphnursery_jobs_finished",
             "Jobs that reached a terminal status, by status",

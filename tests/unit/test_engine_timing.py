@@ -64,3 +64,62 @@ async def test_unfinished_jobs_end_cancelled_when_the_engine_stops(
     states = [await store.get(job.id) for job in jobs]
     assert all(s is not None and s.status.is_terminal for s in states)
     assert any(s is not None and s.status is JobStatus.CANCELLED for s in states)
+
+
+def flaky_engine(**settings: object):  # type: ignore[no-untyped-def]
+    config = Config(
+        graph="tests/graphs/flaky_once.py",
+        workers=1,
+        store="memory://",
+        retry_on="failed",
+        **settings,  # type: ignore[arg-type]
+    )
+    return open_engine(config, executor=InlineExecutor(config.graph))
+
+
+async def test_a_flaky_graph_succeeds_on_attempt_two_after_a_backoff(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with flaky_engine(max_attempts=3, retry_backoff=10) as engine:
+        job = await engine.submit({"key": "a", "fail_times": 1})
+        done = await engine.wait(job.id, 60)
+        while not done.status.is_terminal:  # a long-poll answers at the requeue too
+            done = await engine.wait(job.id, 60)
+        assert done.status is JobStatus.COMPLETED
+        assert done.result == {"calls": 2}
+        assert done.attempts == 2
+        assert [e.message for e in done.errors] == ["upstream hiccup #1"]
+        assert done.started_at is not None
+        # the second attempt started within the first backoff (full jitter: 0..10 s)
+        assert done.started_at - done.created_at <= 10
+
+
+async def test_a_job_that_keeps_failing_is_a_dead_letter_after_max_attempts(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with flaky_engine(max_attempts=3, retry_backoff=1) as engine:
+        job = await engine.submit({"key": "b", "fail_times": 99})
+        done = job
+        while not done.status.is_terminal:
+            done = await engine.wait(job.id, 60)
+        assert done.status is JobStatus.FAILED
+        assert done.attempts == 3
+        assert len(done.errors) == 2 and done.error is not None
+        dead, _ = await engine.list_jobs(JobStatus.FAILED)
+        assert [j.id for j in dead] == [job.id]
+        # per-job max_attempts beats the server's
+        once = await engine.submit({"key": "c", "fail_times": 99}, max_attempts=1)
+        assert (await engine.wait(once.id, 60)).attempts == 1
+
+
+async def test_a_retry_backing_off_at_shutdown_ends_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with flaky_engine(max_attempts=2, retry_backoff=300) as engine:
+        job = await engine.submit({"key": "d", "fail_times": 99})
+        # a long-poll answers when the first attempt fails and the job is queued again
+        waiting = await engine.wait(job.id, 60)
+        assert waiting.status is JobStatus.QUEUED and len(waiting.errors) == 1
+        store = engine.store
+    final = await store.get(job.id)
+    assert final is not None and final.status is JobStatus.CANCELLED

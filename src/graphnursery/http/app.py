@@ -124,15 +124,19 @@ async def read_json_object() -> dict[str, Any]:
     return body
 
 
-def parse_submit(body: dict[str, Any], config: Config) -> tuple[Any, float | None]:
-    """Validate a submit body (seed form or general form) -> (graph input, timeout)."""
+def parse_submit(body: dict[str, Any], config: Config) -> tuple[Any, float | None, int | None]:
+    """Validate a submit body (seed or general form) -> (graph input, timeout, max attempts)."""
     try:
         if "input" in body:
             general = _general_body.validate_python(body)
-            job_input, timeout = general.input, general.timeoutSeconds
+            job_input, timeout, attempts = (
+                general.input,
+                general.timeoutSeconds,
+                general.maxAttempts,
+            )
         else:
             seed = _seed_body.validate_python(body)
-            job_input, timeout = seed_input(body), seed.timeoutSeconds
+            job_input, timeout, attempts = seed_input(body), seed.timeoutSeconds, seed.maxAttempts
     except ValidationError as exc:
         raise invalid_body(exc) from None
     if timeout is not None and timeout > config.max_job_timeout:
@@ -148,7 +152,7 @@ def parse_submit(body: dict[str, Any], config: Config) -> tuple[Any, float | Non
                 }
             ],
         )
-    return job_input, timeout
+    return job_input, timeout, attempts
 
 
 def query_error(field: str, message: str) -> ApiError:
@@ -248,7 +252,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
 
     async def submit() -> tuple[Engine, Any]:
         engine = state.require_engine()
-        job_input, timeout = parse_submit(await read_json_object(), config)
+        job_input, timeout, attempts = parse_submit(await read_json_object(), config)
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > 255:
             raise ApiError(
@@ -264,7 +268,9 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
                 ],
             )
         with tracing.remote_parent(request.headers):
-            job = await engine.submit(job_input, timeout=timeout, idempotency_key=key)
+            job = await engine.submit(
+                job_input, timeout=timeout, idempotency_key=key, max_attempts=attempts
+            )
         log.debug("job submitted", job_id=job.id)
         return engine, job
 
@@ -308,6 +314,15 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     async def cancel_job(job_id: str) -> Response:
         engine = state.require_engine()
         return json_response(job_body(await engine.cancel(job_id)))
+
+    @app.post("/jobs/<job_id>/retry")
+    @document(responses={202: (JobModel, None), **errors(401, 404, 409, 429, 503)})
+    async def retry_job(job_id: str) -> Response:
+        engine = state.require_engine()
+        job = await engine.resubmit(job_id)
+        return json_response(
+            job_body(job, engine.position(job.id)), 202, {"Location": f"/jobs/{job.id}"}
+        )
 
     @app.get("/jobs")
     @document(querystring=ListQuery, responses={200: (JobPage, None), **errors(400, 401, 503)})

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr
 from ..jobs import Job, JobStatus
 
 Timeout = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Attempts = Annotated[int, Field(ge=1, le=100)]
 
 
 class Message(BaseModel):
@@ -28,6 +29,7 @@ class SeedSubmit(BaseModel):
     data: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     timeoutSeconds: Timeout | None = None
+    maxAttempts: Attempts | None = None
 
 
 class GeneralSubmit(BaseModel):
@@ -35,6 +37,7 @@ class GeneralSubmit(BaseModel):
 
     input: Any
     timeoutSeconds: Timeout | None = None
+    maxAttempts: Attempts | None = None
 
 
 def seed_input(body: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +89,10 @@ def job_body(job: Job, position: int | None = None) -> dict[str, Any]:
         body["result"] = with_content(job.result)
     if job.error is not None:
         body["error"] = {"type": job.error.type, "message": job.error.message}
+    if job.max_attempts > 1:
+        body["maxAttempts"] = job.max_attempts
+    if job.errors:
+        body["errors"] = [{"type": e.type, "message": e.message} for e in job.errors]
     return body
 
 
@@ -114,6 +121,8 @@ class JobModel(BaseModel):
     durationMs: int | None = None
     result: Any = None
     error: ErrorInfo | None = None
+    maxAttempts: int | None = None
+    errors: list[ErrorInfo] | None = None
 
 
 class SeedAccepted(BaseModel):

@@ -22,6 +22,8 @@ JOB_COLUMNS = (
     "completed_at",
     "result",
     "error",
+    "max_attempts",
+    "errors",
 )
 
 TERMINAL_SQL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES))
@@ -54,7 +56,8 @@ def load_json(text: str | bytes | None) -> Any:
 
 
 def row_to_job(row: Sequence[Any]) -> Job:
-    (job_id, status, job_input, timeout, attempts, created, started, completed, result, error) = row
+    job_id, status, job_input, timeout, attempts, created, started, completed = row[:8]
+    result, error, max_attempts, errors = row[8:12]
     error_value = load_json(error)
     return Job(
         id=job_id,
@@ -69,6 +72,8 @@ def row_to_job(row: Sequence[Any]) -> Job:
         error=None
         if error_value is None
         else JobError(error_value["type"], error_value["message"]),
+        max_attempts=max_attempts,
+        errors=tuple(JobError(e["type"], e["message"]) for e in load_json(errors) or ()),
     )
 
 
@@ -81,6 +86,7 @@ def job_params(job: Job) -> dict[str, Any]:
         "timeout": job.timeout,
         "attempts": job.attempts,
         "created_at": job.created_at,
+        "max_attempts": job.max_attempts,
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import trio
 
 from ..jobs import Job, JobError, JobStatus
+from ._rows import INTERRUPTED
 
 
 class StoreEvents(Protocol):
@@ -119,9 +120,10 @@ class Store(abc.ABC):
 
     # -- durable stores ----------------------------------------------------------------------
 
-    async def release(self, job_id: str) -> None:
-        """Put a running job back in the queue (shutdown of a durable store); attempts kept."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no job across a restart")
+    @abc.abstractmethod
+    async def release(self, job_id: str, error: JobError = INTERRUPTED) -> None:
+        """Put a running job back in the queue, attempts kept, ``error`` added to its
+        ``errors``: a durable store's running jobs at shutdown, and retries."""
 
     async def resume(self, cursor: Any, limit: int) -> tuple[list[str], Any]:
         """Ids of jobs found queued when the store opened, in creation order, a page at a time.

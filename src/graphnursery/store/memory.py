@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..jobs import Job, JobError, JobStatus
-from ._rows import decode_cursor, encode_cursor
+from ._rows import INTERRUPTED, decode_cursor, encode_cursor
 from .base import Store
 
 
@@ -87,6 +87,12 @@ class MemoryStore(Store):
         self._put(done, job)
         self._finished.append((completed_at, job_id))
         return done
+
+    async def release(self, job_id: str, error: JobError = INTERRUPTED) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.status is JobStatus.RUNNING:
+            queued = job.replace(status=JobStatus.QUEUED, errors=(*job.errors, error))
+            self._put(queued, job)
 
     async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
         return await self.finish(job_id, JobStatus.CANCELLED, cancelled_at, None, error)

@@ -59,11 +59,11 @@ Connection = psycopg.Connection[Any]
 TABLE = "graphnursery_jobs"
 COLUMNS = (
     "id, status, input::text, timeout, attempts, created_at, started_at, completed_at,"
-    " result::text, error::text"
+    " result::text, error::text, max_attempts, errors::text"
 )
 J_COLUMNS = (
     "j.id, j.status, j.input::text, j.timeout, j.attempts, j.created_at, j.started_at,"
-    " j.completed_at, j.result::text, j.error::text"
+    " j.completed_at, j.result::text, j.error::text, j.max_attempts, j.errors::text"
 )
 NOW = "extract(epoch from clock_timestamp())::double precision"
 #: Pool connections kept for the engine's own work (claims, results, lease renewals).
@@ -259,9 +259,10 @@ class PostgresStore(Store):
             try:
                 inserted = connection.execute(
                     f"INSERT INTO {TABLE}"
-                    " (id, status, input, timeout, attempts, created_at, idempotency_key)"
+                    " (id, status, input, timeout, attempts, created_at, max_attempts,"
+                    " idempotency_key)"
                     " VALUES (%(id)s, %(status)s, %(input)s::json, %(timeout)s, %(attempts)s,"
-                    " %(created_at)s, %(key)s)"
+                    " %(created_at)s, %(max_attempts)s, %(key)s)"
                     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
                     params,
                 ).fetchone()
@@ -409,13 +410,13 @@ class PostgresStore(Store):
 
     # -- durable and shared ------------------------------------------------------------------
 
-    async def release(self, job_id: str) -> None:
+    async def release(self, job_id: str, error: JobError = INTERRUPTED) -> None:
         """Give a job this replica holds back to the queue, for any replica to claim."""
         token = self._leases.pop(job_id, None)
         never_started = self._claimed.pop(job_id, None) is not None
         if token is None:
             return
-        interrupted = dump_error(INTERRUPTED)
+        interrupted = dump_error(error)
 
         def release(connection: Connection) -> None:
             if never_started:  # claimed but never run: the claim's attempt did not happen

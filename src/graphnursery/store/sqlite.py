@@ -319,8 +319,10 @@ class SQLiteStore(Store):
             try:
                 connection.execute(
                     "INSERT INTO jobs"
-                    " (id, status, input, timeout, attempts, created_at, idempotency_key)"
-                    " VALUES (:id, :status, :input, :timeout, :attempts, :created_at, :key)",
+                    " (id, status, input, timeout, attempts, created_at, max_attempts,"
+                    " idempotency_key)"
+                    " VALUES (:id, :status, :input, :timeout, :attempts, :created_at,"
+                    " :max_attempts, :key)",
                     params,
                 )
             except sqlite3.IntegrityError:
@@ -438,8 +440,8 @@ class SQLiteStore(Store):
 
     # -- durable ----------------------------------------------------------------------------
 
-    async def release(self, job_id: str) -> None:
-        interrupted = dump_error(INTERRUPTED)
+    async def release(self, job_id: str, error: JobError = INTERRUPTED) -> None:
+        interrupted = dump_error(error)
 
         def release(connection: sqlite3.Connection) -> None:
             changed = connection.execute(
