@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from .errors import ConfigError as ConfigError
     from .errors import Conflict as Conflict
     from .errors import EngineClosed as EngineClosed
+    from .errors import EngineFailed as EngineFailed
     from .errors import GraphLoadError as GraphLoadError
     from .errors import GraphNurseryError as GraphNurseryError
     from .errors import InvalidRequest as InvalidRequest
+    from .errors import JobAlreadyFinished as JobAlreadyFinished
     from .errors import JobCancelled as JobCancelled
     from .errors import JobCrashed as JobCrashed
     from .errors import JobFailed as JobFailed
@@ -63,6 +65,8 @@ _EXPORTS = {
     "ConfigError": ".errors",
     "Conflict": ".errors",
     "EngineClosed": ".errors",
+    "EngineFailed": ".errors",
+    "JobAlreadyFinished": ".errors",
     "GraphLoadError": ".errors",
     "GraphNurseryError": ".errors",
     "InvalidRequest": ".errors",

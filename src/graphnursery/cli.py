@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import trio
 
 from .config import Config, parse_setting, setting_types
-from .errors import ConfigError, GraphLoadError, StoreError
+from .errors import ConfigError, EngineFailed, GraphLoadError, StoreError
+from .http.app import ENGINE_FAILED_EXIT
 from .server import configure_logging, serve
 
 
@@ -59,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.traceback:
             print(exc.traceback, file=sys.stderr, end="")
         return 1
+    except EngineFailed as exc:
+        print(f"graphnursery: {exc}", file=sys.stderr)
+        return ENGINE_FAILED_EXIT
     except StoreError as exc:  # the store cannot be opened (locked, unreachable, too new)
         print(f"graphnursery: {exc}", file=sys.stderr)
         return 1

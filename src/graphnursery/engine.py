@@ -101,6 +101,7 @@ class Engine:
         self._mean_duration = 0.0
         self._accepting = True
         self._draining = False
+        self._stopped = False
         # Runs in progress (taken off the queue, not yet ended), for drain to wait on.
         self._active = 0
         self._idle = trio.Event()
@@ -220,6 +221,8 @@ class Engine:
             return job
         with trio.move_on_after(timeout):
             await event.wait()
+        if self._stopped:
+            raise EngineClosed("the engine stopped")
         return await self.get(job_id)
 
     def _forget_waiter(self, job_id: str, event: trio.Event) -> None:
@@ -674,6 +677,10 @@ async def open_engine(
                 stop_watching()
                 with trio.CancelScope(shield=True):
                     await engine._cancel_queued()
+                # Whoever still waits on a job hears that the engine is gone.
+                engine._stopped = True
+                for event in engine._done.values():
+                    event.set()
     finally:
         with trio.CancelScope(shield=True):
             await store.close()

@@ -6,6 +6,7 @@
     ├── JobNotFound          no job with that id (never existed, or expired)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
+    ├── EngineFailed         the engine died while serving: the server stops (exit status 3)
     ├── JobAlreadyFinished   cancel of a terminal job (HTTP 409)
     ├── StoreError           the job store cannot be opened or used
     │   └── StoreLocked      another server is using this SQLite database file
@@ -86,6 +87,10 @@ class QueueFull(GraphNurseryError):
 
 class EngineClosed(GraphNurseryError):
     """The engine is not running, so it accepts no jobs."""
+
+
+class EngineFailed(GraphNurseryError):
+    """The engine stopped while the server was serving (a store failing, say)."""
 
 
 class JobAlreadyFinished(GraphNurseryError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from functools import partial
 from typing import Any
 
 import trio
@@ -12,7 +13,9 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from . import logs
 from .config import Config
+from .errors import EngineFailed
 from .http.app import STATE_KEY, AppState, create_app
+from .store import Store
 
 log = logs.get_logger("graphnursery.server")
 
@@ -73,18 +76,23 @@ async def serve(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     handle_signals: bool = True,
+    store: Store | None = None,
 ) -> int:
     """Serve ``config.graph`` until SIGINT/SIGTERM. ``task_status`` gets the bound URLs.
 
     The first signal drains (no new jobs; running ones get ``shutdown_grace`` seconds), a
     second one stops at once. Returns the exit status: 0 after a drain, 1 if forced.
     Raises :class:`~graphnursery.errors.GraphLoadError` if the graph cannot be loaded,
-    before anything is accepted.
+    before anything is accepted, and :class:`~graphnursery.errors.EngineFailed` if the
+    engine dies while serving (``/health`` answers 503 meanwhile). ``store`` replaces the
+    one ``config.store`` names.
     """
-    app = create_app(config)
+    app = create_app(config, store)
     state: AppState = app.extensions[STATE_KEY]
+    state.on_engine_failure = lambda: None  # the trigger below stops the server
     shutdown = _Shutdown(state, config)
-    trigger = shutdown if handle_signals else trio.sleep_forever
+    on_signal = shutdown if handle_signals else trio.sleep_forever
+    trigger = partial(_until_engine_fails, state, on_signal)
     try:
         async with trio.open_nursery() as nursery:
             urls: list[str] = await nursery.start(
@@ -103,7 +111,23 @@ async def serve(
         if state.startup_error is not None:
             raise _single(state.startup_error) from None
         raise
+    if state.failed.is_set():
+        cause = state.engine_error
+        raise EngineFailed(f"the engine stopped unexpectedly: {cause!r}") from cause
     return 1 if shutdown.forced else 0
+
+
+async def _until_engine_fails(state: AppState, shutdown: Any) -> None:
+    """hypercorn's shutdown trigger: ``shutdown`` returned, or the engine died."""
+    async with trio.open_nursery() as nursery:
+
+        async def engine_failed() -> None:
+            await state.failed.wait()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(engine_failed)
+        await shutdown()
+        nursery.cancel_scope.cancel()
 
 
 async def _serve_app(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -81,6 +83,7 @@ MAX_PAGE = 1000
 _general_body = TypeAdapter(GeneralSubmit)
 
 STATE_KEY = "graphnursery"
+ENGINE_FAILED_EXIT = 3
 
 
 class AppState:
@@ -94,6 +97,12 @@ class AppState:
         # Set once the server has drained (or a second signal skipped it): no second grace.
         self.drained = False
         self.stopped = trio.Event()
+        # Set if the engine stops while the server still serves: it died.
+        self.failed = trio.Event()
+        self.engine_error: BaseException | None = None
+        # What to do then. serve() stops the server (exit status 3); under hypercorn's own
+        # launch, where the app cannot stop the server, the worker process exits.
+        self.on_engine_failure: Callable[[], None] = _exit_worker_process
 
     def require_engine(self) -> Engine:
         if self.engine is None:
@@ -103,6 +112,10 @@ class AppState:
     @property
     def draining(self) -> bool:
         return self.engine is not None and self.engine.draining
+
+
+def _exit_worker_process() -> None:
+    os._exit(ENGINE_FAILED_EXIT)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -227,11 +240,24 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     started_monotonic = time.monotonic()
 
     async def run_engine(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with open_engine(config, store, metrics=metrics) as engine:
-            state.engine = engine
-            task_status.started()
-            await state.stopped.wait()
-        state.engine = None
+        started = False
+        try:
+            async with open_engine(config, store, metrics=metrics) as engine:
+                state.engine = engine
+                started = True
+                task_status.started()
+                await state.stopped.wait()
+        except Exception as exc:
+            if not started:
+                raise
+            # The engine died under us: never a server that answers 200 and runs nothing.
+            state.engine_error = exc
+            log.critical("the engine stopped unexpectedly", exc_info=exc)
+        finally:
+            state.engine = None
+            if started and not state.stopped.is_set():
+                state.failed.set()
+                state.on_engine_failure()
 
     @app.before_serving
     async def start_engine() -> None:
