@@ -52,3 +52,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("POSTGRESQL TESTS SKIPPED", sep="!", red=True, bold=True)
         terminalreporter.write_line(f"{len(SKIPPED)} tests did not run: {SKIPPED[0]}")
         terminalreporter.write_line("In CI (CI=true) this is a failure.")
+
+
+@pytest.fixture(params=["fast path", "quart"])
+def both_http_paths(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test against the job routes' fast path and against the Quart routes alone."""
+    import support
+
+    support.DEFAULTS["fast_path"] = request.param == "fast path"
+    try:
+        yield request.param
+    finally:
+        support.DEFAULTS.pop("fast_path", None)

@@ -20,10 +20,14 @@ SERVING_LINE = re.compile(r"graphnursery: serving .* on (http://\S+?)[, ]")
 TERMINAL = {"completed", "failed", "timed_out", "cancelled", "crashed"}
 
 
+#: Settings every test server gets unless a test says otherwise (see ``both_http_paths``).
+DEFAULTS: dict[str, Any] = {"port": 0, "workers": 1, "store": "memory://"}
+
+
 @asynccontextmanager
 async def running_server(graph: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     """Serve ``graph`` in this test's Trio run; yields an httpx client bound to it."""
-    config = Config(graph=graph, **{"port": 0, "workers": 1, "store": "memory://", **settings})
+    config = Config(graph=graph, **{**DEFAULTS, **settings})
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(partial(serve, config, handle_signals=False))
         async with httpx.AsyncClient(base_url=urls[0], timeout=60) as client:

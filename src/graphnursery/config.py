@@ -65,6 +65,9 @@ class Config:
         30.0, "on SIGTERM/SIGINT, seconds running jobs may take to finish before they are killed"
     )
     log_level: str = _setting("info", "debug, info, warning or error")
+    fast_path: bool = _setting(
+        True, "answer submits and job reads below Quart (same answers, less CPU per request)"
+    )
     log_format: str = _setting("auto", "json, console, or auto (console on a TTY, else json)")
     api_key: str = _setting(
         "", "API keys clients must send as 'Authorization: Bearer KEY' (comma-separated)"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from support import running_server
+
+pytestmark = pytest.mark.usefixtures("both_http_paths")
 
 KEYS = "first-key,second-key"
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import trio
 
 from support import finished, running_server
+
+pytestmark = pytest.mark.usefixtures("both_http_paths")
 
 ECHO = "examples/echo.py"
 TOOLBOX = "tests/graphs/toolbox.py"

@@ -9,6 +9,8 @@ import pytest
 
 from support import finished, running_server
 
+pytestmark = pytest.mark.usefixtures("both_http_paths")
+
 
 def events(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
     """Our structured log events (each record's message is the event dict)."""

@@ -18,13 +18,14 @@ from .. import __version__, tracing
 from ..config import Config
 from ..engine import Engine, EngineStatistics, open_engine
 from ..errors import EngineClosed
-from ..jobs import JobStatus
+from ..jobs import Job, JobStatus
 from ..logs import get_logger
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
 from ..store import Store
 from . import middleware
 from .errors import ApiError, invalid_body, register_error_handlers
+from .fastpath import FastPath
 from .schemas import (
     ErrorModel,
     GeneralSubmit,
@@ -126,15 +127,8 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 async def read_json_object() -> dict[str, Any]:
     raw = await request.get_data(as_text=False)
-    if not raw:
-        raise ApiError(400, "invalid_body", "request body must be a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "request body must be a JSON object")
-    return body
+    assert isinstance(raw, bytes)
+    return load_json_object(raw)
 
 
 def parse_submit(body: dict[str, Any], config: Config) -> tuple[Any, float | None, int | None]:
@@ -193,7 +187,10 @@ def parse_list_query() -> tuple[JobStatus | None, int, str | None]:
 
 
 def parse_wait(config: Config) -> float | None:
-    raw = request.args.get("wait")
+    return parse_wait_value(request.args.get("wait"), config)
+
+
+def parse_wait_value(raw: str | None, config: Config) -> float | None:
     if raw is None:
         return None
     try:
@@ -209,6 +206,39 @@ def parse_wait(config: Config) -> float | None:
             [{"field": "wait", "message": message, "type": "query"}],
         )
     return wait
+
+
+def load_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or the ApiError that says why not."""
+    if not raw:
+        raise ApiError(400, "invalid_body", "request body must be a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "request body must be a JSON object")
+    return body
+
+
+async def submit_job(engine: Engine, body: dict[str, Any], headers: Any, config: Config) -> Job:
+    """Validate a submit body and its headers, and queue the job (both HTTP paths use it)."""
+    job_input, timeout, attempts = parse_submit(body, config)
+    key = headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > 255:
+        message = "at most 255 characters"
+        raise ApiError(
+            400,
+            "invalid_header",
+            f"Idempotency-Key: {message}",
+            [{"field": "Idempotency-Key", "message": message, "type": "header"}],
+        )
+    with tracing.remote_parent(headers):
+        job = await engine.submit(
+            job_input, timeout=timeout, idempotency_key=key, max_attempts=attempts
+        )
+    log.debug("job submitted", job_id=job.id)
+    return job
 
 
 def create_app(config: Config, store: Store | None = None) -> QuartTrio:
@@ -237,6 +267,10 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     metrics = Metrics()
     register_error_handlers(app)
     middleware.install(app, config, metrics)
+    if config.fast_path:
+        app.asgi_app = FastPath(  # type: ignore[method-assign]
+            app.asgi_app, state.require_engine, config, metrics
+        )
     started_monotonic = time.monotonic()
 
     async def run_engine(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -278,27 +312,8 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
 
     async def submit() -> tuple[Engine, Any]:
         engine = state.require_engine()
-        job_input, timeout, attempts = parse_submit(await read_json_object(), config)
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > 255:
-            raise ApiError(
-                400,
-                "invalid_header",
-                "Idempotency-Key is longer than 255 characters",
-                [
-                    {
-                        "field": "Idempotency-Key",
-                        "message": "at most 255 characters",
-                        "type": "header",
-                    }
-                ],
-            )
-        with tracing.remote_parent(request.headers):
-            job = await engine.submit(
-                job_input, timeout=timeout, idempotency_key=key, max_attempts=attempts
-            )
-        log.debug("job submitted", job_id=job.id)
-        return engine, job
+        body = await read_json_object()
+        return engine, await submit_job(engine, body, request.headers, config)
 
     @app.post("/execute")
     @document(request=Submit, responses={200: (SeedAccepted, None), **SUBMIT_ERRORS})

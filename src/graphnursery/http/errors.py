@@ -48,11 +48,8 @@ class ApiError(Exception):
 
 
 def error_response(error: ApiError) -> Response:
-    body: dict[str, Any] = {"error": error.message, "code": error.code}
-    if error.detail is not None:
-        body["detail"] = error.detail
     return Response(
-        orjson.dumps(body),
+        error_body(error),
         status=error.status,
         headers=error.headers,
         content_type="application/json",
@@ -79,31 +76,39 @@ def retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, round(seconds)))}
 
 
+def api_error_for(error: Exception) -> ApiError | None:
+    """The answer to one of graphnursery's own errors; None for anything else."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, JobNotFound):
+        return ApiError(404, "job_not_found", str(error))
+    if isinstance(error, QueueFull):
+        return ApiError(429, "queue_full", str(error), headers=retry_after(error.retry_after))
+    if isinstance(error, JobAlreadyFinished):
+        return ApiError(409, "conflict", str(error))
+    if isinstance(error, EngineClosed):
+        code = "draining" if "draining" in str(error) else "unavailable"
+        return ApiError(503, code, f"not accepting jobs: {error}", headers=retry_after(5))
+    return None
+
+
+def error_body(error: ApiError) -> bytes:
+    body: dict[str, Any] = {"error": error.message, "code": error.code}
+    if error.detail is not None:
+        body["detail"] = error.detail
+    return orjson.dumps(body)
+
+
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
-    async def api_error(error: ApiError) -> Response:
-        return error_response(error)
-
     @app.errorhandler(JobNotFound)
-    async def job_not_found(error: JobNotFound) -> Response:
-        return error_response(ApiError(404, "job_not_found", str(error)))
-
     @app.errorhandler(QueueFull)
-    async def queue_full(error: QueueFull) -> Response:
-        return error_response(
-            ApiError(429, "queue_full", str(error), headers=retry_after(error.retry_after))
-        )
-
     @app.errorhandler(JobAlreadyFinished)
-    async def job_finished(error: JobAlreadyFinished) -> Response:
-        return error_response(ApiError(409, "conflict", str(error)))
-
     @app.errorhandler(EngineClosed)
-    async def engine_closed(error: EngineClosed) -> Response:
-        code = "draining" if "draining" in str(error) else "unavailable"
-        return error_response(
-            ApiError(503, code, f"not accepting jobs: {error}", headers=retry_after(5))
-        )
+    async def own_error(error: Exception) -> Response:
+        api_error = api_error_for(error)
+        assert api_error is not None
+        return error_response(api_error)
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

@@ -14,7 +14,7 @@ from ..metrics import Metrics
 from .errors import ApiError
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 OPEN_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json", "/docs"})
 
 
@@ -35,7 +35,7 @@ def install(app: Quart, config: Config, metrics: Metrics) -> None:
     async def bind_request_id() -> None:
         supplied = request.headers.get(REQUEST_ID_HEADER)
         request_id = (
-            supplied if supplied and _VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+            supplied if supplied and VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         )
         g.request_id = request_id
         structlog.contextvars.clear_contextvars()

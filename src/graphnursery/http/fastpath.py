@@ -1,0 +1,185 @@
+"""The job routes' hot path, answered below Quart.
+
+``POST /jobs``, ``POST /execute`` and ``GET /jobs/{id}`` carry nearly all of a server's
+traffic, and Quart's per-request machinery (request and response objects, contexts,
+routing, hooks) costs more CPU than the rest of a no-op job's path. This ASGI layer, in
+front of the Quart app (as its ``asgi_app``), answers exactly those three routes with the
+same code the Quart routes use — body limits, JSON parsing, validation, auth, request ids,
+metrics, the engine calls, the job's JSON form and the error answers — and hands every other
+request to Quart untouched. ``Config.fast_path = False`` turns it off; the acceptance tests
+run the API both ways.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import structlog
+
+from ..config import Config
+from ..engine import Engine
+from ..logs import get_logger
+from ..metrics import Metrics
+from .errors import ApiError, api_error_for, error_body
+from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID, key_matches
+from .schemas import job_body
+
+log = get_logger("graphnursery.http")
+
+ASGIApp = Callable[..., Awaitable[None]]
+
+_JOB_PATH = re.compile(r"/jobs/([^/]+)")
+_JSON = (b"content-type", b"application/json")
+_BODY_TOO_LARGE = ApiError(
+    413, "body_too_large", "request body is too large", headers={"Connection": "close"}
+)
+
+
+class _Headers:
+    """The request headers, looked up case-insensitively (what the shared code needs)."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._headers = {name.decode("latin-1").lower(): value for name, value in raw}
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._headers.get(name.lower())
+        return default if value is None else value.decode("latin-1")
+
+
+class FastPath:
+    """ASGI middleware: the three job routes here, everything else to ``app``."""
+
+    def __init__(
+        self, app: ASGIApp, engine: Callable[[], Engine], config: Config, metrics: Metrics
+    ) -> None:
+        from .app import load_json_object, parse_wait_value, submit_job
+
+        self._app = app
+        self._engine = engine
+        self._config = config
+        self._metrics = metrics
+        self._keys = config.api_keys
+        self._load_json_object = load_json_object
+        self._parse_wait = parse_wait_value
+        self._submit_job = submit_job
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and path in ("/jobs", "/execute"):
+                await self._answer(scope, receive, send, path, self._submit)
+                return
+            if method == "GET" and (match := _JOB_PATH.fullmatch(path)):
+                await self._answer(scope, receive, send, "/jobs/<job_id>", self._get, match[1])
+                return
+        await self._app(scope, receive, send)
+
+    async def _answer(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        route: str,
+        handler: Callable[..., Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]],
+        *args: Any,
+    ) -> None:
+        headers = _Headers(scope["headers"])
+        supplied = headers.get(REQUEST_ID_HEADER)
+        request_id = (
+            supplied if supplied and VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        )
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            self._authorize(headers)
+            status, body, extra = await handler(scope, receive, headers, *args)
+        except Exception as exc:
+            error = api_error_for(exc)
+            if error is None:
+                log.exception("unhandled error answering a request")
+                error = ApiError(500, "internal_error", "internal server error")
+            status, body = error.status, error_body(error)
+            extra = [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+        response_headers = [
+            _JSON,
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+        self._metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+
+    def _authorize(self, headers: _Headers) -> None:
+        if not self._keys:
+            return
+        scheme, _, presented = (headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not key_matches(presented.strip(), self._keys):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    async def _read_body(self, receive: Any) -> bytes:
+        limit = self._config.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _BODY_TOO_LARGE
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def _wait(self, scope: dict[str, Any]) -> float | None:
+        query = scope.get("query_string", b"")
+        if not query:
+            return None
+        values = parse_qs(query.decode("latin-1")).get("wait")
+        return self._parse_wait(values[0] if values else None, self._config)
+
+    def _running_engine(self) -> Engine:
+        return self._engine()
+
+    async def _submit(
+        self, scope: dict[str, Any], receive: Any, headers: _Headers
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        wait = self._wait(scope) if scope["path"] == "/jobs" else None
+        body = self._load_json_object(await self._read_body(receive))
+        engine = self._running_engine()
+        job = await self._submit_job(engine, body, headers, self._config)
+        if scope["path"] == "/execute":
+            answer = {
+                "jobId": job.id,
+                "status": job.status.value,
+                "position": engine.position(job.id) or 0,
+            }
+            return 200, orjson.dumps(answer), []
+        if wait:
+            job = await engine.wait(job.id, wait)
+        status = 200 if job.status.is_terminal else 202
+        location = [(b"location", f"/jobs/{job.id}".encode())]
+        return status, orjson.dumps(job_body(job, engine.position(job.id))), location
+
+    async def _get(
+        self, scope: dict[str, Any], receive: Any, headers: _Headers, job_id: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        wait = self._wait(scope)
+        engine = self._running_engine()
+        job = await (engine.wait(job_id, wait) if wait else engine.get(job_id))
+        return 200, orjson.dumps(job_body(job, engine.position(job_id))), []
