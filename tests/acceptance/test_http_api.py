@@ -199,3 +199,35 @@ async def test_busy_workers_are_not_unhealthy() -> None:
         health = await client.get("/health")
         assert health.status_code == 200
         assert health.json()["stats"]["availableWorkers"] == 0
+
+
+async def test_batch_submit_accepts_many_jobs_in_one_request() -> None:
+    async with running_server(ECHO, workers=2) as client:
+        jobs = [{"input": n} for n in range(50)]
+        response = await client.post("/jobs/batch", params={"wait": 30}, json={"jobs": jobs})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["rejected"] == 0
+        assert [job["result"] for job in body["jobs"]] == [{"echo": n} for n in range(50)]
+        no_wait = await client.post("/jobs/batch", json={"jobs": jobs[:3]})
+        assert no_wait.status_code in (200, 202)
+        for job in no_wait.json()["jobs"]:
+            assert (await finished(client, job["jobId"]))["status"] == "completed"
+        bad = await client.post("/jobs/batch", json={"jobs": [{"nope": 1}]})
+        assert bad.status_code == 400
+        assert bad.json()["detail"][0]["field"] == "jobs.0.input"
+        empty = await client.post("/jobs/batch", json={"jobs": []})
+        assert empty.status_code == 400
+
+
+async def test_batch_submit_stops_at_a_full_queue_and_says_how_many_were_refused() -> None:
+    async with running_server(TOOLBOX, queue_size=3) as client:
+        jobs = [{"input": {"sleep": 30}} for _ in range(10)]
+        response = await client.post("/jobs/batch", json={"jobs": jobs})
+        assert response.status_code == 202
+        body = response.json()
+        assert len(body["jobs"]) in (3, 4)  # the queue, plus one handed to the idle worker
+        assert body["rejected"] == 10 - len(body["jobs"])
+        assert int(response.headers["retry-after"]) >= 1
+        full = await client.post("/jobs/batch", json={"jobs": jobs[:1]})
+        assert full.status_code == 429

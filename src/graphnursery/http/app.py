@@ -17,16 +17,18 @@ from quart_trio import QuartTrio
 from .. import __version__, tracing
 from ..config import Config
 from ..engine import Engine, EngineStatistics, open_engine
-from ..errors import EngineClosed
+from ..errors import EngineClosed, QueueFull
 from ..jobs import Job, JobStatus
 from ..logs import get_logger
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
 from ..store import Store
 from . import middleware
-from .errors import ApiError, invalid_body, register_error_handlers
+from .errors import ApiError, invalid_body, register_error_handlers, retry_after
 from .fastpath import FastPath
 from .schemas import (
+    BatchAccepted,
+    BatchSubmit,
     ErrorModel,
     GeneralSubmit,
     Health,
@@ -46,6 +48,7 @@ from .schemas import (
 
 log = get_logger("graphnursery.http")
 _seed_body = TypeAdapter(SeedSubmit)
+_batch_body = TypeAdapter(BatchSubmit)
 
 
 class OpenAPI(OpenAPIProvider):
@@ -355,6 +358,60 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     async def cancel_job(job_id: str) -> Response:
         engine = state.require_engine()
         return json_response(job_body(await engine.cancel(job_id)))
+
+    @app.post("/jobs/batch")
+    @document(
+        querystring=WaitQuery,
+        request=BatchSubmit,
+        responses={200: (BatchAccepted, None), 202: (BatchAccepted, None), **SUBMIT_ERRORS},
+    )
+    async def create_jobs() -> Response:
+        """Submit many jobs in one request (amortizes HTTP's cost over the batch).
+
+        Accepted in order until the queue is full; the rest are counted in ``rejected``
+        (429 if none was accepted). With ``?wait=S``, answers once every accepted job has
+        ended (200) or after S seconds (202), with the jobs as they stand.
+        """
+        wait = parse_wait(config)
+        engine = state.require_engine()
+        try:
+            batch = _batch_body.validate_python(await read_json_object())
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        accepted: list[Job] = []
+        rejected: QueueFull | None = None
+        for item in batch.jobs:
+            if item.timeoutSeconds is not None and item.timeoutSeconds > config.max_job_timeout:
+                raise ApiError(
+                    400,
+                    "invalid_body",
+                    f"invalid request body: jobs: timeoutSeconds must be at most "
+                    f"{config.max_job_timeout:g}",
+                )
+        for item in batch.jobs:
+            try:
+                accepted.append(
+                    await engine.submit(
+                        item.input, timeout=item.timeoutSeconds, max_attempts=item.maxAttempts
+                    )
+                )
+            except QueueFull as full:
+                rejected = full
+                break
+        if not accepted and rejected is not None:
+            raise rejected
+        if wait:
+            with trio.move_on_after(wait):
+                for index, job in enumerate(accepted):
+                    accepted[index] = await engine.wait(job.id, wait)
+            accepted = [await engine.get(job.id) for job in accepted]
+        status = 200 if all(job.status.is_terminal for job in accepted) else 202
+        headers = {} if rejected is None else retry_after(rejected.retry_after)
+        body = {
+            "jobs": [job_body(job, engine.position(job.id)) for job in accepted],
+            "rejected": len(batch.jobs) - len(accepted),
+        }
+        return json_response(body, status, headers)
 
     @app.post("/jobs/<job_id>/retry")
     @document(responses={202: (JobModel, None), **errors(401, 404, 409, 429, 503)})

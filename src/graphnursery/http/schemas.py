@@ -96,6 +96,12 @@ def job_body(job: Job, position: int | None = None) -> dict[str, Any]:
     return body
 
 
+class BatchSubmit(BaseModel):
+    """Many jobs in one request: each item is a general submit body."""
+
+    jobs: Annotated[list[GeneralSubmit], Field(min_length=1, max_length=1000)]
+
+
 class Submit(RootModel[GeneralSubmit | SeedSubmit]):
     """A submit body: the general form ``{input}`` or the seed's ``{messages}``."""
 
@@ -197,6 +203,13 @@ class WaitQuery(BaseModel):
         ]
         | None
     ) = None
+
+
+class BatchAccepted(BaseModel):
+    """``POST /jobs/batch``: the jobs accepted, in order, and how many the full queue refused."""
+
+    jobs: list[JobModel]
+    rejected: int
 
 
 class JobPage(BaseModel):
