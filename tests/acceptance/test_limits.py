@@ -75,3 +75,20 @@ async def test_retry_after_grows_with_the_queue() -> None:
         assert rejected.status_code == 429
         large = int(rejected.headers["retry-after"])
     assert 1 <= small < large
+
+
+async def test_deep_and_wide_json_gets_an_answer_not_a_5xx() -> None:
+    async with running_server("examples/echo.py") as client:
+        deep = '{"input": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        response = await client.post(
+            "/jobs", content=deep, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "malformed_json"
+        nested = {"input": {"a": [[[[{"b": list(range(100))}]]]] * 50}}
+        ok = await client.post("/jobs", params={"wait": 30}, json=nested)
+        assert ok.status_code == 200 and ok.json()["result"] == {"echo": nested["input"]}
+        wide = {"input": {f"k{i}": i for i in range(100_000)}}
+        response = await client.post("/jobs", params={"wait": 30}, json=wide)
+        assert response.status_code == 200
+        assert len(response.json()["result"]["echo"]) == 100_000
