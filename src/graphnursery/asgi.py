@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from .config import Config
 from .http.app import create_app
+from .server import configure_logging
 
 config = Config.from_env()
+configure_logging(config)
 app = create_app(config)

@@ -274,7 +274,8 @@ class Engine:
         return None if seq is None else max(seq - self._dequeued, 0)
 
     def queue_length(self) -> int:
-        return int(self._send.statistics().current_buffer_used)
+        """Jobs waiting here: on the queue, or waiting out a retry's backoff to get on it."""
+        return int(self._send.statistics().current_buffer_used) + len(self._backing_off)
 
     def retry_after(self) -> float:
         """Seconds until the queue likely has room, from its length and recent job times."""
@@ -359,7 +360,9 @@ class Engine:
         self.metrics.job_finished(job)
         duration = job.duration
         if duration is not None:
-            self._mean_duration = 0.8 * self._mean_duration + 0.2 * duration
+            self._mean_duration = (
+                0.8 * self._mean_duration + 0.2 * duration if self._mean_duration else duration
+            )
         for level, logger_name, message in outcome.logs:
             log.log(level, message, job_id=job_id, graph_logger=logger_name)
         if outcome.error is not None:
@@ -441,7 +444,6 @@ class Engine:
             error_type=outcome.error.type,
             delay_seconds=round(delay, 3),
         )
-        self._wake(job.id)  # a long-poll answers with the job queued again
         if not self.store.shared:
             self._backing_off.add(job.id)
             self._nursery.start_soon(self._requeue_after, job.id, delay)
