@@ -130,10 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode in settings["modes"]:
         for c in settings["concurrency"]:
             measured = _run_one(settings, args, mode, c)
-            run = {"scenario": settings["scenario"], "mode": mode, "concurrency": c}
+            run = {
+                "scenario": settings["scenario"],
+                "mode": mode,
+                "api": settings["api"] if mode in HTTP_MODES else None,
+                "concurrency": c,
+            }
             run.update(report.figures(measured, settings["jobs"]))
             runs.append(run)
     print(report.table(runs))
+    for run in runs:
+        if run["mode"] == "backlog":
+            print("backlog:", " ".join(f"{k}={run.get(k)}" for k in report.BACKLOG_KEYS))
 
     document = {"started": started, "settings": settings, "machine": machine, "runs": runs}
     stem = f"{started}-{settings['scenario']}"

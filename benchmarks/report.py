@@ -130,6 +130,15 @@ def figures(measured: Measured, jobs: int) -> dict[str, Any]:
     return result
 
 
+BACKLOG_KEYS = (
+    "accepted",
+    "submit_per_second",
+    "drain_per_second",
+    "rss_idle_mib",
+    "rss_queued_mib",
+    "rss_drained_mib",
+    "peak_rss_mib",
+)
 COLUMNS = (
     ("mode", "mode", 7),
     ("c", "concurrency", 4),
