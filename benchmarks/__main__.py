@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -129,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     for mode in settings["modes"]:
         for c in settings["concurrency"]:
+            load_before = os.getloadavg()[0]
             measured = _run_one(settings, args, mode, c)
             run = {
                 "scenario": settings["scenario"],
@@ -137,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "concurrency": c,
             }
             run.update(report.figures(measured, settings["jobs"]))
+            # Other processes on the machine skew every figure: keep the evidence.
+            run["loadavg_1m_before"] = round(load_before, 2)
+            run["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
             runs.append(run)
     print(report.table(runs))
     for run in runs:

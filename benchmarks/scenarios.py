@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,11 @@ async def _closed_loop(
     return time.perf_counter() - started
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run_http(
     url: str,
     mode: str,
@@ -159,8 +165,11 @@ async def run_http(
     await _closed_loop(concurrency, concurrency, one_job, None)
     tally = Tally()
     cpu_before = cpu_seconds(server_pid) if server_pid else None
+    client_before = _own_cpu()
     elapsed = await _closed_loop(concurrency, jobs, one_job, progress)
+    client_cpu = _own_cpu() - client_before
     measured = Measured(tally, elapsed)
+    measured.extra["client_cpu_ms_per_job"] = round(client_cpu * 1000 / max(jobs, 1), 3)
     if server_pid:
         assert cpu_before is not None
         measured.cpu_seconds = cpu_seconds(server_pid) - cpu_before
