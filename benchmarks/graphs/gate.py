@@ -10,10 +10,10 @@ import time
 LIMIT_SECONDS = 3600.0
 
 
-def graph(input: dict) -> dict:
+def graph(input: dict[str, object]) -> dict[str, bool]:
     gate = input.get("gate") if isinstance(input, dict) else None
     if gate:
         deadline = time.monotonic() + LIMIT_SECONDS
-        while not os.path.exists(gate) and time.monotonic() < deadline:
+        while not os.path.exists(str(gate)) and time.monotonic() < deadline:
             time.sleep(0.02)
     return {"ok": True}
