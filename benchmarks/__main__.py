@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api", choices=("native", "seed"), default="native")
     p.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
     p.add_argument("--no-chart", action="store_true")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="run each mode x concurrency R times (noisy machines)"
+    )
     p.add_argument("--job-deadline", type=float, default=120.0, help="seconds before a job is lost")
     return p
 
@@ -71,6 +75,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "target": args.target,
         "poll_interval_ms": scenarios.POLL_INTERVAL * 1000,
         "long_poll_s": scenarios.LONG_POLL,
+        "repeat": max(args.repeat, 1),
     }
 
 
@@ -128,21 +133,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     runs: list[dict[str, Any]] = []
-    for mode in settings["modes"]:
-        for c in settings["concurrency"]:
-            load_before = os.getloadavg()[0]
-            measured = _run_one(settings, args, mode, c)
-            run = {
-                "scenario": settings["scenario"],
-                "mode": mode,
-                "api": settings["api"] if mode in HTTP_MODES else None,
-                "concurrency": c,
-            }
-            run.update(report.figures(measured, settings["jobs"]))
-            # Other processes on the machine skew every figure: keep the evidence.
-            run["loadavg_1m_before"] = round(load_before, 2)
-            run["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
-            runs.append(run)
+    for mode, c, repeat in itertools.product(
+        settings["modes"], settings["concurrency"], range(settings["repeat"])
+    ):
+        load_before = os.getloadavg()[0]
+        measured = _run_one(settings, args, mode, c)
+        run = {
+            "scenario": settings["scenario"],
+            "mode": mode,
+            "api": settings["api"] if mode in HTTP_MODES else None,
+            "concurrency": c,
+            "repeat": repeat,
+        }
+        run.update(report.figures(measured, settings["jobs"]))
+        # Other processes on the machine skew every figure: keep the evidence.
+        run["loadavg_1m_before"] = round(load_before, 2)
+        run["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+        runs.append(run)
     print(report.table(runs))
     for run in runs:
         if run["mode"] == "backlog":

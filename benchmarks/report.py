@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -194,11 +195,17 @@ def write_chart(path: Path, runs: list[dict[str, Any]], title: str) -> Path | No
     figure, (rate_axis, p95_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
     modes = sorted({run["mode"] for run in runs})
     for mode in modes:
-        points = sorted(
-            (run["concurrency"], run["jobs_per_s"], run["p95_ms"])
-            for run in runs
-            if run["mode"] == mode and run["jobs_per_s"] is not None
-        )
+        # Repeated runs: plot the median of each concurrency.
+        by_c: dict[int, list[tuple[float, float]]] = {}
+        for run in runs:
+            if run["mode"] == mode and run["jobs_per_s"] is not None:
+                by_c.setdefault(run["concurrency"], []).append(
+                    (run["jobs_per_s"], run["p95_ms"] or 0.0)
+                )
+        points = [
+            (c, statistics.median(r for r, _ in values), statistics.median(p for _, p in values))
+            for c, values in sorted(by_c.items())
+        ]
         if not points:
             continue
         xs = [p[0] for p in points]
