@@ -1,0 +1,1 @@
+"""The graphnursery benchmark harness: ``python -m benchmarks --help``."""

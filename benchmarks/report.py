@@ -1,0 +1,224 @@
+"""Progress bar, machine description, per-run figures, the JSON results file and the chart."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .scenarios import Measured
+
+PACKAGES = ("graphnursery", "trio", "trio-parallel", "quart", "quart-trio", "hypercorn", "orjson")
+TERMINAL_WIDTH = 30
+
+
+class Progress:
+    """A plain stderr progress bar, redrawn at most every 0.2 s."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.started = time.perf_counter()
+        self._drawn = 0.0
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        now = time.perf_counter()
+        if now - self._drawn >= 0.2 or self.done >= self.total:
+            self._drawn = now
+            self.draw(now)
+
+    def draw(self, now: float) -> None:
+        filled = TERMINAL_WIDTH * self.done // max(self.total, 1)
+        rate = self.done / max(now - self.started, 1e-9)
+        bar = "#" * filled + "." * (TERMINAL_WIDTH - filled)
+        sys.stderr.write(f"\r{self.label} [{bar}] {self.done}/{self.total} {rate:8.1f}/s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.done < self.total:
+            self.draw(time.perf_counter())
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit(root: Path) -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def machine(root: Path) -> dict[str, Any]:
+    versions: dict[str, str] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "git_commit": _git_commit(root),
+    }
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def figures(measured: Measured, jobs: int) -> dict[str, Any]:
+    """The per-run figures written to JSON and printed."""
+    tally = measured.tally
+    latencies = sorted(tally.latencies)
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value * 1000, 2)
+
+    finished = tally.completed + tally.failed
+    cpu = measured.cpu_seconds
+    result: dict[str, Any] = {
+        "jobs": jobs,
+        "elapsed_s": round(measured.elapsed, 3),
+        "jobs_per_s": round(finished / measured.elapsed, 1) if measured.elapsed else None,
+        "p50_ms": ms(_percentile(latencies, 0.50)),
+        "p95_ms": ms(_percentile(latencies, 0.95)),
+        "p99_ms": ms(_percentile(latencies, 0.99)),
+        "cpu_ms_per_job": round(cpu * 1000 / finished, 3) if cpu is not None and finished else None,
+        "peak_rss_mib": (
+            round(measured.peak_rss_kib / 1024, 1) if measured.peak_rss_kib is not None else None
+        ),
+        "workers_peak_rss_mib": (
+            round(measured.workers_peak_rss_kib / 1024, 1)
+            if measured.workers_peak_rss_kib is not None
+            else None
+        ),
+        "completed": tally.completed,
+        "failed": tally.failed,
+        "rejected": tally.rejected,
+        "lost": tally.lost,
+        "errors": tally.errors,
+    }
+    result.update(measured.extra)
+    return result
+
+
+BACKLOG_KEYS = (
+    "accepted",
+    "submit_per_second",
+    "drain_per_second",
+    "rss_idle_mib",
+    "rss_queued_mib",
+    "rss_drained_mib",
+    "peak_rss_mib",
+)
+COLUMNS = (
+    ("mode", "mode", 7),
+    ("c", "concurrency", 4),
+    ("jobs/s", "jobs_per_s", 8),
+    ("p50", "p50_ms", 8),
+    ("p95", "p95_ms", 8),
+    ("p99", "p99_ms", 8),
+    ("cpu/job", "cpu_ms_per_job", 8),
+    ("rss MiB", "peak_rss_mib", 8),
+    ("done", "completed", 7),
+    ("fail", "failed", 5),
+    ("429", "rejected", 5),
+    ("lost", "lost", 5),
+)
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    head = " ".join(f"{title:>{width}}" for title, _, width in COLUMNS)
+    lines = [head]
+    for run in runs:
+        cells = []
+        for _, key, width in COLUMNS:
+            value = run.get(key)
+            cells.append(f"{'-' if value is None else value!s:>{width}}")
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def write_results(directory: Path, stem: str, document: dict[str, Any]) -> Path:
+    """One JSON file per invocation; re-read to prove it is valid JSON."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    loaded = json.loads(path.read_text())
+    if not isinstance(loaded.get("runs"), list) or not loaded["runs"]:
+        raise RuntimeError(f"{path} holds no runs")
+    return path
+
+
+def write_chart(path: Path, runs: list[dict[str, Any]], title: str) -> Path | None:
+    """jobs/s and p95 by concurrency, one line per mode; None when matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(
+            "chart skipped: matplotlib is not installed (pip install -e '.[bench]')",
+            file=sys.stderr,
+        )
+        return None
+    figure, (rate_axis, p95_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    modes = sorted({run["mode"] for run in runs})
+    for mode in modes:
+        # Repeated runs: plot the median of each concurrency.
+        by_c: dict[int, list[tuple[float, float]]] = {}
+        for run in runs:
+            if run["mode"] == mode and run["jobs_per_s"] is not None:
+                by_c.setdefault(run["concurrency"], []).append(
+                    (run["jobs_per_s"], run["p95_ms"] or 0.0)
+                )
+        points = [
+            (c, statistics.median(r for r, _ in values), statistics.median(p for _, p in values))
+            for c, values in sorted(by_c.items())
+        ]
+        if not points:
+            continue
+        xs = [p[0] for p in points]
+        rate_axis.plot(xs, [p[1] for p in points], marker="o", label=mode)
+        p95_axis.plot(xs, [p[2] or 0 for p in points], marker="o", label=mode)
+    for axis, label in ((rate_axis, "jobs/s"), (p95_axis, "p95 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrency")
+        axis.set_ylabel(label)
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
