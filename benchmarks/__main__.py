@@ -18,7 +18,7 @@ from . import report, scenarios
 from .report import Progress
 from .server import Server, start_server
 
-HTTP_MODES = ("poll", "wait")
+HTTP_MODES = ("poll", "wait", "batch")
 MODES = (*HTTP_MODES, "engine", "direct")
 
 

@@ -30,6 +30,9 @@ POLL_INTERVAL = 0.02
 LONG_POLL = 30
 NATIVE_BODY = dumps({"input": {"n": 1}})
 SEED_BODY = dumps({"messages": [{"role": "user", "content": "hello"}]})
+#: Jobs per request in batch mode (POST /jobs/batch?wait=...).
+BATCH_SIZE = 16
+BATCH_BODY = dumps({"jobs": [{"input": {"n": n}} for n in range(BATCH_SIZE)]})
 
 
 @dataclass
@@ -110,6 +113,20 @@ async def http_job(conn: Connection, mode: str, api: str, tally: Tally, deadline
     return str(job["status"])
 
 
+async def http_batch(conn: Connection, tally: Tally, started: float) -> None:
+    """BATCH_SIZE jobs in one request, waited for together; each is recorded."""
+    response = await _submit(conn, f"/jobs/batch?wait={LONG_POLL}", BATCH_BODY, tally)
+    if response.status not in (200, 202):
+        for _ in range(BATCH_SIZE):
+            tally.record("error", started)
+        return
+    jobs = response.json()["jobs"]
+    for job in jobs:
+        tally.record(str(job["status"]) if job["status"] in TERMINAL else "lost", started)
+    for _ in range(BATCH_SIZE - len(jobs)):
+        tally.record("error", started)
+
+
 async def _closed_loop(
     concurrency: int,
     jobs: int,
@@ -157,9 +174,15 @@ async def run_http(
 
     async def one_job(slot: int) -> None:
         started = time.perf_counter()
+        if mode == "batch":
+            await http_batch(connections[slot], tally, started)
+            return
         deadline = time.monotonic() + job_deadline
         outcome = await http_job(connections[slot], mode, api, tally, deadline)
         tally.record(outcome, started)
+
+    if mode == "batch":  # each closed-loop step is one request of BATCH_SIZE jobs
+        jobs = -(-jobs // BATCH_SIZE)
 
     # Warm up: one job per connection (opens them; the server's first requests are slower).
     await _closed_loop(concurrency, concurrency, one_job, None)
@@ -169,7 +192,8 @@ async def run_http(
     elapsed = await _closed_loop(concurrency, jobs, one_job, progress)
     client_cpu = _own_cpu() - client_before
     measured = Measured(tally, elapsed)
-    measured.extra["client_cpu_ms_per_job"] = round(client_cpu * 1000 / max(jobs, 1), 3)
+    per_step = BATCH_SIZE if mode == "batch" else 1
+    measured.extra["client_cpu_ms_per_job"] = round(client_cpu * 1000 / max(jobs * per_step, 1), 3)
     if server_pid:
         assert cpu_before is not None
         measured.cpu_seconds = cpu_seconds(server_pid) - cpu_before
