@@ -101,3 +101,39 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         return float(created_at), str(job_id)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+def list_query(
+    table: str,
+    columns: str,
+    status: JobStatus | None,
+    limit: int,
+    cursor: str | None,
+    placeholder: str,
+) -> tuple[str, list[Any]]:
+    """The SELECT of one list page, one row more than ``limit`` (to know if more follow).
+
+    ``placeholder`` is the driver's parameter mark (``?`` for SQLite, ``%s`` for psycopg).
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        where.append(f"status = {placeholder}")
+        params.append(status.value)
+    if cursor is not None:
+        created_at, after_id = decode_cursor(cursor)
+        where.append(f"(created_at, id) > ({placeholder}, {placeholder})")
+        params += [created_at, after_id]
+    sql = f"SELECT {columns} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY created_at, id LIMIT {placeholder}"
+    params.append(limit + 1)
+    return sql, params
+
+
+def split_page(jobs: list[Job], limit: int) -> tuple[list[Job], str | None]:
+    """A page of at most ``limit`` jobs and the cursor of the next one, if any."""
+    if len(jobs) > limit:
+        return jobs[:limit], encode_cursor(jobs[limit - 1])
+    return jobs, None

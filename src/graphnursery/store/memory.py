@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..jobs import Job, JobError, JobStatus
-from ._rows import INTERRUPTED, decode_cursor, encode_cursor
+from ._rows import INTERRUPTED, decode_cursor, split_page
 from .base import Store
 
 
@@ -111,9 +111,7 @@ class MemoryStore(Store):
             ),
             key=lambda job: (job.created_at, job.id),
         )
-        if len(matching) > limit:
-            return matching[:limit], encode_cursor(matching[limit - 1])
-        return matching, None
+        return split_page(matching, limit)
 
     async def evict(self, finished_before: float) -> int:
         evicted = 0

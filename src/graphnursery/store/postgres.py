@@ -42,12 +42,12 @@ from ._rows import (
     INTERRUPTED,
     LEASE_EXPIRED,
     TERMINAL_SQL,
-    decode_cursor,
     dump_error,
     dump_json,
-    encode_cursor,
     job_params,
+    list_query,
     row_to_job,
+    split_page,
 )
 from .base import Store, StoreEvents
 
@@ -593,28 +593,12 @@ class PostgresStore(Store):
         self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
         """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = %s")
-            params.append(status.value)
-        if cursor is not None:
-            created_at, after_id = decode_cursor(cursor)
-            where.append("(created_at, id) > (%s, %s)")
-            params += [created_at, after_id]
-        query = f"SELECT {COLUMNS} FROM {TABLE}"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY created_at, id LIMIT %s"
-        params.append(limit + 1)
+        query, params = list_query(TABLE, COLUMNS, status, limit, cursor, "%s")
 
         def page(connection: Connection) -> list[Job]:
             return [row_to_job(row) for row in connection.execute(query, params)]
 
-        jobs = await self._run(page)
-        if len(jobs) > limit:
-            return jobs[:limit], encode_cursor(jobs[limit - 1])
-        return jobs, None
+        return split_page(await self._run(page), limit)
 
 
 __all__ = ["PostgresStore"]

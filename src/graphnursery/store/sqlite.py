@@ -38,12 +38,12 @@ from ._rows import (
     INTERRUPTED,
     JOB_COLUMNS,
     TERMINAL_SQL,
-    decode_cursor,
     dump_error,
     dump_json,
-    encode_cursor,
     job_params,
+    list_query,
     row_to_job,
+    split_page,
 )
 from .base import Store
 
@@ -480,28 +480,13 @@ class SQLiteStore(Store):
         self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
         """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status.value)
-        if cursor is not None:
-            created_at, job_id = decode_cursor(cursor)
-            where.append("(created_at, id) > (?, ?)")
-            params += [created_at, job_id]
-        sql = f"SELECT {COLUMNS} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, id LIMIT ?"
-        params.append(limit + 1)
+        sql, params = list_query("jobs", COLUMNS, status, limit, cursor, "?")
 
         def page(connection: sqlite3.Connection) -> list[Job]:
             return [row_to_job(row) for row in connection.execute(sql, params)]
 
         jobs: list[Job] = await self._call(page)
-        if len(jobs) > limit:
-            return jobs[:limit], encode_cursor(jobs[limit - 1])
-        return jobs, None
+        return split_page(jobs, limit)
 
 
 __all__ = ["SQLiteStore"]
