@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from .errors import GraphLoadError as GraphLoadError
     from .errors import GraphNurseryError as GraphNurseryError
     from .errors import InvalidRequest as InvalidRequest
-    from .errors import JobAlreadyFinished as JobAlreadyFinished
     from .errors import JobCancelled as JobCancelled
+    from .errors import JobConflict as JobConflict
     from .errors import JobCrashed as JobCrashed
     from .errors import JobFailed as JobFailed
     from .errors import JobNotFound as JobNotFound
@@ -66,7 +66,7 @@ _EXPORTS = {
     "Conflict": ".errors",
     "EngineClosed": ".errors",
     "EngineFailed": ".errors",
-    "JobAlreadyFinished": ".errors",
+    "JobConflict": ".errors",
     "GraphLoadError": ".errors",
     "GraphNurseryError": ".errors",
     "InvalidRequest": ".errors",

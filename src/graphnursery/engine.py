@@ -32,7 +32,7 @@ import trio
 
 from . import tracing
 from .config import Config
-from .errors import EngineClosed, JobAlreadyFinished, JobNotFound, QueueFull
+from .errors import EngineClosed, JobConflict, JobNotFound, QueueFull
 from .executor import GraphRunner, open_executor
 from .jobs import Job, JobError, JobStatus, Outcome, new_job_id
 from .logs import get_logger
@@ -232,12 +232,12 @@ class Engine:
     async def cancel(self, job_id: str) -> Job:
         """Cancel a job: a queued one never runs; a running one's worker process is killed.
 
-        Raises JobNotFound, or JobAlreadyFinished if the job is already terminal.
+        Raises JobNotFound, or JobConflict if the job is already terminal.
         """
         job = await self.store.cancel(job_id, self.clock.now(), CANCELLED_ERROR)
         if job is None:
             current = await self.get(job_id)
-            raise JobAlreadyFinished(job_id, current.status.value)
+            raise JobConflict(job_id, current.status.value)
         stopped = self._stop_here(job_id)  # the runner ends without a result
         if stopped is not None:
             await stopped.wait()  # answer once its worker process is gone
@@ -248,11 +248,11 @@ class Engine:
 
     async def resubmit(self, job_id: str) -> Job:
         """Run a finished job (a dead letter, say) again, as a new job with the same input,
-        timeout and attempts. Raises JobNotFound, or JobAlreadyFinished (action "retry")
+        timeout and attempts. Raises JobNotFound, or JobConflict (action "retry")
         if the job has not finished."""
         job = await self.get(job_id)
         if not job.status.is_terminal:
-            raise JobAlreadyFinished(job_id, job.status.value, action="retry")
+            raise JobConflict(job_id, job.status.value, action="retry")
         new = await self.submit(job.input, timeout=job.timeout, max_attempts=job.max_attempts)
         log.info("job resubmitted", job_id=new.id, retry_of=job_id)
         return new

@@ -7,7 +7,7 @@
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
     ├── EngineFailed         the engine died while serving: the server stops (exit status 3)
-    ├── JobAlreadyFinished   cancel of a terminal job (HTTP 409)
+    ├── JobConflict          cancel of a finished job, retry of an unfinished one (HTTP 409)
     ├── StoreError           the job store cannot be opened or used
     │   └── StoreLocked      another server is using this SQLite database file
     └── ClientError          raised by graphnursery.Client / AsyncClient (tree in client.py)
@@ -93,8 +93,9 @@ class EngineFailed(GraphNurseryError):
     """The engine stopped while the server was serving (a store failing, say)."""
 
 
-class JobAlreadyFinished(GraphNurseryError):
-    """The job is terminal, so it cannot be cancelled (or is not, to be retried)."""
+class JobConflict(GraphNurseryError):
+    """The job's status forbids the action: cancelling a finished job, or re-running one
+    that has not finished."""
 
     def __init__(self, job_id: str, status: str, action: str = "cancel") -> None:
         self.job_id = job_id

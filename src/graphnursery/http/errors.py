@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
-from ..errors import EngineClosed, JobAlreadyFinished, JobNotFound, QueueFull
+from ..errors import EngineClosed, JobConflict, JobNotFound, QueueFull
 from ..logs import get_logger
 
 log = get_logger("graphnursery.http")
@@ -84,7 +84,7 @@ def api_error_for(error: Exception) -> ApiError | None:
         return ApiError(404, "job_not_found", str(error))
     if isinstance(error, QueueFull):
         return ApiError(429, "queue_full", str(error), headers=retry_after(error.retry_after))
-    if isinstance(error, JobAlreadyFinished):
+    if isinstance(error, JobConflict):
         return ApiError(409, "conflict", str(error))
     if isinstance(error, EngineClosed):
         code = "draining" if "draining" in str(error) else "unavailable"
@@ -103,7 +103,7 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     @app.errorhandler(JobNotFound)
     @app.errorhandler(QueueFull)
-    @app.errorhandler(JobAlreadyFinished)
+    @app.errorhandler(JobConflict)
     @app.errorhandler(EngineClosed)
     async def own_error(error: Exception) -> Response:
         api_error = api_error_for(error)
