@@ -429,12 +429,13 @@ class Engine:
     async def _retry(self, job: Job, outcome: Outcome) -> None:
         """Queue the job again after a backoff (exponential, full jitter); its error is kept.
 
-        On a shared store any replica may claim it at once; elsewhere a task in the engine's
-        nursery puts it back on the queue when the backoff is over.
+        On a shared store the database holds it back until the backoff is over, then any
+        replica may claim it; elsewhere a task in the engine's nursery puts it back on the
+        queue when the backoff is over.
         """
         assert outcome.error is not None
-        await self.store.release(job.id, outcome.error)
         delay = random.uniform(0, min(300.0, self.config.retry_backoff * 2 ** (job.attempts - 1)))
+        await self.store.release(job.id, outcome.error, delay)
         self.metrics.jobs_retried.inc()
         log.info(
             "job will be retried",

@@ -60,7 +60,7 @@ class Job:
     result: Any = None
     error: JobError | None = None
     max_attempts: int = 1
-    errors: tuple[JobError, ...] = ()  # why each earlier attempt did not count
+    errors: tuple[JobError, ...] = ()  # each failed attempt's error, in order (last = error)
 
     @property
     def duration(self) -> float | None:

@@ -25,7 +25,7 @@ async def test_a_crashing_job_is_a_dead_letter_after_max_attempts_and_retry_reru
         assert job["status"] == "crashed"
         assert job["attempts"] == 2
         assert job["maxAttempts"] == 2
-        assert [e["type"] for e in job["errors"]] == ["WorkerCrashed"]
+        assert [e["type"] for e in job["errors"]] == ["WorkerCrashed", "WorkerCrashed"]
         dead = (await client.get("/jobs", params={"status": "crashed"})).json()
         assert [j["jobId"] for j in dead["jobs"]] == [job["jobId"]]
 

@@ -63,3 +63,25 @@ async def test_a_job_cancelled_on_another_replica_stops_where_it_runs(postgres_u
         final = await engine.get(stuck.id)
         assert final.status is JobStatus.CANCELLED
         assert final.error == JobError("Cancelled", "cancelled on another replica")
+
+
+async def test_retries_on_postgresql_wait_out_their_backoff_and_dead_letter(
+    postgres_url: str,
+) -> None:
+    config = Config(
+        graph=GRAPH,
+        workers=1,
+        store=postgres_url,
+        max_attempts=2,
+        retry_backoff=0.3,
+        lease_seconds=2,
+    )
+    async with open_engine(config) as engine:
+        job = await engine.submit({"crash": 5})
+        done = await engine.wait(job.id, 60)
+        assert (done.status, done.attempts) == (JobStatus.CRASHED, 2)
+        assert [error.type for error in done.errors] == ["WorkerCrashed", "WorkerCrashed"]
+        dead, _ = await engine.list_jobs(JobStatus.CRASHED)
+        assert [j.id for j in dead] == [job.id]
+        flaky = await engine.submit({"crash": 5}, max_attempts=1)
+        assert (await engine.wait(flaky.id, 60)).attempts == 1

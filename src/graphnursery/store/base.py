@@ -121,9 +121,11 @@ class Store(abc.ABC):
     # -- durable stores ----------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def release(self, job_id: str, error: JobError = INTERRUPTED) -> None:
+    async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
         """Put a running job back in the queue, attempts kept, ``error`` added to its
-        ``errors``: a durable store's running jobs at shutdown, and retries."""
+        ``errors``: a durable store's running jobs at shutdown, and retries. A shared store
+        lets no server claim it for ``delay`` seconds (a retry's backoff); the others leave
+        the delay to the engine, which queues the job when it is over."""
 
     async def resume(self, cursor: Any, limit: int) -> tuple[list[str], Any]:
         """Ids of jobs found queued when the store opened, in creation order, a page at a time.

@@ -83,12 +83,15 @@ class MemoryStore(Store):
         job = self._jobs.get(job_id)
         if job is None or job.status.is_terminal:
             return None
-        done = job.replace(status=status, completed_at=completed_at, result=result, error=error)
+        errors = job.errors if error is None else (*job.errors, error)
+        done = job.replace(
+            status=status, completed_at=completed_at, result=result, error=error, errors=errors
+        )
         self._put(done, job)
         self._finished.append((completed_at, job_id))
         return done
 
-    async def release(self, job_id: str, error: JobError = INTERRUPTED) -> None:
+    async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
         job = self._jobs.get(job_id)
         if job is not None and job.status is JobStatus.RUNNING:
             queued = job.replace(status=JobStatus.QUEUED, errors=(*job.errors, error))

@@ -116,7 +116,11 @@ CLAIM_EXPIRED = _CLAIM.format(
     where=f"status = 'running' AND lease_expires_at < {NOW}",
     errors="j.errors || jsonb_build_array(%(lease_expired)s::jsonb)",
 )
-CLAIM_QUEUED = _CLAIM.format(where="status = 'queued'", errors="j.errors")
+CLAIM_QUEUED = _CLAIM.format(
+    # run_after: a retry waits out its backoff before any replica claims it
+    where=f"status = 'queued' AND (run_after IS NULL OR run_after <= {NOW})",
+    errors="j.errors",
+)
 
 
 def describe(conninfo: str) -> str:
@@ -410,8 +414,9 @@ class PostgresStore(Store):
 
     # -- durable and shared ------------------------------------------------------------------
 
-    async def release(self, job_id: str, error: JobError = INTERRUPTED) -> None:
-        """Give a job this replica holds back to the queue, for any replica to claim."""
+    async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
+        """Give a job this replica holds back to the queue, for any replica to claim
+        (after ``delay`` seconds, by the database's clock)."""
         token = self._leases.pop(job_id, None)
         never_started = self._claimed.pop(job_id, None) is not None
         if token is None:
@@ -425,9 +430,9 @@ class PostgresStore(Store):
                 changes = "errors = errors || jsonb_build_array(%(interrupted)s::jsonb)"
             cursor = connection.execute(
                 f"UPDATE {TABLE} SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
-                f" lease_expires_at = NULL, {changes}"
+                f" lease_expires_at = NULL, run_after = {NOW} + %(delay)s, {changes}"
                 f" WHERE id = %(id)s AND status = 'running' AND lease_token = %(token)s",
-                {"id": job_id, "token": token, "interrupted": interrupted},
+                {"id": job_id, "token": token, "interrupted": interrupted, "delay": delay},
             )
             if cursor.rowcount:
                 self._notify(connection, "n", job_id)

@@ -440,7 +440,7 @@ class SQLiteStore(Store):
 
     # -- durable ----------------------------------------------------------------------------
 
-    async def release(self, job_id: str, error: JobError = INTERRUPTED) -> None:
+    async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
         interrupted = dump_error(error)
 
         def release(connection: sqlite3.Connection) -> None:
