@@ -14,7 +14,8 @@ from hypercorn.trio import serve as hypercorn_serve
 from . import logs
 from .config import Config
 from .errors import EngineFailed
-from .http.app import STATE_KEY, AppState, create_app
+from .http.app import AppState, create_app
+from .http.openapi import STATE_KEY
 from .store import Store
 
 log = logs.get_logger("graphnursery.server")

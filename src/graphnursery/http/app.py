@@ -9,16 +9,16 @@ from typing import Any
 
 import orjson
 import trio
-from pydantic import TypeAdapter, ValidationError
-from quart import Response, current_app, request
-from quart_schema import Info, OpenAPIProvider, QuartSchema, document
+from pydantic import ValidationError
+from quart import Response, request
+from quart_schema import Info, QuartSchema, document
 from quart_trio import QuartTrio
 
-from .. import __version__, tracing
+from .. import __version__
 from ..config import Config
 from ..engine import Engine, EngineStatistics, open_engine
 from ..errors import EngineClosed, QueueFull
-from ..jobs import Job, JobStatus
+from ..jobs import Job
 from ..logs import get_logger
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
@@ -26,67 +26,34 @@ from ..store import Store
 from . import middleware
 from .errors import ApiError, invalid_body, register_error_handlers, retry_after
 from .fastpath import FastPath
+from .openapi import STATE_KEY, SUBMIT_ERRORS, OpenAPI, errors
+from .parsing import (
+    batch_body,
+    parse_list_query,
+    parse_wait,
+    query_error,
+    read_json_object,
+    submit_job,
+)
 from .schemas import (
     BatchAccepted,
     BatchSubmit,
-    ErrorModel,
-    GeneralSubmit,
     Health,
     JobModel,
     JobPage,
     ListQuery,
     Probe,
     SeedAccepted,
-    SeedSubmit,
     Stats,
     Submit,
     WaitQuery,
     iso,
     job_body,
-    seed_input,
 )
 
 log = get_logger("graphnursery.http")
-_seed_body = TypeAdapter(SeedSubmit)
-_batch_body = TypeAdapter(BatchSubmit)
 
 
-class OpenAPI(OpenAPIProvider):
-    """quart-schema's document, plus what it cannot say: /metrics answers Prometheus text."""
-
-    def schema(self) -> dict[str, Any]:
-        document = super().schema()
-        # Limits that come from this server's config, not from the models.
-        config: Config = current_app.extensions[STATE_KEY].config
-        for name in ("GeneralSubmit", "SeedSubmit"):
-            timeout = document["components"]["schemas"][name]["properties"]["timeoutSeconds"]
-            timeout["anyOf"][0]["maximum"] = config.max_job_timeout
-        for path in document["paths"].values():
-            for operation in path.values():
-                if "requestBody" in operation:
-                    operation["requestBody"]["required"] = True
-                for parameter in operation.get("parameters", []):
-                    if parameter["name"] == "wait":
-                        parameter["schema"]["anyOf"][0]["maximum"] = config.max_wait
-        metrics = document.get("paths", {}).get("/metrics", {}).get("get")
-        if metrics is not None:
-            metrics["responses"][200] = {
-                "description": "Prometheus text exposition format",
-                "content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}},
-            }
-        return document
-
-
-def errors(*statuses: int) -> Any:
-    """OpenAPI entries for error answers (all share one shape)."""
-    return {status: (ErrorModel, None) for status in statuses}
-
-
-SUBMIT_ERRORS = errors(400, 401, 413, 429, 503)
-MAX_PAGE = 1000
-_general_body = TypeAdapter(GeneralSubmit)
-
-STATE_KEY = "graphnursery"
 ENGINE_FAILED_EXIT = 3
 
 
@@ -126,122 +93,6 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(
         orjson.dumps(body), status=status, headers=headers, content_type="application/json"
     )
-
-
-async def read_json_object() -> dict[str, Any]:
-    raw = await request.get_data(as_text=False)
-    assert isinstance(raw, bytes)
-    return load_json_object(raw)
-
-
-def parse_submit(body: dict[str, Any], config: Config) -> tuple[Any, float | None, int | None]:
-    """Validate a submit body (seed or general form) -> (graph input, timeout, max attempts)."""
-    try:
-        if "input" in body:
-            general = _general_body.validate_python(body)
-            job_input, timeout, attempts = (
-                general.input,
-                general.timeoutSeconds,
-                general.maxAttempts,
-            )
-        else:
-            seed = _seed_body.validate_python(body)
-            job_input, timeout, attempts = seed_input(body), seed.timeoutSeconds, seed.maxAttempts
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
-    if timeout is not None and timeout > config.max_job_timeout:
-        raise ApiError(
-            400,
-            "invalid_body",
-            f"invalid request body: timeoutSeconds: must be at most {config.max_job_timeout:g}",
-            [
-                {
-                    "field": "timeoutSeconds",
-                    "message": f"must be at most {config.max_job_timeout:g}",
-                    "type": "less_than_equal",
-                }
-            ],
-        )
-    return job_input, timeout, attempts
-
-
-def query_error(field: str, message: str) -> ApiError:
-    return ApiError(
-        400,
-        "invalid_parameter",
-        f"{field}: {message}",
-        [{"field": field, "message": message, "type": "query"}],
-    )
-
-
-def parse_list_query() -> tuple[JobStatus | None, int, str | None]:
-    raw_status = request.args.get("status")
-    status = None
-    if raw_status is not None:
-        try:
-            status = JobStatus(raw_status)
-        except ValueError:
-            choices = ", ".join(s.value for s in JobStatus)
-            raise query_error("status", f"must be one of {choices}") from None
-    raw_limit = request.args.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
-        raise query_error("limit", f"must be an integer from 1 to {MAX_PAGE}")
-    return status, int(raw_limit), request.args.get("cursor") or None
-
-
-def parse_wait(config: Config) -> float | None:
-    return parse_wait_value(request.args.get("wait"), config)
-
-
-def parse_wait_value(raw: str | None, config: Config) -> float | None:
-    if raw is None:
-        return None
-    try:
-        wait = float(raw)
-    except ValueError:
-        wait = -1.0
-    if not 0 <= wait <= config.max_wait:
-        message = f"wait must be a number of seconds from 0 to {config.max_wait:g}"
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            message,
-            [{"field": "wait", "message": message, "type": "query"}],
-        )
-    return wait
-
-
-def load_json_object(raw: bytes) -> dict[str, Any]:
-    """A request body as a JSON object, or the ApiError that says why not."""
-    if not raw:
-        raise ApiError(400, "invalid_body", "request body must be a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "request body must be a JSON object")
-    return body
-
-
-async def submit_job(engine: Engine, body: dict[str, Any], headers: Any, config: Config) -> Job:
-    """Validate a submit body and its headers, and queue the job (both HTTP paths use it)."""
-    job_input, timeout, attempts = parse_submit(body, config)
-    key = headers.get("Idempotency-Key") or None
-    if key is not None and len(key) > 255:
-        message = "at most 255 characters"
-        raise ApiError(
-            400,
-            "invalid_header",
-            f"Idempotency-Key: {message}",
-            [{"field": "Idempotency-Key", "message": message, "type": "header"}],
-        )
-    with tracing.remote_parent(headers):
-        job = await engine.submit(
-            job_input, timeout=timeout, idempotency_key=key, max_attempts=attempts
-        )
-    log.debug("job submitted", job_id=job.id)
-    return job
 
 
 def create_app(config: Config, store: Store | None = None) -> QuartTrio:
@@ -375,7 +226,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         wait = parse_wait(config)
         engine = state.require_engine()
         try:
-            batch = _batch_body.validate_python(await read_json_object())
+            batch = batch_body.validate_python(await read_json_object())
         except ValidationError as exc:
             raise invalid_body(exc) from None
         accepted: list[Job] = []

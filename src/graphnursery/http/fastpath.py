@@ -27,6 +27,7 @@ from ..logs import get_logger
 from ..metrics import Metrics
 from .errors import ApiError, api_error_for, error_body
 from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID, key_matches
+from .parsing import load_json_object, parse_wait_value, submit_job
 from .schemas import job_body
 
 log = get_logger("graphnursery.http")
@@ -59,16 +60,11 @@ class FastPath:
     def __init__(
         self, app: ASGIApp, engine: Callable[[], Engine], config: Config, metrics: Metrics
     ) -> None:
-        from .app import load_json_object, parse_wait_value, submit_job
-
         self._app = app
         self._engine = engine
         self._config = config
         self._metrics = metrics
         self._keys = config.api_keys
-        self._load_json_object = load_json_object
-        self._parse_wait = parse_wait_value
-        self._submit_job = submit_job
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -151,7 +147,7 @@ class FastPath:
         if not query:
             return None
         values = parse_qs(query.decode("latin-1")).get("wait")
-        return self._parse_wait(values[0] if values else None, self._config)
+        return parse_wait_value(values[0] if values else None, self._config)
 
     def _running_engine(self) -> Engine:
         return self._engine()
@@ -160,9 +156,9 @@ class FastPath:
         self, scope: dict[str, Any], receive: Any, headers: _Headers
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         wait = self._wait(scope) if scope["path"] == "/jobs" else None
-        body = self._load_json_object(await self._read_body(receive))
+        body = load_json_object(await self._read_body(receive))
         engine = self._running_engine()
-        job = await self._submit_job(engine, body, headers, self._config)
+        job = await submit_job(engine, body, headers, self._config)
         if scope["path"] == "/execute":
             answer = {
                 "jobId": job.id,
