@@ -44,17 +44,22 @@ async def finished(client: httpx.AsyncClient, job_id: str, wait: float = 30) -> 
     return job
 
 
-async def read_serving_url(proc: trio.Process, stdout: trio.abc.ReceiveStream) -> str:
-    """Read a CLI server's stdout until it prints where it listens."""
+async def read_until(stream: trio.abc.ReceiveStream, pattern: re.Pattern[str]) -> str:
+    """Read a process's output until ``pattern`` matches; its first group."""
     buffer = b""
     while True:
-        chunk = await stdout.receive_some()
+        chunk = await stream.receive_some()
         if not chunk:
-            raise AssertionError(f"server exited before serving: {buffer.decode()}")
+            raise AssertionError(f"process exited before printing it: {buffer.decode()}")
         buffer += chunk
-        match = SERVING_LINE.search(buffer.decode())
+        match = pattern.search(buffer.decode())
         if match:
             return match.group(1)
+
+
+async def read_serving_url(proc: trio.Process, stdout: trio.abc.ReceiveStream) -> str:
+    """Read a CLI server's stdout until it prints where it listens."""
+    return await read_until(stdout, SERVING_LINE)
 
 
 PIPE = subprocess.PIPE

@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import trio
 
-from support import PIPE, read_serving_url
+from support import PIPE, read_serving_url, read_until
+
+HYPERCORN_LINE = re.compile(r"Running on (http://[\d.]+:\d+)")
 
 
 async def serve_job(url: str) -> dict[str, object]:
@@ -78,21 +80,9 @@ async def test_hypercorn_launch_with_the_shipped_config_serves_a_job(workdir: Pa
             partial(trio.run_process, command, stderr=PIPE, env=env, cwd=workdir)
         )
         try:
-            url = await read_hypercorn_url(proc.stderr)
+            url = await read_until(proc.stderr, HYPERCORN_LINE)
             job = await serve_job(url)
             assert job["status"] == "completed"
         finally:
             proc.send_signal(signal.SIGTERM)
         await proc.wait()
-
-
-async def read_hypercorn_url(stream: trio.abc.ReceiveStream) -> str:
-    buffer = b""
-    while True:
-        chunk = await stream.receive_some()
-        if not chunk:
-            raise AssertionError(f"hypercorn exited: {buffer.decode()}")
-        buffer += chunk
-        match = re.search(r"Running on (http://[\d.]+:\d+)", buffer.decode())
-        if match:
-            return match.group(1)

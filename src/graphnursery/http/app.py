@@ -33,7 +33,9 @@ from .parsing import (
     parse_wait,
     query_error,
     read_json_object,
+    seed_accepted,
     submit_job,
+    submitted,
 )
 from .schemas import (
     BatchAccepted,
@@ -173,9 +175,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     @document(request=Submit, responses={200: (SeedAccepted, None), **SUBMIT_ERRORS})
     async def execute() -> Response:
         engine, job = await submit()
-        return json_response(
-            {"jobId": job.id, "status": job.status.value, "position": engine.position(job.id) or 0}
-        )
+        return json_response(seed_accepted(engine, job))
 
     @app.post("/jobs")
     @document(
@@ -186,12 +186,8 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     async def create_job() -> Response:
         wait = parse_wait(config)
         engine, job = await submit()
-        position = engine.position(job.id)
-        if wait:
-            job = await engine.wait(job.id, wait)
-            position = engine.position(job.id)
-        status = 200 if job.status.is_terminal else 202
-        return json_response(job_body(job, position), status, {"Location": f"/jobs/{job.id}"})
+        status, body = await submitted(engine, job, wait)
+        return json_response(body, status, {"Location": f"/jobs/{job.id}"})
 
     @app.get("/jobs/<job_id>")
     @document(

@@ -27,7 +27,7 @@ from ..logs import get_logger
 from ..metrics import Metrics
 from .errors import ApiError, api_error_for, error_body
 from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID, key_matches
-from .parsing import load_json_object, parse_wait_value, submit_job
+from .parsing import load_json_object, parse_wait_value, seed_accepted, submit_job, submitted
 from .schemas import job_body
 
 log = get_logger("graphnursery.http")
@@ -160,17 +160,9 @@ class FastPath:
         engine = self._running_engine()
         job = await submit_job(engine, body, headers, self._config)
         if scope["path"] == "/execute":
-            answer = {
-                "jobId": job.id,
-                "status": job.status.value,
-                "position": engine.position(job.id) or 0,
-            }
-            return 200, orjson.dumps(answer), []
-        if wait:
-            job = await engine.wait(job.id, wait)
-        status = 200 if job.status.is_terminal else 202
-        location = [(b"location", f"/jobs/{job.id}".encode())]
-        return status, orjson.dumps(job_body(job, engine.position(job.id))), location
+            return 200, orjson.dumps(seed_accepted(engine, job)), []
+        status, answer = await submitted(engine, job, wait)
+        return status, orjson.dumps(answer), [(b"location", f"/jobs/{job.id}".encode())]
 
     async def _get(
         self, scope: dict[str, Any], receive: Any, headers: _Headers, job_id: str

@@ -1,4 +1,5 @@
-"""Reading requests: JSON bodies, submit bodies, query parameters (both HTTP paths use it)."""
+"""Reading the job routes' requests and shaping their answers; the Quart routes and the
+fast path both use these, so they answer alike."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ..engine import Engine
 from ..jobs import Job, JobStatus
 from ..logs import get_logger
 from .errors import ApiError, invalid_body
-from .schemas import BatchSubmit, GeneralSubmit, SeedSubmit, seed_input
+from .schemas import BatchSubmit, GeneralSubmit, SeedSubmit, job_body, seed_input
 
 log = get_logger("graphnursery.http")
 
@@ -138,3 +139,17 @@ async def submit_job(engine: Engine, body: dict[str, Any], headers: Any, config:
         )
     log.debug("job submitted", job_id=job.id)
     return job
+
+
+def seed_accepted(engine: Engine, job: Job) -> dict[str, Any]:
+    """``POST /execute``'s answer, the seed's shape."""
+    return {"jobId": job.id, "status": job.status.value, "position": engine.position(job.id) or 0}
+
+
+async def submitted(engine: Engine, job: Job, wait: float | None) -> tuple[int, dict[str, Any]]:
+    """``POST /jobs``'s status and body: after waiting up to ``wait`` s for the job to end,
+    200 if it has, else 202."""
+    if wait:
+        job = await engine.wait(job.id, wait)
+    status = 200 if job.status.is_terminal else 202
+    return status, job_body(job, engine.position(job.id))
