@@ -308,22 +308,42 @@ class Engine:
         return QueueFull(self.config.queue_size, self.retry_after())
 
     async def _runner(self) -> None:
+        finisher = _Finisher(self)
         async with trio.open_nursery() as nursery:
-            finish = _Finisher(self, nursery).finish if self.store.durable else self._finish
-            async for job_id in self._receive:
-                self._dequeued += 1
-                self._queue_seq.pop(job_id, None)
-                self._active += 1
-                try:
-                    await self._run(job_id, finish)
-                finally:
-                    self._active -= 1
-                    if not self._active:
-                        idle, self._idle = self._idle, trio.Event()
-                        idle.set()
-                    if self.store.shared:
-                        self._claimed -= 1
-                        self._claim_wanted.set()
+            nursery.start_soon(finisher.run)
+            try:
+                while (job_id := await self._next_job()) is not None:
+                    self._dequeued += 1
+                    self._queue_seq.pop(job_id, None)
+                    self._active += 1
+                    try:
+                        await self._run(job_id, finisher.finish)
+                    finally:
+                        self._run_ended()
+                        if self.store.shared:
+                            self._claimed -= 1
+                            self._claim_wanted.set()
+            finally:
+                finisher.close()  # it records what it holds, then ends
+
+    def _run_ended(self) -> None:
+        self._active -= 1
+        if not self._active:
+            idle, self._idle = self._idle, trio.Event()
+            idle.set()
+
+    async def _next_job(self) -> str | None:
+        # Without a scheduler pass when a job is waiting: the worker that just finished
+        # gets its next job before the last result's readers wake up.
+        try:
+            return self._receive.receive_nowait()
+        except trio.WouldBlock:
+            try:
+                return await self._receive.receive()
+            except trio.EndOfChannel:
+                return None
+        except trio.EndOfChannel:
+            return None
 
     async def _run(self, job_id: str, finish: Callable[[str, Outcome], Awaitable[None]]) -> None:
         carrier = self._trace_carriers.pop(job_id, None)
@@ -563,25 +583,49 @@ class _RunningJob:
 
 
 class _Finisher:
-    """Durable store: a runner's results are committed in the background, one at a time,
-    so its next job starts while the last result is on its way to disk. (A crash in
-    between re-runs that job: at-least-once, as for any job running at a crash.)"""
+    """Records a runner's results in a task of its own, so the worker gets its next job
+    first: before a durable store's commit, and before the readers a result wakes
+    (long-polls, their HTTP responses) take the event loop. A result waiting here counts
+    as active, so drain waits for it. (A crash in between re-runs that job: at-least-once,
+    as for any job running at a crash.)"""
 
-    def __init__(self, engine: Engine, nursery: trio.Nursery) -> None:
+    # trio-parallel writes a job to its worker two scheduler passes after run_sync is
+    # called (its limiter, then the pipe). Recording waits as long, so the runner's next
+    # job is on its way before the woken readers run: measured with sleep100 at c=16
+    # over HTTP, the gap between a worker's jobs fell from 1.6 ms to 0.9 ms.
+    DISPATCH_PASSES = 2
+
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._nursery = nursery
-        self._idle = trio.Semaphore(1)
+        # One result in flight per runner: a slow store holds its runner back.
+        self._send, self._receive = trio.open_memory_channel[tuple[str, Outcome]](0)
 
     async def finish(self, job_id: str, outcome: Outcome) -> None:
-        await self._idle.acquire()  # at most one result in flight per runner
-        self._nursery.start_soon(self._write, job_id, outcome)
+        self._engine._active += 1
+        try:
+            self._send.send_nowait((job_id, outcome))
+        except trio.WouldBlock:
+            try:
+                await self._send.send((job_id, outcome))
+            except trio.Cancelled:  # stopping while the last result is recorded
+                await self._record(job_id, outcome)
+                raise
 
-    async def _write(self, job_id: str, outcome: Outcome) -> None:
+    async def run(self) -> None:
+        async for job_id, outcome in self._receive:
+            for _ in range(self.DISPATCH_PASSES):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            await self._record(job_id, outcome)
+
+    async def _record(self, job_id: str, outcome: Outcome) -> None:
         try:
             with trio.CancelScope(shield=True):  # a result in hand is written, even on stop
                 await self._engine._finish(job_id, outcome)
         finally:
-            self._idle.release()
+            self._engine._run_ended()
+
+    def close(self) -> None:
+        self._send.close()
 
 
 class _EngineEvents:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
-from graphnursery import Config, JobNotFound, JobStatus, QueueFull, open_engine
+from graphnursery import Config, Job, JobNotFound, JobStatus, QueueFull, open_engine
 from graphnursery.executor import InlineExecutor
+from graphnursery.store.memory import MemoryStore
 
 
 def engine_for(**settings: object):  # type: ignore[no-untyped-def]
@@ -123,3 +126,24 @@ async def test_a_retry_backing_off_at_shutdown_ends_cancelled(
         store = engine.store
     final = await store.get(job.id)
     assert final is not None and final.status is JobStatus.CANCELLED
+
+
+class SlowToRecordStore(MemoryStore):
+    """A store that takes 5 s to record a result (a slow disk)."""
+
+    async def finish(self, *args: Any, **kwargs: Any) -> Job | None:
+        await trio.sleep(5)
+        return await super().finish(*args, **kwargs)
+
+
+async def test_drain_waits_for_results_still_being_recorded(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    config = Config(graph="examples/echo.py", workers=1, store="memory://")
+    store = SlowToRecordStore()
+    async with open_engine(config, store, executor=InlineExecutor(config.graph)) as engine:
+        job = await engine.submit({"n": 1})
+        await trio.sleep(1)  # the graph has run; its result is being recorded
+        assert await engine.drain(grace=30)
+        finished = await store.get(job.id)
+        assert finished is not None and finished.status is JobStatus.COMPLETED
