@@ -32,7 +32,10 @@ NATIVE_BODY = dumps({"input": {"n": 1}})
 SEED_BODY = dumps({"messages": [{"role": "user", "content": "hello"}]})
 #: Jobs per request in batch mode (POST /jobs/batch?wait=...).
 BATCH_SIZE = 16
-BATCH_BODY = dumps({"jobs": [{"input": {"n": n}} for n in range(BATCH_SIZE)]})
+
+
+def batch_body(size: int) -> bytes:
+    return dumps({"jobs": [{"input": {"n": n}} for n in range(size)]})
 
 
 @dataclass
@@ -114,17 +117,27 @@ async def http_job(conn: Connection, mode: str, api: str, tally: Tally, deadline
 
 
 async def http_batch(conn: Connection, tally: Tally, started: float) -> None:
-    """BATCH_SIZE jobs in one request, waited for together; each is recorded."""
-    response = await _submit(conn, f"/jobs/batch?wait={LONG_POLL}", BATCH_BODY, tally)
-    if response.status not in (200, 202):
-        for _ in range(BATCH_SIZE):
-            tally.record("error", started)
-        return
-    jobs = response.json()["jobs"]
-    for job in jobs:
-        tally.record(str(job["status"]) if job["status"] in TERMINAL else "lost", started)
-    for _ in range(BATCH_SIZE - len(jobs)):
-        tally.record("error", started)
+    """BATCH_SIZE jobs in one request, waited for together; each is recorded. Jobs the server
+    turned away (the queue was full) are counted as rejected and sent again after Retry-After,
+    as a client would."""
+    left = BATCH_SIZE
+    while left:
+        response = await _submit(conn, f"/jobs/batch?wait={LONG_POLL}", batch_body(left), tally)
+        if response.status not in (200, 202):
+            for _ in range(left):
+                tally.record("error", started)
+            return
+        answer = response.json()
+        for job in answer["jobs"]:
+            tally.record(str(job["status"]) if job["status"] in TERMINAL else "lost", started)
+        rejected = int(answer.get("rejected", 0))
+        if len(answer["jobs"]) + rejected != left:
+            for _ in range(left - len(answer["jobs"]) - rejected):
+                tally.record("error", started)
+        left = rejected
+        if rejected:
+            tally.rejected += rejected
+            await _retry_after(response)
 
 
 async def _closed_loop(
