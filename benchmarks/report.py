@@ -21,7 +21,8 @@ TERMINAL_WIDTH = 30
 
 
 class Progress:
-    """A plain stderr progress bar, redrawn at most every 0.2 s."""
+    """A plain stderr progress bar, redrawn at most every 0.2 s on a terminal; elsewhere (CI
+    logs, files) one line every 10 s and at the end."""
 
     def __init__(self, label: str, total: int) -> None:
         self.label = label
@@ -29,11 +30,13 @@ class Progress:
         self.done = 0
         self.started = time.perf_counter()
         self._drawn = 0.0
+        self._tty = sys.stderr.isatty()
+        self._interval = 0.2 if self._tty else 10.0
 
     def advance(self, count: int = 1) -> None:
         self.done += count
         now = time.perf_counter()
-        if now - self._drawn >= 0.2 or self.done >= self.total:
+        if now - self._drawn >= self._interval or self.done >= self.total:
             self._drawn = now
             self.draw(now)
 
@@ -41,13 +44,15 @@ class Progress:
         filled = TERMINAL_WIDTH * self.done // max(self.total, 1)
         rate = self.done / max(now - self.started, 1e-9)
         bar = "#" * filled + "." * (TERMINAL_WIDTH - filled)
-        sys.stderr.write(f"\r{self.label} [{bar}] {self.done}/{self.total} {rate:8.1f}/s")
+        line = f"{self.label} [{bar}] {self.done}/{self.total} {rate:8.1f}/s"
+        sys.stderr.write(f"\r{line}" if self._tty else f"{line}\n")
         sys.stderr.flush()
 
     def close(self) -> None:
         if self.done < self.total:
             self.draw(time.perf_counter())
-        sys.stderr.write("\n")
+        if self._tty:
+            sys.stderr.write("\n")
         sys.stderr.flush()
 
 
