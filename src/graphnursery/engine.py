@@ -1,17 +1,17 @@
-"""The engine: queue, dispatcher, waiters and eviction around an executor and a store.
+"""The engine: queue, runners, waiters and eviction around an executor and a store.
 
-A job's path: :meth:`Engine.submit` records it in the store and puts its id on a bounded
-Trio memory channel (the queue). One runner task per worker takes ids off the channel and
-runs each job through the :class:`~graphnursery.executor.Executor`, whose
-``trio.CapacityLimiter`` caps running jobs at ``workers``. The outcome goes back to the
-store, and anyone long-polling the job is woken by a ``trio.Event``. A background task
-evicts finished jobs older than ``result_ttl``.
+A job's path: :meth:`Engine.submit` records it in the store and puts its id on the
+:class:`~graphnursery.jobqueue.JobQueue` (a bounded Trio memory channel). One runner task
+per worker takes ids off the queue and runs each job through the executor, whose
+``trio.CapacityLimiter`` caps running jobs at ``workers``. A task per runner records the
+outcome in the store, and anyone long-polling the job is woken by a ``trio.Event``. A
+background task evicts finished jobs older than ``result_ttl``.
 
-Durable stores change two things (see "Durable and shared stores" at the end of the class):
-on start a feeder task puts the jobs a previous run left queued on the channel, and on stop
-running jobs go back to the queue instead of ending ``cancelled``. With a *shared* store
-(PostgreSQL, several replicas), ``submit`` only records the job; a claimer task claims jobs
-from the store as workers free up and puts those on the channel, so each job runs once.
+Durable stores change two things (see :mod:`graphnursery.intake`): on start a feeder task
+puts the jobs a previous run left queued on the queue, and on stop running jobs go back to
+the queue instead of ending ``cancelled``. With a *shared* store (PostgreSQL, several
+replicas), ``submit`` only records the job; a claimer task claims jobs from the store as
+workers free up and puts those on the queue, so each job runs once.
 
 Everything runs in one nursery owned by :func:`open_engine`; leaving it stops the engine:
 running jobs' worker processes are killed and every unfinished job ends ``cancelled``
@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import trio
@@ -34,6 +35,8 @@ from . import tracing
 from .config import Config
 from .errors import EngineClosed, JobConflict, JobNotFound, QueueFull
 from .executor import GraphRunner, open_executor
+from .intake import Claimer, SharedQueueLength, feed_backlog
+from .jobqueue import JobQueue
 from .jobs import Job, JobError, JobStatus, Outcome, new_job_id
 from .logs import get_logger
 from .metrics import Metrics
@@ -89,15 +92,10 @@ class Engine:
         self.metrics = metrics
         self.clock = Clock()
         self._started_at = trio.current_time()
-        self._send, self._receive = trio.open_memory_channel[str](config.queue_size)
+        self._queue = JobQueue(config.queue_size)
         self._done: dict[str, trio.Event] = {}
         # Trace context of each queued job, from submit to start (tracing extra only).
         self._trace_carriers: dict[str, tracing.Carrier] = {}
-        # Queue positions without scanning: a job's sequence number minus how many
-        # jobs have left the queue so far.
-        self._queue_seq: dict[str, int] = {}
-        self._enqueued = 0
-        self._dequeued = 0
         self._mean_duration = 0.0
         self._accepting = True
         self._draining = False
@@ -108,16 +106,16 @@ class Engine:
         # The task that brings jobs in from the store (backlog feeder or claimer).
         self._intake = trio.CancelScope()
         self._retry_on = config.retry_statuses
-        # Jobs released for a retry, waiting out their backoff before they are queued again.
-        self._backing_off: set[str] = set()
         self._nursery: trio.Nursery  # set by open_engine
         # Cancel scopes of the jobs running here, to stop one the store says is not ours.
         self._running: dict[str, _RunningJob] = {}
-        self._claimed = 0  # shared store: jobs claimed here and not yet finished
-        self._claim_wanted = trio.Event()
-        # Shared store: the queue length across replicas, re-read at most every 0.1 s.
-        self._shared_queued = 0
-        self._shared_queued_until = -math.inf
+        # Shared store: claims jobs as workers free up; bounds submits across replicas.
+        self._claimer = (
+            Claimer(store, self._queue, config.workers, config.lease_seconds, self.clock.now)
+            if store.shared
+            else None
+        )
+        self._shared_length = SharedQueueLength(store)
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -184,12 +182,10 @@ class Engine:
             if job is not new:  # the same key, submitted meanwhile
                 return job
             try:
-                self._send.send_nowait(job.id)
+                self._queue.put_nowait(job.id)
             except trio.WouldBlock:
                 await self.store.remove(job.id)
                 raise self._queue_full() from None
-            self._queue_seq[job.id] = self._enqueued
-            self._enqueued += 1
         carrier = tracing.submitted(job)
         if carrier is not None:
             self._trace_carriers[job.id] = carrier
@@ -270,12 +266,11 @@ class Engine:
 
     def position(self, job_id: str) -> int | None:
         """How many queued jobs are ahead of this one; None if it is not queued."""
-        seq = self._queue_seq.get(job_id)
-        return None if seq is None else max(seq - self._dequeued, 0)
+        return self._queue.position(job_id)
 
     def queue_length(self) -> int:
         """Jobs waiting here: on the queue, or waiting out a retry's backoff to get on it."""
-        return int(self._send.statistics().current_buffer_used) + len(self._backing_off)
+        return len(self._queue)
 
     def retry_after(self) -> float:
         """Seconds until the queue likely has room, from its length and recent job times."""
@@ -312,17 +307,14 @@ class Engine:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(finisher.run)
             try:
-                while (job_id := await self._next_job()) is not None:
-                    self._dequeued += 1
-                    self._queue_seq.pop(job_id, None)
+                while (job_id := await self._queue.take()) is not None:
                     self._active += 1
                     try:
                         await self._run(job_id, finisher.finish)
                     finally:
                         self._run_ended()
-                        if self.store.shared:
-                            self._claimed -= 1
-                            self._claim_wanted.set()
+                        if self._claimer is not None:
+                            self._claimer.job_ended()
             finally:
                 finisher.close()  # it records what it holds, then ends
 
@@ -331,19 +323,6 @@ class Engine:
         if not self._active:
             idle, self._idle = self._idle, trio.Event()
             idle.set()
-
-    async def _next_job(self) -> str | None:
-        # Without a scheduler pass when a job is waiting: the worker that just finished
-        # gets its next job before the last result's readers wake up.
-        try:
-            return self._receive.receive_nowait()
-        except trio.WouldBlock:
-            try:
-                return await self._receive.receive()
-            except trio.EndOfChannel:
-                return None
-        except trio.EndOfChannel:
-            return None
 
     async def _run(self, job_id: str, finish: Callable[[str, Outcome], Awaitable[None]]) -> None:
         carrier = self._trace_carriers.pop(job_id, None)
@@ -407,12 +386,7 @@ class Engine:
 
     async def _cancel_queued(self) -> None:
         """After the runners stop: every job still queued ends cancelled, none vanishes."""
-        while True:
-            try:
-                job_id = self._receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            self._queue_seq.pop(job_id, None)
+        for job_id in self._queue.take_all_nowait():
             self._trace_carriers.pop(job_id, None)
             if self.store.shared:
                 await self.store.release(job_id)  # claimed here: let another replica run it
@@ -420,12 +394,10 @@ class Engine:
                 await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
             # (a durable store keeps it queued for the next start)
         # Retries waiting out their backoff are queued jobs too.
-        backing_off, self._backing_off = self._backing_off, set()
+        backing_off = self._queue.take_held()
         if not self.store.durable:
             for job_id in backing_off:
                 await self._finish(job_id, Outcome(JobStatus.CANCELLED, error=SHUTDOWN_ERROR))
-
-    # -- durable and shared stores ---------------------------------------------------------
 
     def _new_job(self, job_input: Any, timeout: float, max_attempts: int | None = None) -> Job:
         return Job(
@@ -466,18 +438,14 @@ class Engine:
             delay_seconds=round(delay, 3),
         )
         if not self.store.shared:
-            self._backing_off.add(job.id)
+            self._queue.hold(job.id)
             self._nursery.start_soon(self._requeue_after, job.id, delay)
 
     async def _requeue_after(self, job_id: str, delay: float) -> None:
         await trio.sleep(delay)
-        if job_id not in self._backing_off:  # draining took it (and ended it)
-            return
-        # Waits while the queue is full: a retry is never dropped.
-        await self._send.send(job_id)
-        self._backing_off.discard(job_id)
-        self._queue_seq[job_id] = self._enqueued
-        self._enqueued += 1
+        await self._queue.put_held(job_id)
+
+    # -- durable and shared stores ---------------------------------------------------------
 
     async def _submit_shared(
         self,
@@ -486,21 +454,13 @@ class Engine:
         idempotency_key: str | None,
         max_attempts: int | None,
     ) -> Job:
-        """Record the job; the store tells every replica, and one of them claims it.
-
-        The queue bound is checked against a count re-read every 0.1 s plus this replica's
-        submits since, so it may be overshot by what other replicas accept meanwhile.
-        """
-        now = trio.current_time()
-        if now >= self._shared_queued_until:
-            self._shared_queued_until = now + 0.1
-            self._shared_queued = await self.store.queued_count()
-        if self._shared_queued >= self.config.queue_size:
+        """Record the job; the store tells every replica, and one of them claims it."""
+        if await self._shared_length.get() >= self.config.queue_size:
             raise self._queue_full()
         new = self._new_job(job_input, timeout, max_attempts)
         job = await self.store.add(new, idempotency_key)
         if job is new:
-            self._shared_queued += 1
+            self._shared_length.added()
         return job
 
     async def _stop_unfinished(self, job_id: str) -> None:
@@ -513,57 +473,6 @@ class Engine:
     async def _take_in(self, intake: Callable[[], Awaitable[None]]) -> None:
         with self._intake:  # drain() cancels it: no more jobs come in from the store
             await intake()
-
-    async def _feed_backlog(self) -> None:
-        """Durable store: queue the jobs a previous run left, oldest first.
-
-        ``send`` waits while the channel is full, so a backlog larger than ``queue_size``
-        goes in as runners make room. Meanwhile new submits mostly answer 429 (the channel
-        is full); one that finds room between two pages runs before the rest of the backlog.
-        """
-        cursor: Any = None
-        fed = 0
-        while True:
-            job_ids, cursor = await self.store.resume(cursor, 256)
-            for job_id in job_ids:
-                await self._send.send(job_id)
-                self._queue_seq[job_id] = self._enqueued
-                self._enqueued += 1
-                fed += 1
-            if cursor is None:
-                break
-        if fed:
-            log.info("resumed jobs queued before the last stop", count=fed)
-
-    async def _claim_jobs(self) -> None:
-        """Shared store: claim as many jobs as workers are free, whenever there may be some.
-
-        Woken by the store (a job was submitted anywhere) or a runner (a worker freed up);
-        polls every ``lease_seconds / 4`` (at most 1 s) to find jobs whose lease expired.
-        """
-        poll = min(1.0, self.config.lease_seconds / 4)
-        while True:
-            self._claim_wanted = trio.Event()
-            free = self.config.workers - self._claimed
-            claimed: list[Job] = []
-            if free > 0:
-                try:
-                    claimed = await self.store.claim(free, self.clock.now())
-                except Exception:  # the database is unreachable for now: try again later
-                    log.exception("claiming jobs failed")
-                self._claimed += len(claimed)
-                for sent, job in enumerate(claimed):
-                    try:
-                        await self._send.send(job.id)
-                    except trio.Cancelled:  # stopping: hand back what no runner took
-                        with trio.CancelScope(shield=True):
-                            for unsent in claimed[sent:]:
-                                await self.store.release(unsent.id)
-                        raise
-            if free > 0 and len(claimed) == free:
-                continue  # there may be more
-            with trio.move_on_after(poll):
-                await self._claim_wanted.wait()
 
     def _stop_here(self, job_id: str) -> trio.Event | None:
         """Stop the job if it runs here; the event is set once its worker is gone."""
@@ -646,7 +555,8 @@ class _EngineEvents:
         self._engine._stop_here(job_id)
 
     def work_available(self) -> None:
-        self._engine._claim_wanted.set()
+        if self._engine._claimer is not None:
+            self._engine._claimer.wanted()
 
 
 @asynccontextmanager
@@ -711,10 +621,12 @@ async def open_engine(
                             nursery.start_soon(engine._runner)
                         engine._nursery = nursery
                         nursery.start_soon(engine._evict_expired)
-                        if store.shared:
-                            nursery.start_soon(engine._take_in, engine._claim_jobs)
+                        if engine._claimer is not None:
+                            nursery.start_soon(engine._take_in, engine._claimer.run)
                         elif store.durable:
-                            nursery.start_soon(engine._take_in, engine._feed_backlog)
+                            nursery.start_soon(
+                                engine._take_in, partial(feed_backlog, store, engine._queue)
+                            )
                         try:
                             yield engine
                         finally:
