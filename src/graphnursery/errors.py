@@ -10,7 +10,7 @@
     ├── JobConflict          cancel of a finished job, retry of an unfinished one (HTTP 409)
     ├── StoreError           the job store cannot be opened or used
     │   └── StoreLocked      another server is using this SQLite database file
-    └── ClientError          raised by graphnursery.Client / AsyncClient (tree in client.py)
+    └── ClientError          raised by Client / AsyncClient (tree in graphnursery.client)
         ├── TransportError       the server could not be reached or the connection broke
         ├── UnexpectedResponse   the answer is not graphnursery's JSON
         ├── WaitTimeout          a job was not terminal when the caller stopped waiting
@@ -30,7 +30,7 @@
             └── JobCancelled     it was cancelled (by a client, or by shutdown)
 
 The HTTP layer maps the server-side errors to a status code in one place (``http/errors.py``);
-the client maps status codes back to the ``ApiError`` branch in one place (``client.py``).
+the client maps status codes back to the ``ApiError`` branch in one place (``client/_protocol.py``).
 """
 
 from __future__ import annotations

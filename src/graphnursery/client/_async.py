@@ -1,0 +1,193 @@
+"""The asynchronous client (Trio or asyncio, through httpx and anyio)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import httpx
+
+from ..errors import TransportError, WaitTimeout
+from ..jobs import JobStatus
+from ._protocol import (
+    DEFAULT_RETRIES,
+    DEFAULT_URL,
+    Job,
+    JobPage,
+    Retries,
+    Settings,
+    answer_json,
+    deadline_after,
+    idempotency_headers,
+    job_page,
+    list_params,
+    retry_delay,
+    submit_body,
+)
+
+
+class AsyncClient:
+    """Asynchronous client; works under Trio and asyncio. Use as ``async with``.
+
+    ``base_url`` is the server (``http://host:port``); ``api_key`` is sent as
+    ``Authorization: Bearer``; ``timeout`` is httpx's per-request timeout (a long-poll's read
+    timeout is stretched by its wait); ``retries`` governs 429/503; ``poll_wait`` is the
+    longest single long-poll (at most the server's ``max_wait``). ``transport`` replaces
+    httpx's (tests, ``httpx.ASGITransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout = 10.0,
+        retries: Retries = DEFAULT_RETRIES,
+        poll_wait: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = Settings(base_url, api_key, timeout, retries, poll_wait)
+        self._http = httpx.AsyncClient(
+            base_url=self._settings.base_url,
+            headers=self._settings.headers,
+            timeout=self._settings.timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> Any:
+        attempt = 1
+        while True:
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout or self._settings.timeout,
+                )
+            except httpx.TransportError as exc:
+                raise TransportError(f"{method} {path}: {exc!r}") from exc
+            delay = retry_delay(response, attempt, self._settings.retries)
+            if delay is None:
+                return answer_json(response)
+            await anyio.sleep(delay)
+            attempt += 1
+
+    async def submit(
+        self,
+        input: Any = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        data: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a job and return it at once (``queued``).
+
+        Give ``input`` (any JSON value), or the seed's chat form: ``messages`` with optional
+        ``data`` and ``metadata``. ``timeout`` is the job's ``timeoutSeconds`` on the server.
+        A repeat submit with the same ``idempotency_key`` returns the same job.
+        """
+        body = submit_body(input, messages, data, metadata, timeout)
+        return await self._submit(body, idempotency_key, 0.0)
+
+    async def _submit(self, body: dict[str, Any], idempotency_key: str | None, wait: float) -> Job:
+        answer = await self._request(
+            "POST",
+            "/jobs",
+            json=body,
+            headers=idempotency_headers(idempotency_key),
+            **self._settings.long_poll(wait),
+        )
+        return Job.from_json(answer)
+
+    async def get(self, job_id: str) -> Job:
+        """The job as it stands. Raises :class:`NotFound` if unknown or expired."""
+        return Job.from_json(await self._request("GET", f"/jobs/{job_id}"))
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """The job once terminal, long-polling the server. Never raises for the job's outcome.
+
+        Raises :class:`WaitTimeout` (a ``TimeoutError``) if it is not terminal after
+        ``timeout`` seconds; the job goes on running.
+        """
+        return await self._wait(job_id, deadline_after(timeout), timeout)
+
+    async def _wait(
+        self, job_id: str, deadline: float | None, timeout: float | None, job: Job | None = None
+    ) -> Job:
+        while job is None or not job.done:
+            if job is not None and deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(job, timeout or 0.0)
+            seconds = self._settings.poll_seconds(deadline)
+            answer = await self._request(
+                "GET", f"/jobs/{job_id}", **self._settings.long_poll(seconds)
+            )
+            job = Job.from_json(answer)
+        return job
+
+    async def run(
+        self,
+        input: Any = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        data: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        wait_timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Submit a job, wait for it, and return its result.
+
+        Raises :class:`JobFailed`, :class:`JobTimedOut`, :class:`JobCrashed` or
+        :class:`JobCancelled` if it ends otherwise, and :class:`WaitTimeout` if it has not
+        ended after ``wait_timeout`` seconds. ``timeout`` is the job's own, as in ``submit``.
+        """
+        deadline = deadline_after(wait_timeout)
+        body = submit_body(input, messages, data, metadata, timeout)
+        # The submit itself long-polls, so a short job answers in one round trip.
+        job = await self._submit(body, idempotency_key, self._settings.poll_seconds(deadline))
+        return (await self._wait(job.id, deadline, wait_timeout, job)).outcome()
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job. Raises :class:`Conflict` if it already ended."""
+        return Job.from_json(await self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    async def list(
+        self,
+        status: JobStatus | str | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of jobs, optionally of one status; pass ``next_cursor`` for the next."""
+        params = list_params(status, limit, cursor)
+        return job_page(await self._request("GET", "/jobs", params=params))

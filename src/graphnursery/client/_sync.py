@@ -1,0 +1,168 @@
+"""The blocking client: :class:`AsyncClient`'s methods over a blocking httpx client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from ..errors import TransportError, WaitTimeout
+from ..jobs import JobStatus
+from ._protocol import (
+    DEFAULT_RETRIES,
+    DEFAULT_URL,
+    Job,
+    JobPage,
+    Retries,
+    Settings,
+    answer_json,
+    deadline_after,
+    idempotency_headers,
+    job_page,
+    list_params,
+    retry_delay,
+    submit_body,
+)
+
+
+class Client:
+    """Blocking client, with the methods of :class:`AsyncClient`. Use as ``with``."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout = 10.0,
+        retries: Retries = DEFAULT_RETRIES,
+        poll_wait: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._settings = Settings(base_url, api_key, timeout, retries, poll_wait)
+        self._http = httpx.Client(
+            base_url=self._settings.base_url,
+            headers=self._settings.headers,
+            timeout=self._settings.timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> Any:
+        attempt = 1
+        while True:
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout or self._settings.timeout,
+                )
+            except httpx.TransportError as exc:
+                raise TransportError(f"{method} {path}: {exc!r}") from exc
+            delay = retry_delay(response, attempt, self._settings.retries)
+            if delay is None:
+                return answer_json(response)
+            time.sleep(delay)
+            attempt += 1
+
+    def submit(
+        self,
+        input: Any = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        data: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a job and return it at once; see :meth:`AsyncClient.submit`."""
+        body = submit_body(input, messages, data, metadata, timeout)
+        return self._submit(body, idempotency_key, 0.0)
+
+    def _submit(self, body: dict[str, Any], idempotency_key: str | None, wait: float) -> Job:
+        answer = self._request(
+            "POST",
+            "/jobs",
+            json=body,
+            headers=idempotency_headers(idempotency_key),
+            **self._settings.long_poll(wait),
+        )
+        return Job.from_json(answer)
+
+    def get(self, job_id: str) -> Job:
+        """The job as it stands. Raises :class:`NotFound` if unknown or expired."""
+        return Job.from_json(self._request("GET", f"/jobs/{job_id}"))
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """The job once terminal; see :meth:`AsyncClient.wait`."""
+        return self._wait(job_id, deadline_after(timeout), timeout)
+
+    def _wait(
+        self, job_id: str, deadline: float | None, timeout: float | None, job: Job | None = None
+    ) -> Job:
+        while job is None or not job.done:
+            if job is not None and deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(job, timeout or 0.0)
+            seconds = self._settings.poll_seconds(deadline)
+            job = Job.from_json(
+                self._request("GET", f"/jobs/{job_id}", **self._settings.long_poll(seconds))
+            )
+        return job
+
+    def run(
+        self,
+        input: Any = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        data: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        wait_timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Submit, wait, return the result or raise; see :meth:`AsyncClient.run`."""
+        deadline = deadline_after(wait_timeout)
+        body = submit_body(input, messages, data, metadata, timeout)
+        job = self._submit(body, idempotency_key, self._settings.poll_seconds(deadline))
+        return self._wait(job.id, deadline, wait_timeout, job).outcome()
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job. Raises :class:`Conflict` if it already ended."""
+        return Job.from_json(self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    def list(
+        self,
+        status: JobStatus | str | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of jobs, optionally of one status; pass ``next_cursor`` for the next."""
+        return job_page(self._request("GET", "/jobs", params=list_params(status, limit, cursor)))
