@@ -99,8 +99,12 @@ class Executor:
                 self.worker_restarts += 1
                 message = _describe_broken(exc)
                 return Outcome(JobStatus.CRASHED, error=JobError("WorkerCrashed", message))
+            except trio.Cancelled:
+                # The timeout, a cancelled job or the engine stopping: kill_on_cancel killed
+                # the worker process, and the next call starts a new one.
+                self.worker_restarts += 1
+                raise
         if scope.cancelled_caught:
-            self.worker_restarts += 1
             return Outcome(
                 JobStatus.TIMED_OUT,
                 error=JobError("TimeoutError", f"job ran longer than its timeout of {timeout:g} s"),

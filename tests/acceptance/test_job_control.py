@@ -57,6 +57,7 @@ async def test_cancel_a_running_job_kills_its_worker_and_the_next_job_runs() -> 
         assert after["result"]["pid"] != worker_pid
         stats = (await client.get("/stats")).json()
         assert stats["byStatus"]["cancelled"] == 1
+        assert stats["workerRestarts"] == 1  # the killed worker was replaced
 
 
 async def test_cancel_unknown_job_is_404() -> None:
