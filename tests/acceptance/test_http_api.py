@@ -122,6 +122,22 @@ async def test_bad_wait_parameter_is_a_json_400() -> None:
             assert response.json()["detail"][0]["field"] == "wait"
 
 
+async def test_a_job_shows_its_input_when_asked_and_in_the_list() -> None:
+    job_input = {"question": "why?", "n": [1, 2]}
+    async with running_server(ECHO) as client:
+        submitted = await client.post("/jobs", params={"wait": 30}, json={"input": job_input})
+        job_id = submitted.json()["jobId"]
+        assert "input" not in submitted.json()
+        assert "input" not in (await client.get(f"/jobs/{job_id}")).json()
+        asked = await client.get(f"/jobs/{job_id}", params={"include": "input"})
+        assert asked.json()["input"] == job_input
+        listed = (await client.get("/jobs", params={"status": "completed"})).json()["jobs"]
+        assert [job["input"] for job in listed] == [job_input]
+        bad = await client.get(f"/jobs/{job_id}", params={"include": "everything"})
+        assert bad.status_code == 400
+        assert bad.json()["detail"][0]["field"] == "include"
+
+
 async def test_unknown_job_and_unknown_route_are_json_404() -> None:
     async with running_server(ECHO) as client:
         response = await client.get(f"/jobs/{uuid.uuid4()}")

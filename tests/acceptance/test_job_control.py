@@ -76,7 +76,10 @@ async def test_client_cancel_and_list() -> None:
             await client.cancel(queued.id)
         page = await client.list(status="cancelled")
         assert [job.id for job in page.jobs] == [queued.id]
+        assert [job.input for job in page.jobs] == [{"n": 2}]  # what to look at in a dead letter
         assert page.next_cursor is None
+        assert (await client.get(queued.id)).input is None
+        assert (await client.get(queued.id, include_input=True)).input == {"n": 2}
 
 
 async def test_list_pages_through_jobs_of_one_status() -> None:

@@ -129,9 +129,11 @@ class AsyncClient:
         )
         return Job.from_json(answer)
 
-    async def get(self, job_id: str) -> Job:
-        """The job as it stands. Raises :class:`NotFound` if unknown or expired."""
-        return Job.from_json(await self._request("GET", f"/jobs/{job_id}"))
+    async def get(self, job_id: str, *, include_input: bool = False) -> Job:
+        """The job as it stands (with its ``input`` if asked). Raises :class:`NotFound` if
+        unknown or expired."""
+        params = {"include": "input"} if include_input else None
+        return Job.from_json(await self._request("GET", f"/jobs/{job_id}", params=params))
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once terminal, long-polling the server. Never raises for the job's outcome.

@@ -90,6 +90,8 @@ class Job:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     duration_ms: int | None = None
+    #: The graph's input: in :meth:`AsyncClient.list`'s jobs, and from ``get(include_input=True)``.
+    input: Any = None
 
     @property
     def done(self) -> bool:
@@ -112,6 +114,7 @@ class Job:
                 started_at=_datetime(body.get("startedAt")),
                 completed_at=_datetime(body.get("completedAt")),
                 duration_ms=body.get("durationMs"),
+                input=body.get("input"),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise UnexpectedResponse(f"not a job: {body!r:.200} ({exc!r})") from None

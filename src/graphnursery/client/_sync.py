@@ -116,9 +116,10 @@ class Client:
         )
         return Job.from_json(answer)
 
-    def get(self, job_id: str) -> Job:
-        """The job as it stands. Raises :class:`NotFound` if unknown or expired."""
-        return Job.from_json(self._request("GET", f"/jobs/{job_id}"))
+    def get(self, job_id: str, *, include_input: bool = False) -> Job:
+        """The job as it stands; see :meth:`AsyncClient.get`."""
+        params = {"include": "input"} if include_input else None
+        return Job.from_json(self._request("GET", f"/jobs/{job_id}", params=params))
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once terminal; see :meth:`AsyncClient.wait`."""

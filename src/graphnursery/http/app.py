@@ -29,6 +29,7 @@ from .fastpath import FastPath
 from .openapi import STATE_KEY, SUBMIT_ERRORS, OpenAPI, errors
 from .parsing import (
     batch_body,
+    parse_include,
     parse_list_query,
     parse_wait,
     query_error,
@@ -43,6 +44,7 @@ from .schemas import (
     Health,
     JobModel,
     JobPage,
+    JobQuery,
     ListQuery,
     Probe,
     SeedAccepted,
@@ -191,14 +193,15 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
 
     @app.get("/jobs/<job_id>")
     @document(
-        querystring=WaitQuery,
+        querystring=JobQuery,
         responses={200: (JobModel, None), **errors(400, 401, 404, 503)},
     )
     async def get_job(job_id: str) -> Response:
         wait = parse_wait(config)
+        with_input = parse_include(request.args.get("include"))
         engine = state.require_engine()
         job = await (engine.wait(job_id, wait) if wait else engine.get(job_id))
-        return json_response(job_body(job, engine.position(job_id)))
+        return json_response(job_body(job, engine.position(job_id), with_input=with_input))
 
     @app.post("/jobs/<job_id>/cancel")
     @document(responses={200: (JobModel, None), **errors(401, 404, 409, 503)})
@@ -280,7 +283,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
             raise query_error("cursor", str(exc)) from None
         return json_response(
             {
-                "jobs": [job_body(job, engine.position(job.id)) for job in jobs],
+                "jobs": [job_body(job, engine.position(job.id), with_input=True) for job in jobs],
                 "nextCursor": next_cursor,
             }
         )

@@ -27,7 +27,14 @@ from ..logs import get_logger
 from ..metrics import Metrics
 from .errors import ApiError, api_error_for, error_body
 from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID, key_matches
-from .parsing import load_json_object, parse_wait_value, seed_accepted, submit_job, submitted
+from .parsing import (
+    load_json_object,
+    parse_include,
+    parse_wait_value,
+    seed_accepted,
+    submit_job,
+    submitted,
+)
 from .schemas import job_body
 
 log = get_logger("graphnursery.http")
@@ -142,12 +149,16 @@ class FastPath:
                 break
         return b"".join(chunks)
 
-    def _wait(self, scope: dict[str, Any]) -> float | None:
+    @staticmethod
+    def _query(scope: dict[str, Any], name: str) -> str | None:
         query = scope.get("query_string", b"")
         if not query:
             return None
-        values = parse_qs(query.decode("latin-1")).get("wait")
-        return parse_wait_value(values[0] if values else None, self._config)
+        values = parse_qs(query.decode("latin-1")).get(name)
+        return values[0] if values else None
+
+    def _wait(self, scope: dict[str, Any]) -> float | None:
+        return parse_wait_value(self._query(scope, "wait"), self._config)
 
     def _running_engine(self) -> Engine:
         return self._engine()
@@ -168,6 +179,8 @@ class FastPath:
         self, scope: dict[str, Any], receive: Any, headers: _Headers, job_id: str
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         wait = self._wait(scope)
+        with_input = parse_include(self._query(scope, "include"))
         engine = self._running_engine()
         job = await (engine.wait(job_id, wait) if wait else engine.get(job_id))
-        return 200, orjson.dumps(job_body(job, engine.position(job_id))), []
+        body = job_body(job, engine.position(job_id), with_input=with_input)
+        return 200, orjson.dumps(body), []

@@ -90,6 +90,13 @@ def parse_wait(config: Config) -> float | None:
     return parse_wait_value(request.args.get("wait"), config)
 
 
+def parse_include(raw: str | None) -> bool:
+    """``?include=input``: whether the job's input goes in the answer."""
+    if raw is None or raw == "input":
+        return raw == "input"
+    raise query_error("include", "must be 'input'")
+
+
 def parse_wait_value(raw: str | None, config: Config) -> float | None:
     if raw is None:
         return None

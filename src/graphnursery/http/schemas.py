@@ -68,14 +68,16 @@ def with_content(result: Any) -> Any:
     return result
 
 
-def job_body(job: Job, position: int | None = None) -> dict[str, Any]:
-    """A job as the API shows it (camelCase, as the seed)."""
+def job_body(job: Job, position: int | None = None, *, with_input: bool = False) -> dict[str, Any]:
+    """A job as the API shows it (camelCase, as the seed); its input only when asked for."""
     body: dict[str, Any] = {
         "jobId": job.id,
         "status": job.status.value,
         "attempts": job.attempts,
         "createdAt": iso(job.created_at),
     }
+    if with_input:
+        body["input"] = job.input
     if position is not None:
         body["position"] = position
     if job.started_at is not None:
@@ -121,6 +123,9 @@ class JobModel(BaseModel):
     status: Literal["queued", "running", "completed", "failed", "timed_out", "cancelled", "crashed"]
     attempts: int
     createdAt: str
+    input: Any = Field(
+        None, description="the graph's input: in GET /jobs, and in GET /jobs/{id}?include=input"
+    )
     position: int | None = None
     startedAt: str | None = None
     completedAt: str | None = None
@@ -203,6 +208,12 @@ class WaitQuery(BaseModel):
         ]
         | None
     ) = None
+
+
+class JobQuery(WaitQuery):
+    include: Literal["input"] | None = Field(
+        None, description="input: the job's input is in the answer too"
+    )
 
 
 class BatchAccepted(BaseModel):
