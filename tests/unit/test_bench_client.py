@@ -11,6 +11,7 @@ import trio
 from benchmarks.client import Connection, HttpError
 from benchmarks.report import Progress, figures, write_results
 from benchmarks.scenarios import Measured, Tally
+from benchmarks.worker_gaps import gaps_ms
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
 
@@ -131,3 +132,14 @@ def test_progress_writes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     progress.close()
     err = capsys.readouterr().err
     assert "3/3" in err and err.endswith("\n")
+
+
+def test_worker_gaps_are_per_process_from_one_job_end_to_the_next_start() -> None:
+    results = [
+        {"pid": 1, "started": 10.0, "ended": 10.1},
+        {"pid": 2, "started": 10.0, "ended": 10.1},
+        {"pid": 1, "started": 10.102, "ended": 10.202},
+        {"pid": 2, "started": 10.105, "ended": 10.205},
+        {"pid": 1, "started": 10.203, "ended": 10.303},
+    ]
+    assert [round(gap, 3) for gap in gaps_ms(results)] == [1.0, 2.0, 5.0]
