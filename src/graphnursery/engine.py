@@ -438,8 +438,12 @@ class Engine:
             delay_seconds=round(delay, 3),
         )
         if not self.store.shared:
-            self._queue.hold(job.id)
-            self._nursery.start_soon(self._requeue_after, job.id, delay)
+            self._queue_later(job.id, delay)
+
+    def _queue_later(self, job_id: str, delay: float) -> None:
+        """A retry waiting out its backoff: counted as queued, queued when it is over."""
+        self._queue.hold(job_id)
+        self._nursery.start_soon(self._requeue_after, job_id, delay)
 
     async def _requeue_after(self, job_id: str, delay: float) -> None:
         await trio.sleep(delay)
@@ -625,7 +629,8 @@ async def open_engine(
                             nursery.start_soon(engine._take_in, engine._claimer.run)
                         elif store.durable:
                             nursery.start_soon(
-                                engine._take_in, partial(feed_backlog, store, engine._queue)
+                                engine._take_in,
+                                partial(feed_backlog, store, engine._queue, engine._queue_later),
                             )
                         try:
                             yield engine

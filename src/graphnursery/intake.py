@@ -23,8 +23,11 @@ from .store import Store
 log = get_logger("graphnursery.engine")
 
 
-async def feed_backlog(store: Store, queue: JobQueue) -> None:
-    """Queue the jobs a previous run left queued, oldest first.
+async def feed_backlog(
+    store: Store, queue: JobQueue, queue_later: Callable[[str, float], None]
+) -> None:
+    """Queue the jobs a previous run left queued, oldest first; a retry that was waiting
+    out its backoff goes to ``queue_later(job_id, seconds_left)``.
 
     ``put`` waits while the queue is full, so a backlog larger than the queue goes in as
     runners make room. Meanwhile new submits mostly answer 429 (the queue is full); one that
@@ -33,9 +36,12 @@ async def feed_backlog(store: Store, queue: JobQueue) -> None:
     cursor: Any = None
     fed = 0
     while True:
-        job_ids, cursor = await store.resume(cursor, 256)
-        for job_id in job_ids:
-            await queue.put(job_id)
+        backlog, cursor = await store.resume(cursor, 256)
+        for job_id, wait in backlog:
+            if wait > 0:
+                queue_later(job_id, wait)
+            else:
+                await queue.put(job_id)
             fed += 1
         if cursor is None:
             break

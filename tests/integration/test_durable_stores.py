@@ -97,7 +97,8 @@ async def assert_resumes(store: Store, expected: list[str]) -> None:
     seen, cursor = [], None
     while True:
         page, cursor = await store.resume(cursor, 2)
-        seen += page
+        assert all(entry.wait == 0 for entry in page)
+        seen += [entry.job_id for entry in page]
         if cursor is None:
             break
     assert seen == expected

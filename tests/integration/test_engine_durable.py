@@ -7,6 +7,7 @@ from pathlib import Path
 import trio
 
 from graphnursery import Config, JobError, JobStatus, open_engine
+from graphnursery.executor import InlineExecutor
 from stores import T0, opened, queued
 
 GRAPH = "tests/graphs/toolbox.py"
@@ -44,6 +45,28 @@ async def test_a_backlog_larger_than_the_queue_is_fed_in_creation_order(tmp_path
     assert [job.status for job in done] == [JobStatus.COMPLETED] * 12
     starts = [job.started_at for job in done]
     assert starts == sorted(starts)  # one worker, so start order is queue order
+
+
+async def test_a_retry_backing_off_at_a_crash_waits_out_the_rest_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    retry = queued({"n": 1})
+    async with opened(url) as store:  # a run that crashed while the retry waited out 2 s
+        await store.add(retry)
+        await store.start(retry.id, T0)
+        await store.release(retry.id, JobError("WorkerCrashed", "killed"), delay=2.0)
+    config = Config(graph="examples/echo.py", workers=1, store=url)
+    async with open_engine(config, executor=InlineExecutor(config.graph)) as engine:
+        opened_at = engine.clock.now()
+        fresh = await engine.submit({"n": 2})
+        assert (await engine.wait(fresh.id, 30)).status is JobStatus.COMPLETED
+        # the fresh job ran; the retry is still held back, and counted as queued
+        assert (await engine.get(retry.id)).status is JobStatus.QUEUED
+        assert engine.queue_length() == 1
+        done = await engine.wait(retry.id, 30)
+    assert (done.status, done.attempts) == (JobStatus.COMPLETED, 2)
+    assert done.started_at is not None and done.started_at - opened_at > 1.5
 
 
 async def test_a_job_cancelled_on_another_replica_stops_where_it_runs(postgres_url: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from graphnursery import JobStatus
+from graphnursery import JobError, JobStatus
 from graphnursery.errors import StoreError, StoreLocked
 from stores import T0, opened, queued
 
@@ -43,7 +43,7 @@ async def test_jobs_left_running_are_requeued_on_open_and_resume_in_order(
         assert (requeued.status, requeued.attempts) == (JobStatus.QUEUED, 1)
         assert (await store.counts())[JobStatus.RUNNING] == 0
         page, cursor = await store.resume(None, 10)
-        assert page == [job.id for job in jobs]
+        assert [entry.job_id for entry in page] == [job.id for job in jobs]
         assert await store.resume(cursor, 10) == ([], None)
         again = await store.start(jobs[1].id, T0 + 20)
         assert again is not None and again.attempts == 2
@@ -51,7 +51,28 @@ async def test_jobs_left_running_are_requeued_on_open_and_resume_in_order(
         late = queued()
         await store.add(late)
         page, _ = await store.resume(None, 10)
-        assert page == [job.id for job in jobs if job is not jobs[1]]
+        assert [entry.job_id for entry in page] == [job.id for job in jobs if job is not jobs[1]]
+
+
+async def test_a_retry_waiting_out_its_backoff_resumes_with_what_is_left_of_it(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    retry, ready = queued(created_at=T0), queued(created_at=T0 + 1)
+    async with opened(url) as store:
+        await store.add(retry)
+        await store.add(ready)
+        await store.start(retry.id, T0 + 2)
+        await store.release(retry.id, JobError("WorkerCrashed", "killed"), delay=600)
+    async with opened(url) as store:
+        page, _ = await store.resume(None, 10)
+        assert [entry.job_id for entry in page] == [retry.id, ready.id]
+        assert 590 < page[0].wait <= 600 and page[1].wait == 0
+        await store.start(retry.id, T0 + 3)  # running again: the backoff is over
+        await store.release(retry.id)  # interrupted by a stop: no backoff this time
+    async with opened(url) as store:
+        page, _ = await store.resume(None, 10)
+        assert [entry.wait for entry in page] == [0, 0]
 
 
 async def test_the_file_is_in_wal_mode_at_the_current_schema_version(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Store, StoreEvents
+from .base import Backlogged, Store, StoreEvents
 from .memory import MemoryStore
 from .url import StoreURL, parse_store_url
 
@@ -33,4 +33,12 @@ def open_store(url: str, *, lease_seconds: float = 30.0) -> Store:
     return PostgresStore(parsed.target, lease_seconds=lease_seconds)
 
 
-__all__ = ["MemoryStore", "Store", "StoreEvents", "StoreURL", "open_store", "parse_store_url"]
+__all__ = [
+    "Backlogged",
+    "MemoryStore",
+    "Store",
+    "StoreEvents",
+    "StoreURL",
+    "open_store",
+    "parse_store_url",
+]

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import trio
 
 from ..jobs import Job, JobError, JobStatus
 from ._rows import INTERRUPTED
+
+
+class Backlogged(NamedTuple):
+    """A job found queued when a durable store opened."""
+
+    job_id: str
+    wait: float  # seconds left of a retry's backoff before it may run (0: at once)
 
 
 class StoreEvents(Protocol):
@@ -125,10 +132,12 @@ class Store(abc.ABC):
         """Put a running job back in the queue, attempts kept, ``error`` added to its
         ``errors``: a durable store's running jobs at shutdown, and retries. A shared store
         lets no server claim it for ``delay`` seconds (a retry's backoff); the others leave
-        the delay to the engine, which queues the job when it is over."""
+        the delay to the engine, which queues the job when it is over (a durable one keeps
+        when that is, for :meth:`resume` after a restart)."""
 
-    async def resume(self, cursor: Any, limit: int) -> tuple[list[str], Any]:
-        """Ids of jobs found queued when the store opened, in creation order, a page at a time.
+    async def resume(self, cursor: Any, limit: int) -> tuple[list[Backlogged], Any]:
+        """Jobs found queued when the store opened, in creation order, a page at a time,
+        each with what is left of its retry backoff.
 
         Pass ``None`` first, then the returned cursor; a ``None`` cursor means no more.
         """

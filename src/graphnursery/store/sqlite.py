@@ -27,6 +27,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -45,7 +46,7 @@ from ._rows import (
     row_to_job,
     split_page,
 )
-from .base import Store
+from .base import Backlogged, Store
 
 log = logging.getLogger("graphnursery.store.sqlite")
 
@@ -368,8 +369,8 @@ class SQLiteStore(Store):
     async def start(self, job_id: str, started_at: float) -> Job | None:
         def start(connection: sqlite3.Connection) -> Job | None:
             row = connection.execute(
-                f"UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1"
-                f" WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
+                f"UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
+                f" run_after = NULL WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
                 (started_at, job_id),
             ).fetchone()
             if row is None:
@@ -442,33 +443,39 @@ class SQLiteStore(Store):
 
     async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
         interrupted = dump_error(error)
+        # When the backoff ends, by the wall clock: it must survive a restart.
+        run_after = time.time() + delay if delay > 0 else None
 
         def release(connection: sqlite3.Connection) -> None:
             changed = connection.execute(
                 "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
-                " lease_expires_at = NULL, errors = json_insert(errors, '$[#]', json(?))"
-                " WHERE id = ? AND status = 'running'",
-                (interrupted, job_id),
+                " lease_expires_at = NULL, errors = json_insert(errors, '$[#]', json(?)),"
+                " run_after = ? WHERE id = ? AND status = 'running'",
+                (interrupted, run_after, job_id),
             ).rowcount
             if changed:
                 self._move(JobStatus.RUNNING, JobStatus.QUEUED)
 
         await self._call(release)
 
-    async def resume(self, cursor: Any, limit: int) -> tuple[list[str], Any]:
+    async def resume(self, cursor: Any, limit: int) -> tuple[list[Backlogged], Any]:
         after = 0 if cursor is None else int(cursor)
 
-        def page(connection: sqlite3.Connection) -> list[tuple[int, str]]:
+        def page(connection: sqlite3.Connection) -> list[tuple[int, str, float | None]]:
             return connection.execute(
-                "SELECT seq, id FROM jobs WHERE status = 'queued' AND seq > ? AND seq <= ?"
-                " ORDER BY seq LIMIT ?",
+                "SELECT seq, id, run_after FROM jobs WHERE status = 'queued' AND seq > ?"
+                " AND seq <= ? ORDER BY seq LIMIT ?",
                 (after, self._resume_until, limit),
             ).fetchall()
 
-        rows: list[tuple[int, str]] = await self._call(page)
+        rows: list[tuple[int, str, float | None]] = await self._call(page)
         if not rows:
             return [], None
-        return [job_id for _, job_id in rows], rows[-1][0]
+        now = time.time()
+        backlog = [
+            Backlogged(job_id, max(0.0, (run_after or now) - now)) for _, job_id, run_after in rows
+        ]
+        return backlog, rows[-1][0]
 
     # -- cancel and list (the engine's cancel and list endpoints build on these) ---------------
 
