@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -46,6 +46,9 @@ log = get_logger("graphnursery.engine")
 
 SHUTDOWN_ERROR = JobError("Cancelled", "the server shut down before the job finished")
 CANCELLED_ERROR = JobError("Cancelled", "cancelled by request")
+#: A shared store's per-status counts are re-read at most this often (seconds): counting
+#: scans the table, and every replica's probes and scrapes would each run the query.
+SHARED_COUNTS_MAX_AGE = 1.0
 
 
 class Clock:
@@ -116,6 +119,9 @@ class Engine:
             else None
         )
         self._shared_length = SharedQueueLength(store)
+        self._counts_lock = trio.Lock()
+        self._shared_counts: Mapping[JobStatus, int] = {}
+        self._counts_until = -math.inf
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -278,7 +284,7 @@ class Engine:
         return max(1.0, min(300.0, math.ceil(self.queue_length() * per_job / self.config.workers)))
 
     async def statistics(self) -> EngineStatistics:
-        counts = await self.store.counts()
+        counts = await self._counts()
         executor = self.executor.statistics()
         return EngineStatistics(
             queued=counts[JobStatus.QUEUED],
@@ -295,6 +301,17 @@ class Engine:
             worker_restarts=self.executor.worker_restarts,
             uptime=trio.current_time() - self._started_at,
         )
+
+    async def _counts(self) -> Mapping[JobStatus, int]:
+        """The store's per-status counts; a shared store's at most SHARED_COUNTS_MAX_AGE
+        seconds old, callers arriving together sharing one query."""
+        if not self.store.shared:
+            return await self.store.counts()
+        async with self._counts_lock:
+            if trio.current_time() >= self._counts_until:
+                self._shared_counts = await self.store.counts()
+                self._counts_until = trio.current_time() + SHARED_COUNTS_MAX_AGE
+            return self._shared_counts
 
     # -- inside the engine's nursery -----------------------------------------------------
 

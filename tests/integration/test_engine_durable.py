@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import trio
 
 from graphnursery import Config, JobError, JobStatus, open_engine
+from graphnursery.engine import SHARED_COUNTS_MAX_AGE
 from graphnursery.executor import InlineExecutor
+from graphnursery.store import open_store
 from stores import T0, opened, queued
 
 GRAPH = "tests/graphs/toolbox.py"
@@ -108,3 +111,34 @@ async def test_retries_on_postgresql_wait_out_their_backoff_and_dead_letter(
         assert [j.id for j in dead] == [job.id]
         flaky = await engine.submit({"crash": 5}, max_attempts=1)
         assert (await engine.wait(flaky.id, 60)).attempts == 1
+
+
+async def test_a_shared_stores_counts_are_one_query_for_health_checks_arriving_together(
+    postgres_url: str,
+) -> None:
+    config = Config(graph="examples/echo.py", workers=1, store=postgres_url)
+    store = open_store(postgres_url)  # open_engine opens and closes it
+    queries = 0
+    count = store.counts
+
+    async def counting() -> Mapping[JobStatus, int]:
+        nonlocal queries
+        queries += 1
+        return await count()
+
+    store.counts = counting  # type: ignore[method-assign]
+    async with open_engine(config, store, executor=InlineExecutor(config.graph)) as engine:
+        job = await engine.submit({"n": 1})
+        await engine.wait(job.id, 30)
+        seen: list[int] = []
+
+        async def health() -> None:
+            seen.append((await engine.statistics()).completed)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(health)
+        assert (queries, seen) == (1, [1] * 20)
+        await trio.sleep(SHARED_COUNTS_MAX_AGE)  # the counts may be this old, no older
+        assert (await engine.statistics()).completed == 1
+        assert queries == 2
