@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+import trio
 
 from support import finished, running_server
 
@@ -42,6 +44,27 @@ async def test_an_oversized_body_is_413_and_the_server_keeps_serving() -> None:
         assert big.json()["code"] == "body_too_large"
         assert big.headers.get("connection") == "close"
         # the next request (a new connection, as the last was closed) is answered
+        ok = await client.post("/jobs", params={"wait": 30}, json={"input": {"n": 1}})
+        assert ok.status_code == 200
+
+
+async def test_an_announced_oversized_body_is_refused_unread_and_the_connection_closed() -> None:
+    async with running_server(TOOLBOX, max_body_bytes=1000) as client:
+        host, port = client.base_url.host, client.base_url.port
+        assert port is not None
+        with trio.fail_after(10):  # the server does not wait for the 10 MB it was promised
+            stream = await trio.open_tcp_stream(host, port)
+            await stream.send_all(
+                b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 10000000\r\n\r\n"
+            )
+            answer = b""
+            while chunk := await stream.receive_some():  # until the server closes it
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413")
+        assert b"connection: close" in head.lower()
+        assert orjson.loads(body)["code"] == "body_too_large"
         ok = await client.post("/jobs", params={"wait": 30}, json={"input": {"n": 1}})
         assert ok.status_code == 200
 

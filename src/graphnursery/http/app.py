@@ -26,6 +26,7 @@ from ..store import Store
 from . import middleware
 from .errors import ApiError, invalid_body, register_error_handlers, retry_after
 from .fastpath import FastPath
+from .limits import BodyLimit
 from .openapi import STATE_KEY, SUBMIT_ERRORS, OpenAPI, errors
 from .parsing import (
     batch_body,
@@ -129,6 +130,9 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         app.asgi_app = FastPath(  # type: ignore[method-assign]
             app.asgi_app, state.require_engine, config, metrics
         )
+    app.asgi_app = BodyLimit(  # type: ignore[method-assign]
+        app.asgi_app, config.max_body_bytes, metrics
+    )
     started_monotonic = time.monotonic()
 
     async def run_engine(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -26,6 +26,7 @@ from ..engine import Engine
 from ..logs import get_logger
 from ..metrics import Metrics
 from .errors import ApiError, api_error_for, error_body
+from .limits import BODY_TOO_LARGE
 from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID, key_matches
 from .parsing import (
     load_json_object,
@@ -43,9 +44,6 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 _JOB_PATH = re.compile(r"/jobs/([^/]+)")
 _JSON = (b"content-type", b"application/json")
-_BODY_TOO_LARGE = ApiError(
-    413, "body_too_large", "request body is too large", headers={"Connection": "close"}
-)
 
 
 class _Headers:
@@ -143,7 +141,7 @@ class FastPath:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _BODY_TOO_LARGE
+                raise BODY_TOO_LARGE
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
