@@ -48,6 +48,9 @@ class Config:
     result_ttl: float = _setting(3600.0, "seconds a finished job is kept before eviction")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body accepted (413)")
     max_wait: float = _setting(300.0, "largest ?wait= long-poll, in seconds")
+    body_timeout: float = _setting(
+        60.0, "seconds a request body may take to arrive once its headers have (408)"
+    )
     max_attempts: int = _setting(1, "attempts a job gets when its run ends in a retry_on status")
     retry_backoff: float = _setting(
         1.0, "seconds before a retry, doubled per attempt, with full jitter (capped at 300)"
@@ -97,7 +100,14 @@ class Config:
         if not isinstance(self.store, str):
             raise ConfigError("store", f"must be a URL string, got {self.store!r}")
         parse_store_url(self.store)
-        for name in ("job_timeout", "max_job_timeout", "result_ttl", "max_wait", "lease_seconds"):
+        for name in (
+            "job_timeout",
+            "max_job_timeout",
+            "result_ttl",
+            "max_wait",
+            "body_timeout",
+            "lease_seconds",
+        ):
             _positive_number(self, name)
         if self.job_timeout > self.max_job_timeout:
             raise ConfigError(

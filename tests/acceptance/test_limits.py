@@ -69,6 +69,25 @@ async def test_an_announced_oversized_body_is_refused_unread_and_the_connection_
         assert ok.status_code == 200
 
 
+async def test_a_body_that_stops_arriving_is_a_408_and_the_connection_closed() -> None:
+    async with running_server(TOOLBOX, body_timeout=0.5) as client:
+        host, port = client.base_url.host, client.base_url.port
+        assert port is not None
+        with trio.fail_after(10):
+            stream = await trio.open_tcp_stream(host, port)
+            await stream.send_all(
+                b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"input": '
+            )
+            answer = b""
+            while chunk := await stream.receive_some():  # until the server closes it
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        assert orjson.loads(body)["code"] == "body_timeout"
+        assert (await client.get("/stats")).json()["total"] == 0  # nothing was submitted
+
+
 async def test_ten_thousand_messages_are_served() -> None:
     messages = [{"role": "user", "content": f"message {i}"} for i in range(10_000)]
     async with running_server("examples/echo.py") as client:

@@ -26,7 +26,7 @@ from ..store import Store
 from . import middleware
 from .errors import ApiError, invalid_body, register_error_handlers, retry_after
 from .fastpath import FastPath
-from .limits import BodyLimit
+from .limits import BodyLimit, CloseAfterAnswer
 from .openapi import STATE_KEY, SUBMIT_ERRORS, OpenAPI, errors
 from .parsing import (
     batch_body,
@@ -106,7 +106,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     app.config.update(
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         RESPONSE_TIMEOUT=config.max_wait + 30,
-        BODY_TIMEOUT=60,
+        BODY_TIMEOUT=config.body_timeout,
         # On shutdown Quart gives app.nursery (where the engine runs) this long before
         # cancelling it: time for after_serving's drain.
         BACKGROUND_TASK_SHUTDOWN_TIMEOUT=config.shutdown_grace + 10,
@@ -126,6 +126,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     metrics = Metrics()
     register_error_handlers(app)
     middleware.install(app, config, metrics)
+    app.asgi_app = CloseAfterAnswer(app.asgi_app)  # type: ignore[method-assign]
     if config.fast_path:
         app.asgi_app = FastPath(  # type: ignore[method-assign]
             app.asgi_app, state.require_engine, config, metrics

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from quart import Quart, Response
+from quart import Quart, Response, current_app
 from werkzeug.exceptions import HTTPException
 
 from ..errors import EngineClosed, JobConflict, JobNotFound, QueueFull
@@ -92,6 +92,16 @@ def api_error_for(error: Exception) -> ApiError | None:
     return None
 
 
+def body_timed_out(seconds: float) -> ApiError:
+    """408: the body did not arrive in time (``body_timeout``); the connection is closed."""
+    return ApiError(
+        408,
+        "body_timeout",
+        f"the request body did not arrive within {seconds:g} s",
+        headers={"Connection": "close"},
+    )
+
+
 def error_body(error: ApiError) -> bytes:
     body: dict[str, Any] = {"error": error.message, "code": error.code}
     if error.detail is not None:
@@ -113,6 +123,8 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
+        if status == 408:  # Quart's BODY_TIMEOUT (the config's body_timeout)
+            return error_response(body_timed_out(current_app.config["BODY_TIMEOUT"]))
         code = HTTP_CODES.get(status, "http_error")
         headers = {"Connection": "close"} if status == 413 else None
         message = {

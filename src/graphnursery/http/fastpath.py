@@ -20,12 +20,13 @@ from urllib.parse import parse_qs
 
 import orjson
 import structlog
+import trio
 
 from ..config import Config
 from ..engine import Engine
 from ..logs import get_logger
 from ..metrics import Metrics
-from .errors import ApiError, api_error_for, error_body
+from .errors import ApiError, api_error_for, body_timed_out, error_body
 from .limits import BODY_TOO_LARGE
 from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID, key_matches
 from .parsing import (
@@ -131,6 +132,11 @@ class FastPath:
             )
 
     async def _read_body(self, receive: Any) -> bytes:
+        with trio.move_on_after(self._config.body_timeout):
+            return await self._receive_body(receive)
+        raise body_timed_out(self._config.body_timeout)
+
+    async def _receive_body(self, receive: Any) -> bytes:
         limit = self._config.max_body_bytes
         chunks: list[bytes] = []
         size = 0

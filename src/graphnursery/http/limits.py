@@ -1,4 +1,5 @@
-"""The body limit, enforced before anything reads a request.
+"""Request limits, at the ASGI level: the body limit, enforced before anything reads a
+request, and connections that an error answer closes (413, 408) really closing.
 
 A request whose ``Content-Length`` is over ``max_body_bytes`` is answered ``413`` at once,
 and its connection closed, without reading the body. Further in, Quart answers such a
@@ -13,6 +14,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
+
 from ..metrics import Metrics
 from .errors import ApiError, error_body
 from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID
@@ -22,6 +25,7 @@ ASGIApp = Callable[..., Awaitable[None]]
 BODY_TOO_LARGE = ApiError(
     413, "body_too_large", "request body is too large", headers={"Connection": "close"}
 )
+
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 
 
@@ -57,3 +61,31 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
         # Not routed: the request was refused before any route saw it.
         self._metrics.http_requests.labels(scope["method"], "unmatched", "413").inc()
+
+
+class CloseAfterAnswer:
+    """ASGI layer around the Quart app: the last message of each answer is sent shielded.
+
+    When an answer closes the connection (``Connection: close``, as after a 408 body
+    timeout), hypercorn closes the socket inside that last send. Quart-Trio cancels the
+    request's tasks once it has answered, and that cancellation aborted hypercorn's close
+    half-way, leaving the connection open until the client gave up. Hypercorn shields its
+    own socket writes the same way.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_last_shielded(message: Any) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                with trio.CancelScope(shield=True):
+                    await send(message)
+            else:
+                await send(message)
+
+        await self._app(scope, receive, send_last_shielded)

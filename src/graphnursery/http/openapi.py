@@ -45,4 +45,4 @@ def errors(*statuses: int) -> Any:
     return {status: (ErrorModel, None) for status in statuses}
 
 
-SUBMIT_ERRORS = errors(400, 401, 413, 429, 503)
+SUBMIT_ERRORS = errors(400, 401, 408, 413, 429, 503)
