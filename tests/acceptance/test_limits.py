@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import orjson
 import pytest
 import trio
@@ -86,6 +88,22 @@ async def test_a_body_that_stops_arriving_is_a_408_and_the_connection_closed() -
         assert head.startswith(b"HTTP/1.1 408")
         assert orjson.loads(body)["code"] == "body_timeout"
         assert (await client.get("/stats")).json()["total"] == 0  # nothing was submitted
+
+
+async def test_a_chunked_body_over_the_limit_is_413_too() -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"input": "'
+        for _ in range(50):
+            yield b"x" * 1000
+        yield b'"}'
+
+    async with running_server(TOOLBOX, max_body_bytes=10_000) as client:
+        response = await client.post(
+            "/jobs", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.json()["code"] == "body_too_large"
+        assert (await client.get("/stats")).json()["total"] == 0
 
 
 async def test_ten_thousand_messages_are_served() -> None:

@@ -92,6 +92,11 @@ def api_error_for(error: Exception) -> ApiError | None:
     return None
 
 
+BODY_TOO_LARGE = ApiError(
+    413, "body_too_large", "request body is too large", headers={"Connection": "close"}
+)
+
+
 def body_timed_out(seconds: float) -> ApiError:
     """408: the body did not arrive in time (``body_timeout``); the connection is closed."""
     return ApiError(
@@ -125,14 +130,14 @@ def register_error_handlers(app: Quart) -> None:
         status = error.code or 500
         if status == 408:  # Quart's BODY_TIMEOUT (the config's body_timeout)
             return error_response(body_timed_out(current_app.config["BODY_TIMEOUT"]))
+        if status == 413:  # Quart's MAX_CONTENT_LENGTH, for a body without Content-Length
+            return error_response(BODY_TOO_LARGE)
         code = HTTP_CODES.get(status, "http_error")
-        headers = {"Connection": "close"} if status == 413 else None
         message = {
             404: "no such route",
             405: "method not allowed on this route",
-            413: "request body is too large",
         }.get(status, error.description or error.name)
-        return error_response(ApiError(status, code, message, headers=headers))
+        return error_response(ApiError(status, code, message))
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:

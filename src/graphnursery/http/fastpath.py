@@ -13,7 +13,6 @@ run the API both ways.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -26,9 +25,8 @@ from ..config import Config
 from ..engine import Engine
 from ..logs import get_logger
 from ..metrics import Metrics
-from .errors import ApiError, api_error_for, body_timed_out, error_body
-from .limits import BODY_TOO_LARGE
-from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID, key_matches
+from .errors import BODY_TOO_LARGE, ApiError, api_error_for, body_timed_out, error_body
+from .middleware import REQUEST_ID_HEADER, key_matches, request_id_for
 from .parsing import (
     load_json_object,
     parse_include,
@@ -93,10 +91,7 @@ class FastPath:
         *args: Any,
     ) -> None:
         headers = _Headers(scope["headers"])
-        supplied = headers.get(REQUEST_ID_HEADER)
-        request_id = (
-            supplied if supplied and VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
-        )
+        request_id = request_id_for(headers.get(REQUEST_ID_HEADER))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:

@@ -10,21 +10,16 @@ the client gives up; the fast path would read up to the limit first. Bodies with
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
 from ..metrics import Metrics
-from .errors import ApiError, error_body
-from .middleware import REQUEST_ID_HEADER, VALID_REQUEST_ID
+from .errors import BODY_TOO_LARGE, error_body
+from .middleware import REQUEST_ID_HEADER, request_id_for
 
 ASGIApp = Callable[..., Awaitable[None]]
-
-BODY_TOO_LARGE = ApiError(
-    413, "body_too_large", "request body is too large", headers={"Connection": "close"}
-)
 
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 
@@ -49,7 +44,7 @@ class BodyLimit:
 
     async def _refuse(self, scope: Any, send: Any) -> None:
         supplied = dict(scope["headers"]).get(_REQUEST_ID, b"").decode("latin-1")
-        request_id = supplied if VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        request_id = request_id_for(supplied)
         body = error_body(BODY_TOO_LARGE)
         headers = [
             (b"content-type", b"application/json"),

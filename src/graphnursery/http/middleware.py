@@ -18,6 +18,11 @@ VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 OPEN_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json", "/docs"})
 
 
+def request_id_for(supplied: str | None) -> str:
+    """The client's ``X-Request-ID`` when it is a sane one, else a new id."""
+    return supplied if supplied and VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+
+
 def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     """Constant-time check against every key (no early exit that would reveal which one)."""
     presented_bytes = presented.encode()
@@ -33,10 +38,7 @@ def install(app: Quart, config: Config, metrics: Metrics) -> None:
 
     @app.before_request
     async def bind_request_id() -> None:
-        supplied = request.headers.get(REQUEST_ID_HEADER)
-        request_id = (
-            supplied if supplied and VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
-        )
+        request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
         g.request_id = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
