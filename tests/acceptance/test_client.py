@@ -216,6 +216,33 @@ async def test_queue_full_is_retried_after_retry_after_then_accepted() -> None:
             assert (await c.wait(job.id)).result["input"] == {"n": 3}
 
 
+async def test_submit_many_queues_every_input_in_order_in_batches() -> None:
+    inputs = [{"i": i} for i in range(1500)]  # two requests: the server takes 1,000 at a time
+    async with server(ECHO, queue_size=2000) as url, AsyncClient(url) as client:
+        jobs = await client.submit_many(inputs)
+        assert len({job.id for job in jobs}) == len(inputs)
+        done = [await client.wait(job.id, timeout=60) for job in jobs]
+    assert [job.result["echo"] for job in done] == inputs
+
+
+async def test_submit_many_returns_what_a_full_queue_took_or_raises_if_none() -> None:
+    # one worker held by a 5 s job, room for three waiting ones
+    patient = Retries(max_attempts=2, backoff=0.05)
+    async with (
+        server(TOOLBOX, queue_size=3) as url,
+        AsyncClient(url, retries=patient) as client,
+        AsyncClient(url, retries=NO_RETRIES) as plain,
+    ):
+        await client.run({"warm": True})  # the worker is idle, its runner waits for a job
+        await client.submit({"sleep": 5})  # handed straight to it: the queue stays empty
+        jobs = await client.submit_many([{"i": i} for i in range(10)])
+        assert len(jobs) == 3  # the rest were not queued: the queue stayed full
+        with pytest.raises(TooManyRequests):
+            await plain.submit_many([{"i": 99}])
+        done = [await client.wait(job.id, timeout=30) for job in jobs]
+    assert [job.result["input"] for job in done] == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
 def blocking_round_trip(url: str) -> None:
     """The blocking client, used as a script would (runs in a thread)."""
     with Client(url) as client:
@@ -223,6 +250,8 @@ def blocking_round_trip(url: str) -> None:
         job = client.submit({"ok": True})
         assert client.get(job.id).id == job.id
         assert client.wait(job.id, timeout=30).result == {"ok": True}
+        many = client.submit_many([{"ok": True}, {"ok": True}])
+        assert [client.wait(job.id, timeout=30).result for job in many] == [{"ok": True}] * 2
         with pytest.raises(JobFailed) as caught:
             client.run({})
         assert caught.value.type == "UpstreamError"

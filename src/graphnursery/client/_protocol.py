@@ -215,6 +215,26 @@ def retry_delay(response: httpx.Response, attempt: int, retries: Retries) -> flo
     return retries.delay(attempt, _retry_after(response))
 
 
+#: Jobs per ``POST /jobs/batch`` request (the server's limit).
+MAX_BATCH = 1000
+
+
+def batch_body(inputs: Sequence[Any], timeout: float | None) -> dict[str, Any]:
+    items: list[dict[str, Any]] = [{"input": job_input} for job_input in inputs]
+    if timeout is not None:
+        for item in items:
+            item["timeoutSeconds"] = timeout
+    return {"jobs": items}
+
+
+def batch_answer(body: Any) -> tuple[list[Job], int]:
+    """``POST /jobs/batch``'s answer: the queued jobs, and how many the full queue refused."""
+    try:
+        return [Job.from_json(job) for job in body["jobs"]], int(body["rejected"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnexpectedResponse(f"not a batch answer: {body!r:.200} ({exc!r})") from None
+
+
 def submit_body(
     input: Any,
     messages: Sequence[Mapping[str, Any]] | None,

@@ -9,16 +9,19 @@ from typing import Any, Self
 
 import httpx
 
-from ..errors import TransportError, WaitTimeout
+from ..errors import TooManyRequests, TransportError, WaitTimeout
 from ..jobs import JobStatus
 from ._protocol import (
     DEFAULT_RETRIES,
     DEFAULT_URL,
+    MAX_BATCH,
     Job,
     JobPage,
     Retries,
     Settings,
     answer_json,
+    batch_answer,
+    batch_body,
     deadline_after,
     idempotency_headers,
     job_page,
@@ -105,6 +108,30 @@ class Client:
         """Queue a job and return it at once; see :meth:`AsyncClient.submit`."""
         body = submit_body(input, messages, data, metadata, timeout)
         return self._submit(body, idempotency_key, 0.0)
+
+    def submit_many(self, inputs: Sequence[Any], *, timeout: float | None = None) -> list[Job]:
+        """Queue one job per input in few requests; see :meth:`AsyncClient.submit_many`."""
+        jobs: list[Job] = []
+        attempt = 1
+        while len(jobs) < len(inputs):
+            chunk = inputs[len(jobs) : len(jobs) + MAX_BATCH]
+            try:
+                answer = self._request("POST", "/jobs/batch", json=batch_body(chunk, timeout))
+            except TooManyRequests:
+                if jobs:
+                    return jobs
+                raise
+            queued, rejected = batch_answer(answer)
+            jobs += queued
+            if not rejected:
+                attempt = 1
+                continue
+            delay = self._settings.retries.delay(attempt, None)  # the queue was full
+            if delay is None:
+                return jobs
+            time.sleep(delay)
+            attempt += 1
+        return jobs
 
     def _submit(self, body: dict[str, Any], idempotency_key: str | None, wait: float) -> Job:
         answer = self._request(
