@@ -149,15 +149,12 @@ class FastPath:
         return b"".join(chunks)
 
     @staticmethod
-    def _query(scope: dict[str, Any], name: str) -> str | None:
+    def _query(scope: dict[str, Any]) -> dict[str, str]:
+        """The query string's parameters (the first value of each)."""
         query = scope.get("query_string", b"")
         if not query:
-            return None
-        values = parse_qs(query.decode("latin-1")).get(name)
-        return values[0] if values else None
-
-    def _wait(self, scope: dict[str, Any]) -> float | None:
-        return parse_wait_value(self._query(scope, "wait"), self._config)
+            return {}
+        return {name: values[0] for name, values in parse_qs(query.decode("latin-1")).items()}
 
     def _running_engine(self) -> Engine:
         return self._engine()
@@ -165,7 +162,11 @@ class FastPath:
     async def _submit(
         self, scope: dict[str, Any], receive: Any, headers: _Headers
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        wait = self._wait(scope) if scope["path"] == "/jobs" else None
+        wait = (
+            parse_wait_value(self._query(scope).get("wait"), self._config)
+            if scope["path"] == "/jobs"
+            else None
+        )
         body = load_json_object(await self._read_body(receive))
         engine = self._running_engine()
         job = await submit_job(engine, body, headers, self._config)
@@ -177,8 +178,9 @@ class FastPath:
     async def _get(
         self, scope: dict[str, Any], receive: Any, headers: _Headers, job_id: str
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        wait = self._wait(scope)
-        with_input = parse_include(self._query(scope, "include"))
+        query = self._query(scope)
+        wait = parse_wait_value(query.get("wait"), self._config)
+        with_input = parse_include(query.get("include"))
         engine = self._running_engine()
         job = await (engine.wait(job_id, wait) if wait else engine.get(job_id))
         body = job_body(job, engine.position(job_id), with_input=with_input)
