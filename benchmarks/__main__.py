@@ -82,6 +82,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def _run_one(settings: dict[str, Any], args: argparse.Namespace, mode: str, c: int) -> Any:
     graph, jobs = settings["graph"], settings["jobs"]
     workers, queue_size = settings["workers"], settings["queue_size"]
+    if mode == "batch" and not args.queue_size:
+        # C requests of BATCH_SIZE jobs are in flight: a smaller queue turns some away each
+        # round, and the run would measure Retry-After waits instead of throughput.
+        queue_size = max(queue_size, c * scenarios.BATCH_SIZE)
     progress = Progress(f"{settings['scenario']} {mode:>6} c={c:<3}", jobs)
     server: Server | None = None
     try:
