@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import orjson
 import pytest
 import trio
@@ -50,43 +52,44 @@ async def test_an_oversized_body_is_413_and_the_server_keeps_serving() -> None:
         assert ok.status_code == 200
 
 
+async def send_and_read_to_close(client: httpx.AsyncClient, request: bytes) -> tuple[bytes, Any]:
+    """Send raw bytes to the server, read its answer until it closes the connection (10 s at
+    most); the status line and headers, and the JSON body."""
+    host, port = client.base_url.host, client.base_url.port
+    assert port is not None
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(host, port)
+        await stream.send_all(request)
+        answer = b""
+        while chunk := await stream.receive_some():
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, orjson.loads(body)
+
+
+POST_HEAD = b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
 async def test_an_announced_oversized_body_is_refused_unread_and_the_connection_closed() -> None:
     async with running_server(TOOLBOX, max_body_bytes=1000) as client:
-        host, port = client.base_url.host, client.base_url.port
-        assert port is not None
-        with trio.fail_after(10):  # the server does not wait for the 10 MB it was promised
-            stream = await trio.open_tcp_stream(host, port)
-            await stream.send_all(
-                b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 10000000\r\n\r\n"
-            )
-            answer = b""
-            while chunk := await stream.receive_some():  # until the server closes it
-                answer += chunk
-        head, _, body = answer.partition(b"\r\n\r\n")
+        # the server does not wait for the 10 MB it was promised
+        head, body = await send_and_read_to_close(
+            client, POST_HEAD + b"Content-Length: 10000000\r\n\r\n"
+        )
         assert head.startswith(b"HTTP/1.1 413")
         assert b"connection: close" in head.lower()
-        assert orjson.loads(body)["code"] == "body_too_large"
+        assert body["code"] == "body_too_large"
         ok = await client.post("/jobs", params={"wait": 30}, json={"input": {"n": 1}})
         assert ok.status_code == 200
 
 
 async def test_a_body_that_stops_arriving_is_a_408_and_the_connection_closed() -> None:
     async with running_server(TOOLBOX, body_timeout=0.5) as client:
-        host, port = client.base_url.host, client.base_url.port
-        assert port is not None
-        with trio.fail_after(10):
-            stream = await trio.open_tcp_stream(host, port)
-            await stream.send_all(
-                b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b'Content-Length: 100\r\n\r\n{"input": '
-            )
-            answer = b""
-            while chunk := await stream.receive_some():  # until the server closes it
-                answer += chunk
-        head, _, body = answer.partition(b"\r\n\r\n")
+        head, body = await send_and_read_to_close(
+            client, POST_HEAD + b'Content-Length: 100\r\n\r\n{"input": '
+        )
         assert head.startswith(b"HTTP/1.1 408")
-        assert orjson.loads(body)["code"] == "body_timeout"
+        assert body["code"] == "body_timeout"
         assert (await client.get("/stats")).json()["total"] == 0  # nothing was submitted
 
 
