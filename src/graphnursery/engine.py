@@ -33,7 +33,7 @@ import trio
 
 from . import tracing
 from .config import Config
-from .errors import EngineClosed, JobConflict, JobNotFound, QueueFull
+from .errors import EngineClosed, InvalidTimeout, JobConflict, JobNotFound, QueueFull
 from .executor import GraphRunner, open_executor
 from .intake import Claimer, SharedQueueLength, feed_backlog
 from .jobqueue import JobQueue
@@ -171,9 +171,7 @@ class Engine:
         if timeout is None:
             timeout = self.config.job_timeout
         elif not 0 < timeout <= self.config.max_job_timeout:
-            raise ValueError(
-                f"timeout must be > 0 and <= {self.config.max_job_timeout:g} s, got {timeout!r}"
-            )
+            raise InvalidTimeout(timeout, self.config.max_job_timeout)
         if idempotency_key is not None:
             existing = await self.store.find_by_key(idempotency_key)
             if existing is not None:

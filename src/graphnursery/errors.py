@@ -4,6 +4,7 @@
     ├── ConfigError          a setting has an invalid value (names the setting)
     ├── GraphLoadError       the graph cannot be imported or is not callable
     ├── JobNotFound          no job with that id (never existed, or expired)
+    ├── InvalidTimeout       a job's timeout is not > 0 and <= max_job_timeout (HTTP 400)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
     ├── EngineFailed         the engine died while serving: the server stops (exit status 3)
@@ -74,6 +75,15 @@ class JobNotFound(GraphNurseryError, LookupError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id!r} not found")
+
+
+class InvalidTimeout(GraphNurseryError, ValueError):
+    """A job's timeout is not a number of seconds > 0 and <= ``maximum`` (``max_job_timeout``)."""
+
+    def __init__(self, value: object, maximum: float) -> None:
+        self.value = value
+        self.maximum = maximum
+        super().__init__(f"timeout must be > 0 and <= {maximum:g} s, got {value!r}")
 
 
 class QueueFull(GraphNurseryError):
