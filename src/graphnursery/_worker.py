@@ -22,8 +22,10 @@ import importlib.util
 import inspect
 import logging
 import os
+import select
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -194,6 +196,7 @@ class WorkerSettings:
     log_level: int = logging.INFO
     max_jobs: int = 0  # retire the process after this many jobs (0: never)
     max_rss_mb: int = 0  # retire it after a job that leaves it above this RSS (0: never)
+    parent_pid: int = 0  # the server process: the worker dies with it (0: no lifeline)
 
 
 _settings = WorkerSettings(spec="")
@@ -231,6 +234,8 @@ def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) ->
     # The server stops its workers itself, after draining; a SIGTERM sent to the whole
     # process group (a terminal, systemd, `timeout`) must not kill jobs mid-run.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if settings.parent_pid:
+        _die_with(settings.parent_pid)
     root = logging.getLogger()
     if _job_logs not in root.handlers:
         root.addHandler(_job_logs)
@@ -241,6 +246,25 @@ def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) ->
     except BaseException as exc:
         _call = None
         _load_failure = _describe_exception(exc)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Exit the moment the server process is gone, even mid-job: a worker must never
+    outlive its server (killed with SIGKILL, say), and one ignoring SIGTERM would otherwise
+    run its job to the end as an orphan. A thread waits on a pidfd of the server (Linux
+    5.3+; elsewhere the worker exits at its next read from the closed pipe instead)."""
+    try:
+        pidfd = os.pidfd_open(parent_pid)
+    except (AttributeError, OSError):
+        return
+    if os.getppid() != parent_pid:  # gone before we looked
+        os._exit(1)
+
+    def wait_for_parent() -> None:
+        select.select([pidfd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=wait_for_parent, name="graphnursery-lifeline", daemon=True).start()
 
 
 def check_loaded() -> Reply:

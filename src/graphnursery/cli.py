@@ -1,15 +1,20 @@
-"""``graphnursery serve GRAPH [--flags]``: every Config setting is a flag of the same name."""
+"""``graphnursery serve GRAPH [--flags]``: every Config setting is a flag of the same name.
+
+Each setting is also read from its ``GRAPHNURSERY_*`` environment variable (the usual way to
+hand a container its secrets, e.g. ``GRAPHNURSERY_API_KEY``); a flag wins over its variable.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import trio
 
-from .config import Config, parse_setting, setting_types
+from .config import ENV_PREFIX, Config, parse_setting, setting_types, settings
 from .errors import ConfigError, EngineFailed, GraphLoadError, StoreError
 from .http.app import ENGINE_FAILED_EXIT
 from .server import configure_logging, serve
@@ -24,13 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="serve a graph")
     serve_cmd.add_argument("graph", help=Config.__dataclass_fields__["graph"].metadata["help"])
     types = setting_types()
-    for f in dataclasses.fields(Config):
+    for f in settings():
         if f.name == "graph":
             continue
-        default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f.metadata.get("help", "")
-        if default is not None:
-            help_text += f" (default: {default})"
+        default = "" if f.default in (dataclasses.MISSING, "") else f"default: {f.default}; "
+        help_text = f"{f.metadata.get('help', '')} ({default}env {ENV_PREFIX}{f.name.upper()})"
         serve_cmd.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
@@ -40,15 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def config_from(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Config:
+    """The config ``graphnursery serve`` runs with: flags, else ``GRAPHNURSERY_*``
+    variables, else defaults. Raises ConfigError naming the setting (and the variable)."""
     args = build_parser().parse_args(argv)
+    flags = {
+        name: parse_setting(name, value)
+        for name, value in vars(args).items()
+        if name not in {"command", "graph"} and value is not None
+    }
+    return Config.from_env(environ, graph=args.graph, **flags)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        settings = {
-            name: parse_setting(name, value)
-            for name, value in vars(args).items()
-            if name not in {"command", "graph"} and value is not None
-        }
-        config = Config(graph=args.graph, **settings)
+        config = config_from(argv, os.environ)
     except ConfigError as exc:
         print(f"graphnursery: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-from .store.url import parse_store_url
+from .store.url import StoreURL, parse_store_url
 
 ENV_PREFIX = "GRAPHNURSERY_"
 MAX_ATTEMPTS = 100
@@ -86,6 +86,8 @@ class Config:
         "postgresql store: seconds a replica's claim on a running job lasts without a "
         "heartbeat; after that another replica re-runs the job",
     )
+    #: ``store``, parsed once (by validation); not a setting of its own.
+    store_url: StoreURL = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.graph, str) or not self.graph.strip():
@@ -99,7 +101,7 @@ class Config:
             raise ConfigError("host", "must be a non-empty address")
         if not isinstance(self.store, str):
             raise ConfigError("store", f"must be a URL string, got {self.store!r}")
-        parse_store_url(self.store)
+        object.__setattr__(self, "store_url", parse_store_url(self.store))
         for name in (
             "job_timeout",
             "max_job_timeout",
@@ -157,20 +159,31 @@ class Config:
         """Build a config from ``GRAPHNURSERY_*`` variables; ``overrides`` win over them."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(ENV_PREFIX + f.name.upper())
+        for f in settings():
+            if overrides.get(f.name) is not None:
+                continue  # overridden: its variable is not read at all
+            variable = ENV_PREFIX + f.name.upper()
+            raw = environ.get(variable)
             if raw is not None and raw != "":
-                values[f.name] = parse_setting(f.name, raw)
+                try:
+                    values[f.name] = parse_setting(f.name, raw)
+                except ConfigError as exc:
+                    raise ConfigError(f.name, f"{exc.reason} (from {variable})") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "graph" not in values:
             raise ConfigError("graph", f"set {ENV_PREFIX}GRAPH to 'module:attr' or 'file.py:attr'")
         return cls(**values)
 
 
+def settings() -> tuple[dataclasses.Field[Any], ...]:
+    """Every setting of :class:`Config` (its fields but the derived ones), in order."""
+    return tuple(f for f in dataclasses.fields(Config) if f.init)
+
+
 def setting_types() -> dict[str, type]:
     """Each setting's value type, for parsing text (CLI flags, environment variables)."""
     types = {"int": int, "float": float, "str": str, "bool": bool}
-    return {f.name: types[str(f.type)] for f in dataclasses.fields(Config)}
+    return {f.name: types[str(f.type)] for f in settings()}
 
 
 def parse_setting(name: str, raw: str) -> Any:

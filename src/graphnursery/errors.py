@@ -51,6 +51,7 @@ class ConfigError(GraphNurseryError, ValueError):
 
     def __init__(self, setting: str, message: str) -> None:
         self.setting = setting
+        self.reason = message
         super().__init__(f"invalid setting {setting!r}: {message}")
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -162,7 +164,9 @@ async def open_executor(
         log_level=logging.getLevelName(log_level.upper()),
         max_jobs=max_jobs_per_worker,
         max_rss_mb=max_worker_memory_mb,
+        parent_pid=os.getpid(),
     )
+    _allow_worker_processes()
     body_error: BaseException | None = None
     try:
         async with trio_parallel.open_worker_context(
@@ -184,6 +188,22 @@ async def open_executor(
         # Raised on exit when an idle worker had died meanwhile (killed from outside):
         # nothing is lost, the engine is stopping anyway.
         log.warning("worker processes did not stop cleanly", detail=str(exc.args[0]))
+
+
+def _allow_worker_processes() -> None:
+    """Let this process start worker processes even if it is daemonic.
+
+    hypercorn runs its worker as a daemonic ``multiprocessing`` process (unless its config
+    says ``daemon = false``), and multiprocessing refuses children to a daemonic process,
+    which its parent may terminate without a word, leaving them orphaned. Ours cannot be
+    orphaned: each one exits the moment this process is gone (``_worker._die_with``), the
+    worker context kills them when the engine stops, and multiprocessing's exit handler
+    terminates them (they are daemonic) when this process exits. So the flag is lifted.
+    """
+    process = multiprocessing.current_process()
+    if process.daemon:
+        log.info("running in a daemonic process (hypercorn's worker): starting workers anyway")
+        process.daemon = False
 
 
 class InlineExecutor:

@@ -1,26 +1,192 @@
-"""Where a durable or shared store's jobs come onto the queue, besides ``submit``.
+"""How jobs reach the queue, and what becomes of unfinished ones, for each kind of store.
 
-- Durable store (SQLite), on start: :func:`feed_backlog` queues the jobs a previous run left.
-- Shared store (PostgreSQL, several replicas): ``submit`` only records a job; a
+The engine holds one :class:`Intake`, picked by :func:`intake_for` from the store's kind, and
+asks it instead of branching on the store:
+
+- :class:`Intake` (memory store): ``submit`` records a job and puts it on the queue;
+  a job the engine stops before it ends is ended ``cancelled``.
+- :class:`DurableIntake` (SQLite): the same, and on start :func:`feed_backlog` queues the
+  jobs a previous run left; a job the engine stops stays queued in the store (a running one
+  goes back to the queue), for the next start.
+- :class:`SharedIntake` (PostgreSQL, several replicas): ``submit`` only records a job; a
   :class:`Claimer` claims jobs from the store as this replica's workers free up and queues
-  those, so each job runs once. :class:`SharedQueueLength` bounds submits by the queue length
-  across replicas.
+  those, so each job runs once. :class:`SharedQueueLength` bounds submits by the queue
+  length across replicas; a job this replica stops goes back to the store for any replica.
+
+Each intake owns a nursery (:meth:`Intake.run`) for the work that brings jobs in and for the
+retries waiting out their backoff.
 """
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
 
 from .jobqueue import JobQueue
-from .jobs import Job
+from .jobs import Job, JobStatus
 from .logs import get_logger
 from .store import Store
 
 log = get_logger("graphnursery.engine")
+
+#: A shared store's per-status counts are re-read at most this often (seconds): counting
+#: scans the table, and every replica's probes and scrapes would each run the query.
+SHARED_COUNTS_MAX_AGE = 1.0
+
+
+class Unfinished(enum.Enum):
+    """Where a job was when the engine stopped without finishing it."""
+
+    QUEUED = "queued"  # on the queue
+    BACKING_OFF = "backing off"  # a retry waiting out its backoff
+    RUNNING = "running"  # its worker process was killed
+
+
+class Intake:
+    """The memory store's intake, and the base of the others."""
+
+    def __init__(self, store: Store, queue: JobQueue) -> None:
+        self.store = store
+        self.queue = queue
+        self._nursery: trio.Nursery | None = None
+        self._bringing_in = trio.CancelScope()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bring jobs in from the store (if it has any to give) until cancelled; own the
+        retries waiting out their backoff."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            with self._bringing_in:
+                await self._bring_in()
+            await trio.sleep_forever()  # retries may still wait out their backoff
+
+    async def _bring_in(self) -> None:
+        await trio.sleep_forever()
+
+    def stop_bringing_in(self) -> None:
+        """No more jobs come in from the store (drain); ``submit`` is refused elsewhere."""
+        self._bringing_in.cancel()
+
+    async def admit(self, new: Job, idempotency_key: str | None) -> Job | None:
+        """Record a new job and queue it. None if there is no room (the caller answers
+        QueueFull); a job already submitted with the key, if there is one."""
+        if len(self.queue) >= self.queue.capacity:
+            return None
+        job = await self.store.add(new, idempotency_key)
+        if job is not new:  # the same key, submitted meanwhile
+            return job
+        try:
+            self.queue.put_nowait(job.id)
+        except trio.WouldBlock:
+            await self.store.remove(job.id)
+            return None
+        return job
+
+    async def counts(self) -> Mapping[JobStatus, int]:
+        return await self.store.counts()
+
+    def retry_later(self, job_id: str, delay: float) -> None:
+        """A retry waiting out its backoff: counted as queued, queued when it is over."""
+        assert self._nursery is not None, "the intake is not running"
+        self.queue.hold(job_id)
+        self._nursery.start_soon(self._requeue_after, job_id, delay)
+
+    async def _requeue_after(self, job_id: str, delay: float) -> None:
+        await trio.sleep(delay)
+        await self.queue.put_held(job_id)
+
+    def run_ended(self) -> None:
+        """A runner finished with a job (a worker is free)."""
+
+    def work_available(self) -> None:
+        """The store says jobs may be waiting to be claimed."""
+
+    async def unfinished(self, job_id: str, where: Unfinished) -> bool:
+        """The engine stops and will not finish this job. True: end it ``cancelled``;
+        False: the store keeps it for later (handed back here if need be)."""
+        return True
+
+
+class DurableIntake(Intake):
+    """SQLite: jobs outlive the process; the last run's backlog is queued on start."""
+
+    async def _bring_in(self) -> None:
+        await feed_backlog(self.store, self.queue, self.retry_later)
+
+    async def unfinished(self, job_id: str, where: Unfinished) -> bool:
+        if where is Unfinished.RUNNING:
+            await self.store.release(job_id)  # queued again, for the next start
+        return False
+
+
+class SharedIntake(Intake):
+    """PostgreSQL: jobs reach this replica's queue only by being claimed."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: JobQueue,
+        workers: int,
+        lease_seconds: float,
+        now: Callable[[], float],
+    ) -> None:
+        super().__init__(store, queue)
+        self._claimer = Claimer(store, queue, workers, lease_seconds, now)
+        self._length = SharedQueueLength(store)
+        self._counts_lock = trio.Lock()
+        self._counts: Mapping[JobStatus, int] = {}
+        self._counts_until = -math.inf
+
+    async def _bring_in(self) -> None:
+        await self._claimer.run()
+
+    async def admit(self, new: Job, idempotency_key: str | None) -> Job | None:
+        """Record the job; the store tells every replica, and one of them claims it."""
+        if await self._length.get() >= self.queue.capacity:
+            return None
+        job = await self.store.add(new, idempotency_key)
+        if job is new:
+            self._length.added()
+        return job
+
+    async def counts(self) -> Mapping[JobStatus, int]:
+        """At most SHARED_COUNTS_MAX_AGE seconds old; callers arriving together share one
+        query."""
+        async with self._counts_lock:
+            if trio.current_time() >= self._counts_until:
+                self._counts = await self.store.counts()
+                self._counts_until = trio.current_time() + SHARED_COUNTS_MAX_AGE
+            return self._counts
+
+    def retry_later(self, job_id: str, delay: float) -> None:
+        """Nothing to hold here: the database keeps the job back until its backoff is over,
+        then any replica may claim it."""
+
+    def run_ended(self) -> None:
+        self._claimer.job_ended()
+
+    def work_available(self) -> None:
+        self._claimer.wanted()
+
+    async def unfinished(self, job_id: str, where: Unfinished) -> bool:
+        await self.store.release(job_id)  # claimed here: let another replica run it
+        return False
+
+
+def intake_for(
+    store: Store, queue: JobQueue, workers: int, lease_seconds: float, now: Callable[[], float]
+) -> Intake:
+    """The intake for the store's kind (its ``shared`` and ``durable`` attributes)."""
+    if store.shared:
+        return SharedIntake(store, queue, workers, lease_seconds, now)
+    if store.durable:
+        return DurableIntake(store, queue)
+    return Intake(store, queue)
 
 
 async def feed_backlog(

@@ -7,7 +7,7 @@ are read from the engine when scraped, so they cost nothing on a job's path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -15,12 +15,19 @@ from prometheus_client.registry import Collector
 
 from .jobs import Job, JobStatus
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    """The gauges a scrape reads: the queue and the worker processes, as they stand."""
+
+    queue_depth: int
+    workers_busy: int
+    workers_idle: int
+    worker_restarts: int
 
 
 class Metrics:
@@ -76,9 +83,10 @@ class Metrics:
         if duration is not None:
             self.job_duration.observe(max(duration, 0.0))
 
-    def watch(self, engine: Engine) -> Callable[[], None]:
-        """Report the engine's gauges while it runs; call the result to stop."""
-        collector = _EngineCollector(engine)
+    def watch(self, statistics: Callable[[], PoolStatistics]) -> Callable[[], None]:
+        """Report ``statistics()``'s gauges at each scrape while the engine runs; call the
+        result to stop."""
+        collector = _PoolCollector(statistics)
         self.registry.register(collector)
         return lambda: self.registry.unregister(collector)
 
@@ -86,24 +94,23 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class _EngineCollector(Collector):
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+class _PoolCollector(Collector):
+    def __init__(self, statistics: Callable[[], PoolStatistics]) -> None:
+        self._statistics = statistics
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        engine = self._engine
-        stats = engine.executor.statistics()
+        stats = self._statistics()
         yield GaugeMetricFamily(
-            "graphnursery_queue_depth", "Jobs waiting for a worker", value=engine.queue_length()
+            "graphnursery_queue_depth", "Jobs waiting for a worker", value=stats.queue_depth
         )
         yield GaugeMetricFamily(
-            "graphnursery_workers_busy", "Worker processes running a job", value=stats.running
+            "graphnursery_workers_busy", "Worker processes running a job", value=stats.workers_busy
         )
         yield GaugeMetricFamily(
-            "graphnursery_workers_idle", "Worker processes free for a job", value=stats.idle_workers
+            "graphnursery_workers_idle", "Worker processes free for a job", value=stats.workers_idle
         )
         yield CounterMetricFamily(
             "graphnursery_worker_restarts",
             "Worker processes replaced after a crash or a kill",
-            value=engine.executor.worker_restarts,
+            value=stats.worker_restarts,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import re
 import signal
@@ -86,3 +88,224 @@ async def test_hypercorn_launch_with_the_shipped_config_serves_a_job(workdir: Pa
         finally:
             proc.send_signal(signal.SIGTERM)
         await proc.wait()
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "graphnursery", "serve", *args, "--port", "0"]
+
+
+async def wait_until_running(client: httpx.AsyncClient, job_id: str) -> None:
+    """Read the job until it is running (a condition the server reports, with a deadline)."""
+    with trio.fail_after(30):
+        for _ in itertools.count():
+            if (await client.get(f"/jobs/{job_id}")).json()["status"] == "running":
+                return
+            await trio.sleep(0.02)
+
+
+async def test_cli_takes_the_api_key_from_the_environment_alone(workdir: Path) -> None:
+    env = {**os.environ, "GRAPHNURSERY_API_KEY": "k1", "GRAPHNURSERY_STORE": "memory://"}
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(
+            partial(
+                trio.run_process, cli_command("examples/echo.py"), stdout=PIPE, env=env, cwd=workdir
+            )
+        )
+        try:
+            url = await read_serving_url(proc, proc.stdout)
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                refused = await client.post("/jobs", json={"input": 1})
+                assert refused.status_code == 401, refused.text
+                assert refused.json()["code"] == "unauthorized"
+                headers = {"Authorization": "Bearer k1"}
+                accepted = await client.post("/jobs", json={"input": 1}, headers=headers)
+                assert accepted.status_code == 202, accepted.text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        assert await proc.wait() == 0
+
+
+async def test_cli_takes_the_queue_size_from_the_environment_alone(workdir: Path) -> None:
+    env = {**os.environ, "GRAPHNURSERY_QUEUE_SIZE": "2", "GRAPHNURSERY_STORE": "memory://"}
+    command = cli_command("tests/graphs/toolbox.py", "--workers", "1", "--shutdown-grace", "0.5")
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(
+            partial(trio.run_process, command, stdout=PIPE, env=env, cwd=workdir)
+        )
+        try:
+            url = await read_serving_url(proc, proc.stdout)
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                running = (await client.post("/jobs", json={"input": {"sleep": 60}})).json()
+                await wait_until_running(client, running["jobId"])
+                for _ in range(2):  # the queue's two places
+                    queued = await client.post("/jobs", json={"input": {}})
+                    assert queued.status_code == 202, queued.text
+                third = await client.post("/jobs", json={"input": {}})
+                assert third.status_code == 429, third.text
+                assert third.json()["code"] == "queue_full"
+                assert "Retry-After" in third.headers
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        assert await proc.wait() == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in {"Z", "X"}
+
+
+def descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rpartition(")")[2].split()[1]
+                )
+            except (OSError, IndexError, ValueError):
+                continue
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def graph_workers(pid: int) -> set[int]:
+    """The trio-parallel worker processes below ``pid`` (they hold the graph)."""
+    workers = set()
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and len(descendants(child)) == 0:
+            workers.add(child)
+    return workers
+
+
+PLAIN_HYPERCORN = [sys.executable, "-m", "hypercorn", "-k", "trio", "--bind", "127.0.0.1:0"]
+HYPERCORN_ENV = {
+    "GRAPHNURSERY_GRAPH": "tests/graphs/toolbox.py",
+    "GRAPHNURSERY_WORKERS": "2",
+    "GRAPHNURSERY_STORE": "memory://",
+    "GRAPHNURSERY_SHUTDOWN_GRACE": "0.5",
+}
+
+
+async def test_plain_hypercorn_launch_serves_jobs_and_leaves_no_worker_behind(
+    workdir: Path,
+) -> None:
+    """``hypercorn -k trio graphnursery.asgi:app``, with no config file: hypercorn's worker
+    process is daemonic, and the graph's worker processes start anyway; stopping hypercorn
+    stops them all, a busy one included."""
+    env = {**os.environ, **HYPERCORN_ENV}
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(
+            partial(
+                trio.run_process,
+                [*PLAIN_HYPERCORN, "graphnursery.asgi:app"],
+                stderr=PIPE,
+                env=env,
+                cwd=workdir,
+            )
+        )
+        try:
+            url = await read_until(proc.stderr, HYPERCORN_LINE)
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                done = await client.post("/jobs", params={"wait": 30}, json={"input": {"n": 1}})
+                assert done.json()["status"] == "completed", done.text
+                busy = (await client.post("/jobs", json={"input": {"sleep": 60}})).json()
+                await wait_until_running(client, busy["jobId"])
+            workers = graph_workers(proc.pid)
+            assert len(workers) == 2, workers
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            assert await proc.wait() == 0
+    assert not {pid for pid in workers if alive(pid)}
+
+
+async def test_graph_workers_die_with_a_killed_server_process_even_mid_job(
+    workdir: Path,
+) -> None:
+    env = {**os.environ, **HYPERCORN_ENV}
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(
+            partial(
+                trio.run_process,
+                [*PLAIN_HYPERCORN, "graphnursery.asgi:app"],
+                stderr=PIPE,
+                env=env,
+                cwd=workdir,
+                check=False,
+            )
+        )
+        url = await read_until(proc.stderr, HYPERCORN_LINE)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            busy = (await client.post("/jobs", json={"input": {"sleep": 60}})).json()
+            await wait_until_running(client, busy["jobId"])
+        workers = graph_workers(proc.pid)
+        (server,) = {pid for pid in descendants(proc.pid) if descendants(pid) & workers}
+        os.kill(server, signal.SIGKILL)  # no drain, no clean-up: the process is just gone
+        with trio.fail_after(10):  # a process's end is seen in /proc, not as an event
+            for _ in itertools.count():
+                if not {pid for pid in workers if alive(pid)}:
+                    break
+                await trio.sleep(0.05)
+        with trio.fail_after(30):
+            await proc.wait()  # hypercorn stops once its worker is gone
+
+
+async def job_end_lines(
+    workdir: Path, *flags: str
+) -> tuple[dict[str, str], list[dict[str, object]]]:
+    """Serve toolbox.py with ``flags``, run one job that completes and one that fails; the
+    job ids by outcome and the server's ``job ended`` log lines."""
+    command = cli_command("tests/graphs/toolbox.py", "--workers", "1", "--store", "memory://")
+    command += ["--log-format", "json", *flags]
+    ids: dict[str, str] = {}
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(
+            partial(trio.run_process, command, stdout=PIPE, stderr=PIPE, cwd=workdir)
+        )
+        try:
+            url = await read_serving_url(proc, proc.stdout)
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                for outcome, job_input in (("completed", {}), ("failed", {"raise": "no"})):
+                    answer = await client.post(
+                        "/jobs", params={"wait": 30}, json={"input": job_input}
+                    )
+                    assert answer.json()["status"] == outcome, answer.text
+                    ids[outcome] = answer.json()["jobId"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        stderr = b""
+        while chunk := await proc.stderr.receive_some():
+            stderr += chunk
+        assert await proc.wait() == 0
+    lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    return ids, [line for line in lines if line.get("event") == "job ended"]
+
+
+async def test_each_job_leaves_one_line_in_the_server_log(workdir: Path) -> None:
+    ids, ended = await job_end_lines(workdir)
+    assert [(line["job_id"], line["status"], line["level"]) for line in ended] == [
+        (ids["completed"], "completed", "info"),
+        (ids["failed"], "failed", "warning"),
+    ]
+    for line in ended:
+        assert line["graph"] == "tests/graphs/toolbox.py"
+        assert line["attempt"] == 1
+        assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+        assert isinstance(line["queue_ms"], float) and line["queue_ms"] >= 0
+    assert (ended[1]["error_type"], ended[1]["error"]) == ("ValueError", "no")
+
+
+async def test_log_level_warning_silences_the_lines_of_jobs_that_went_well(workdir: Path) -> None:
+    ids, ended = await job_end_lines(workdir, "--log-level", "warning")
+    assert [(line["job_id"], line["status"]) for line in ended] == [(ids["failed"], "failed")]

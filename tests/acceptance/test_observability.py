@@ -29,9 +29,13 @@ async def test_job_log_lines_carry_the_job_id_including_lines_logged_by_the_grap
         ("thinking about 7", ok["jobId"]),
         ("almost done", ok["jobId"]),
     ]
-    failure = [e for e in events(caplog) if e.get("event") == "job ended"]
-    assert [(e["job_id"], e["error_type"]) for e in failure] == [(bad["jobId"], "KeyError")]
-    assert "Traceback" in str(failure[0]["graph_traceback"])
+    ended = [e for e in events(caplog) if e.get("event") == "job ended"]
+    # One line per job: the completed one's without an error, the failed one's with it.
+    assert [(e["job_id"], e["status"], e.get("error_type")) for e in ended] == [
+        (ok["jobId"], "completed", None),
+        (bad["jobId"], "failed", "KeyError"),
+    ]
+    assert "Traceback" in str(ended[1]["graph_traceback"])
 
 
 async def test_request_id_is_echoed_and_carried_by_request_log_lines(

@@ -81,3 +81,32 @@ def test_from_env_names_a_malformed_variable() -> None:
 def test_from_env_requires_the_graph() -> None:
     with pytest.raises(ConfigError, match="GRAPHNURSERY_GRAPH"):
         Config.from_env({})
+
+
+def test_the_cli_reads_every_setting_from_the_environment_and_flags_win() -> None:
+    from graphnursery.cli import config_from
+
+    env = {
+        "GRAPHNURSERY_API_KEY": "k1",
+        "GRAPHNURSERY_QUEUE_SIZE": "2",
+        "GRAPHNURSERY_METRICS_PUBLIC": "true",
+        "GRAPHNURSERY_STORE": "memory://",
+    }
+    config = config_from(["serve", "examples/echo.py"], env)
+    assert (config.api_keys, config.queue_size, config.metrics_public) == (("k1",), 2, True)
+    assert config.store_url.kind == "memory"
+    flagged = config_from(["serve", "examples/echo.py", "--queue-size", "7"], env)
+    assert (flagged.queue_size, flagged.api_keys) == (7, ("k1",))
+
+
+def test_the_cli_names_a_malformed_variable_and_where_it_came_from() -> None:
+    from graphnursery.cli import config_from
+
+    with pytest.raises(ConfigError, match="GRAPHNURSERY_QUEUE_SIZE") as info:
+        config_from(["serve", "examples/echo.py"], {"GRAPHNURSERY_QUEUE_SIZE": "lots"})
+    assert info.value.setting == "queue_size"
+    # A flag replaces its variable, so a bad variable behind a good flag does not matter.
+    config = config_from(
+        ["serve", "examples/echo.py", "--queue-size", "3"], {"GRAPHNURSERY_QUEUE_SIZE": "lots"}
+    )
+    assert config.queue_size == 3
