@@ -127,16 +127,9 @@ class DurableIntake(Intake):
 class SharedIntake(Intake):
     """PostgreSQL: jobs reach this replica's queue only by being claimed."""
 
-    def __init__(
-        self,
-        store: Store,
-        queue: JobQueue,
-        workers: int,
-        lease_seconds: float,
-        now: Callable[[], float],
-    ) -> None:
+    def __init__(self, store: Store, queue: JobQueue, claimer: Claimer) -> None:
         super().__init__(store, queue)
-        self._claimer = Claimer(store, queue, workers, lease_seconds, now)
+        self._claimer = claimer
         self._length = SharedQueueLength(store)
         self._counts_lock = trio.Lock()
         self._counts: Mapping[JobStatus, int] = {}
@@ -183,7 +176,7 @@ def intake_for(
 ) -> Intake:
     """The intake for the store's kind (its ``shared`` and ``durable`` attributes)."""
     if store.shared:
-        return SharedIntake(store, queue, workers, lease_seconds, now)
+        return SharedIntake(store, queue, Claimer(store, queue, workers, lease_seconds, now))
     if store.durable:
         return DurableIntake(store, queue)
     return Intake(store, queue)

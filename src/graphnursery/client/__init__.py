@@ -13,27 +13,11 @@
 
 Answers 429 (queue full) and 503 (draining) are retried after the server's ``Retry-After``,
 up to :class:`Retries` ``max_attempts``; nothing else is retried. Every error either client
-raises is a :class:`~graphnursery.errors.ClientError`::
-
-    GraphNurseryError
-    └── ClientError
-        ├── TransportError       the server could not be reached or the connection broke
-        ├── UnexpectedResponse   the answer is not graphnursery's JSON
-        ├── WaitTimeout          the job was not terminal when ``timeout`` ran out (``job``)
-        ├── ApiError             the server answered an error (status, code, message, detail)
-        │   ├── InvalidRequest   400, ``detail`` names each bad field
-        │   ├── Unauthorized     401
-        │   ├── NotFound         404
-        │   ├── Conflict         409, e.g. cancelling a job that already ended
-        │   ├── PayloadTooLarge  413
-        │   ├── TooManyRequests  429, the queue is full (``retry_after``)
-        │   ├── Unavailable      503, draining or down (``retry_after``)
-        │   └── ServerError      any other 5xx
-        └── JobUnsuccessful      run(): the job ended but not ``completed`` (``job``)
-            ├── JobFailed        the graph raised (``type``, ``message``)
-            ├── JobTimedOut      it ran past its timeout and was killed
-            ├── JobCrashed       its worker process died
-            └── JobCancelled     it was cancelled
+raises is a :class:`~graphnursery.errors.ClientError`: ``ApiError`` and its branch by
+status (``InvalidRequest`` 400, ``NotFound`` 404, ``TooManyRequests`` 429, ...),
+``TransportError``, ``UnexpectedResponse``, ``WaitTimeout``, and from ``run()`` the
+``JobUnsuccessful`` branch (``JobFailed``, ``JobTimedOut``, ``JobCrashed``,
+``JobCancelled``). The whole tree, with what each one means, is in :mod:`graphnursery.errors`.
 
 The client does not cancel a job when the caller stops waiting for it: call ``cancel()``.
 """

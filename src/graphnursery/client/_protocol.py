@@ -12,25 +12,7 @@ from typing import Any, TypedDict
 
 import httpx
 
-from ..errors import (
-    ApiError,
-    ClientError,
-    ConfigError,
-    Conflict,
-    InvalidRequest,
-    JobCancelled,
-    JobCrashed,
-    JobFailed,
-    JobTimedOut,
-    JobUnsuccessful,
-    NotFound,
-    PayloadTooLarge,
-    ServerError,
-    TooManyRequests,
-    Unauthorized,
-    Unavailable,
-    UnexpectedResponse,
-)
+from .. import errors
 from ..jobs import JobError, JobStatus
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -56,13 +38,17 @@ class Retries:
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise ConfigError("max_attempts", f"must be an integer, got {self.max_attempts!r}")
+            raise errors.ConfigError(
+                "max_attempts", f"must be an integer, got {self.max_attempts!r}"
+            )
         if self.max_attempts < 1:
-            raise ConfigError("max_attempts", f"must be at least 1, got {self.max_attempts}")
+            raise errors.ConfigError("max_attempts", f"must be at least 1, got {self.max_attempts}")
         for name in ("max_delay", "backoff"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ConfigError(name, f"must be a non-negative number of seconds, got {value!r}")
+                raise errors.ConfigError(
+                    name, f"must be a non-negative number of seconds, got {value!r}"
+                )
 
     def delay(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
@@ -100,7 +86,7 @@ class Job:
 
     @classmethod
     def from_json(cls, body: Any) -> Job:
-        """Parse the server's job JSON (camelCase). Raises :class:`UnexpectedResponse`."""
+        """Parse the server's job JSON (camelCase). Raises :class:`errors.UnexpectedResponse`."""
         try:
             error = body.get("error")
             return cls(
@@ -117,23 +103,23 @@ class Job:
                 input=body.get("input"),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise UnexpectedResponse(f"not a job: {body!r:.200} ({exc!r})") from None
+            raise errors.UnexpectedResponse(f"not a job: {body!r:.200} ({exc!r})") from None
 
     def outcome(self) -> Any:
-        """The result of a ``completed`` job; for any other end, its ``JobUnsuccessful``."""
+        """The result of a ``completed`` job; for any other end, its ``errors.JobUnsuccessful``."""
         error_class = _JOB_ERRORS.get(self.status)
         if error_class is not None:
             raise error_class(self)
         if self.status is not JobStatus.COMPLETED:
-            raise ClientError(f"job {self.id} is still {self.status}")
+            raise errors.ClientError(f"job {self.id} is still {self.status}")
         return self.result
 
 
-_JOB_ERRORS: dict[JobStatus, type[JobUnsuccessful]] = {
-    JobStatus.FAILED: JobFailed,
-    JobStatus.TIMED_OUT: JobTimedOut,
-    JobStatus.CRASHED: JobCrashed,
-    JobStatus.CANCELLED: JobCancelled,
+_JOB_ERRORS: dict[JobStatus, type[errors.JobUnsuccessful]] = {
+    JobStatus.FAILED: errors.JobFailed,
+    JobStatus.TIMED_OUT: errors.JobTimedOut,
+    JobStatus.CRASHED: errors.JobCrashed,
+    JobStatus.CANCELLED: errors.JobCancelled,
 }
 
 
@@ -152,14 +138,14 @@ def _datetime(value: Any) -> datetime | None:
 # -- the protocol, shared by both clients (no I/O here) -----------------------------------------
 
 
-_STATUS_ERRORS: dict[int, type[ApiError]] = {
-    400: InvalidRequest,
-    401: Unauthorized,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    429: TooManyRequests,
-    503: Unavailable,
+_STATUS_ERRORS: dict[int, type[errors.ApiError]] = {
+    400: errors.InvalidRequest,
+    401: errors.Unauthorized,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    413: errors.PayloadTooLarge,
+    429: errors.TooManyRequests,
+    503: errors.Unavailable,
 }
 
 
@@ -179,7 +165,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _api_error(response: httpx.Response) -> ApiError:
+def _api_error(response: httpx.Response) -> errors.ApiError:
     status = response.status_code
     try:
         body = response.json()
@@ -191,17 +177,19 @@ def _api_error(response: httpx.Response) -> ApiError:
         detail = body.get("detail")
     else:
         code, message, detail = "http_error", response.text[:200] or response.reason_phrase, None
-    error_class = _STATUS_ERRORS.get(status, ServerError if status >= 500 else ApiError)
+    error_class = _STATUS_ERRORS.get(
+        status, errors.ServerError if status >= 500 else errors.ApiError
+    )
     return error_class(status, code, message, detail, _retry_after(response))
 
 
 def answer_json(response: httpx.Response) -> Any:
-    """The body of a successful answer; an error answer raises its ``ApiError``."""
+    """The body of a successful answer; an error answer raises its ``errors.ApiError``."""
     if response.is_success:
         try:
             return response.json()
         except ValueError:
-            raise UnexpectedResponse(
+            raise errors.UnexpectedResponse(
                 f"expected JSON, got {response.headers.get('content-type')!r}: "
                 f"{response.text[:200]!r}",
                 response.status_code,
@@ -232,7 +220,7 @@ def batch_answer(body: Any) -> tuple[list[Job], int]:
     try:
         return [Job.from_json(job) for job in body["jobs"]], int(body["rejected"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise UnexpectedResponse(f"not a batch answer: {body!r:.200} ({exc!r})") from None
+        raise errors.UnexpectedResponse(f"not a batch answer: {body!r:.200} ({exc!r})") from None
 
 
 def submit_body(
@@ -279,7 +267,7 @@ def list_params(
 
 def job_page(body: Any) -> JobPage:
     if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
-        raise UnexpectedResponse(f"not a job list: {body!r:.200}")
+        raise errors.UnexpectedResponse(f"not a job list: {body!r:.200}")
     return JobPage(tuple(Job.from_json(j) for j in body["jobs"]), body.get("nextCursor"))
 
 
@@ -304,7 +292,9 @@ class Settings:
         poll_wait: float,
     ) -> None:
         if not 0 < poll_wait <= 300:
-            raise ConfigError("poll_wait", f"must be from 0 to 300 seconds, got {poll_wait!r}")
+            raise errors.ConfigError(
+                "poll_wait", f"must be from 0 to 300 seconds, got {poll_wait!r}"
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retries = retries
