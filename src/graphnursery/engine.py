@@ -27,7 +27,7 @@ from . import tracing
 from .clock import Clock
 from .config import Config
 from .errors import EngineClosed, InvalidTimeout, JobConflict, JobNotFound, QueueFull
-from .executor import GraphRunner, open_executor
+from .executor import GraphRunner, executor_for
 from .intake import SHARED_COUNTS_MAX_AGE, Intake, Unfinished, intake_for
 from .jobqueue import JobQueue
 from .jobs import Job, JobError, JobStatus, new_job_id
@@ -319,21 +319,6 @@ class _EngineEvents:
         self._engine._intake.work_available()
 
 
-@asynccontextmanager
-async def _executor_for(config: Config, executor: GraphRunner | None) -> AsyncIterator[GraphRunner]:
-    if executor is not None:
-        yield executor
-        return
-    async with open_executor(
-        config.graph,
-        config.workers,
-        config.log_level,
-        max_jobs_per_worker=config.max_jobs_per_worker,
-        max_worker_memory_mb=config.max_worker_memory_mb,
-    ) as process_executor:
-        yield process_executor
-
-
 @contextmanager
 def _unwrap_single_error() -> Iterator[None]:
     """Let an error raised in the ``async with open_engine()`` body out as itself.
@@ -370,7 +355,7 @@ async def open_engine(
         store = open_store(config.store, lease_seconds=config.lease_seconds)
     await store.open()
     try:
-        async with _executor_for(config, executor) as running_executor:
+        async with executor_for(config, executor) as running_executor:
             engine = Engine(config, store, running_executor, metrics or Metrics())
             stop_watching = engine.metrics.watch(engine.pool_statistics)
             try:

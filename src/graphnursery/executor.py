@@ -24,6 +24,7 @@ import trio
 import trio_parallel
 
 from . import _worker
+from .config import Config
 from .errors import GraphLoadError
 from .jobs import JobError, JobStatus, Outcome
 from .logs import get_logger
@@ -188,6 +189,23 @@ async def open_executor(
         # Raised on exit when an idle worker had died meanwhile (killed from outside):
         # nothing is lost, the engine is stopping anyway.
         log.warning("worker processes did not stop cleanly", detail=str(exc.args[0]))
+
+
+@asynccontextmanager
+async def executor_for(config: Config, executor: GraphRunner | None) -> AsyncIterator[GraphRunner]:
+    """``executor`` if given (an ``InlineExecutor``, say), else worker processes as
+    ``config`` says."""
+    if executor is not None:
+        yield executor
+        return
+    async with open_executor(
+        config.graph,
+        config.workers,
+        config.log_level,
+        max_jobs_per_worker=config.max_jobs_per_worker,
+        max_worker_memory_mb=config.max_worker_memory_mb,
+    ) as process_executor:
+        yield process_executor
 
 
 def _allow_worker_processes() -> None:
