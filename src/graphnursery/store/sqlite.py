@@ -5,10 +5,10 @@
   holds it. The lock goes with the process, so a killed server never leaves it stale.
 - Every statement runs on one dedicated thread that owns the connection; the Trio thread
   only queues work and waits for its commit.
-- Group commit: the thread takes every operation queued while it was busy and runs them
-  in one transaction, so a burst of submits costs one fsync, not one each. An operation
-  returns only after its transaction committed (``synchronous=FULL`` in WAL mode): a
-  submitted job is on disk before the server answers 202.
+- Group commit (see :mod:`._sqlite_writer`): the thread takes every operation queued while
+  it was busy and runs them in one transaction, so a burst of submits costs one fsync, not
+  one each. An operation returns only after its transaction committed (``synchronous=FULL``
+  in WAL mode): a submitted job is on disk before the server answers 202.
 - On open, jobs a crash left ``running`` are queued again (they run again with one more
   attempt: at-least-once), and :meth:`resume` hands the engine every queued job in
   creation order.
@@ -20,13 +20,10 @@ Since only this process writes the file, per-status counts are kept in memory.
 from __future__ import annotations
 
 import collections
-import contextlib
 import fcntl
 import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -46,6 +43,7 @@ from ._rows import (
     row_to_job,
     split_page,
 )
+from ._sqlite_writer import Writer
 from .base import Backlogged, Store
 
 log = logging.getLogger("graphnursery.store.sqlite")
@@ -85,102 +83,6 @@ MIGRATIONS: Sequence[str] = (
     """,
 )
 
-#: Most operations one transaction takes; more wait for the next one.
-MAX_BATCH = 1024
-
-
-class _Operation:
-    __slots__ = ("done", "error", "fn", "value")
-
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
-        self.fn = fn
-        self.done = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-
-def _deliver(batch: list[_Operation]) -> None:
-    for operation in batch:
-        operation.done.set()
-
-
-class _Writer:
-    """The thread that owns the connection and commits operations in batches."""
-
-    def __init__(
-        self,
-        connection: sqlite3.Connection,
-        token: trio.lowlevel.TrioToken,
-        on_rollback: Callable[[sqlite3.Connection], None],
-    ) -> None:
-        self._connection = connection
-        self._token = token
-        self._on_rollback = on_rollback
-        self._queue: queue.SimpleQueue[_Operation | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="graphnursery-sqlite", daemon=True)
-        self.transactions = 0
-        self._thread.start()
-
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` in the next transaction; returns after it committed.
-
-        Not cancellable, like ``trio.to_thread.run_sync``: once queued, it runs.
-        """
-        operation = _Operation(fn)
-        self._queue.put(operation)
-        with trio.CancelScope(shield=True):
-            await operation.done.wait()
-        if operation.error is not None:
-            raise operation.error
-        return operation.value  # type: ignore[no-any-return]
-
-    async def stop(self) -> None:
-        self._queue.put(None)
-        await trio.to_thread.run_sync(self._thread.join)
-
-    def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    operation = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if operation is None:
-                    stopping = True
-                    break
-                batch.append(operation)
-            self._run_batch(batch)
-        self._connection.close()
-
-    def _run_batch(self, batch: list[_Operation]) -> None:
-        connection = self._connection
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            for operation in batch:
-                # A failing statement (say, a duplicate id) rolls back only itself, and each
-                # operation writes with one statement: the others' work stays intact.
-                try:
-                    operation.value = operation.fn(connection)
-                except Exception as exc:
-                    operation.error = exc
-            connection.execute("COMMIT")
-            self.transactions += 1
-        except Exception as exc:  # the commit itself failed (disk full, I/O error)
-            log.exception("SQLite transaction failed")
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-                self._on_rollback(connection)
-            error = StoreError(f"the SQLite transaction failed: {exc}")
-            for operation in batch:
-                operation.error = error
-        with contextlib.suppress(trio.RunFinishedError):  # nobody is waiting any more
-            self._token.run_sync_soon(_deliver, batch)
-
 
 class SQLiteStore(Store):
     """Jobs in one SQLite database file, for one server process at a time."""
@@ -191,7 +93,7 @@ class SQLiteStore(Store):
         self.path = path
         self.lock_path = path + ".lock"
         self._lock_fd: int | None = None
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._counts: collections.Counter[JobStatus] = collections.Counter()
         self._resume_until = 0  # the largest seq of a job queued when the store opened
         self.recovered = 0  # running jobs requeued on open
@@ -200,7 +102,7 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         connection = await trio.to_thread.run_sync(self._open_sync)
-        self._writer = _Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
+        self._writer = Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
 
     def _open_sync(self) -> sqlite3.Connection:
         directory = os.path.dirname(os.path.abspath(self.path))
