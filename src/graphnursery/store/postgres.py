@@ -2,10 +2,12 @@
 
 - psycopg 3's async API is asyncio-only, so every statement runs in the sync driver on a
   thread (``trio.to_thread.run_sync`` with a ``CapacityLimiter`` the size of the
-  ``psycopg_pool.ConnectionPool``), and ``LISTEN`` runs on a dedicated thread.
+  ``psycopg_pool.ConnectionPool``), and ``LISTEN`` runs on a dedicated thread
+  (:mod:`._pg_notices`).
 - Any replica records a submitted job and ``NOTIFY``s; each replica *claims* queued jobs
   (``SELECT ... FOR UPDATE SKIP LOCKED``), only as many as it has free workers. A claim is a
-  lease: owner, a fresh token, an expiry, renewed by a heartbeat while the job runs.
+  lease: owner, a fresh token, an expiry, renewed by a heartbeat while the job runs
+  (:mod:`._pg_leases`).
 - A replica that dies stops renewing: once a lease expires, any replica claims the job again
   (one more attempt). A result is written only under the lease token it was claimed with
   (``UPDATE ... WHERE id = %s AND lease_token = %s``), so a replica that lost its lease
@@ -24,20 +26,19 @@ import hashlib
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
 import trio
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import StoreError
 from ..jobs import Job, JobError, JobStatus
+from ._pg_leases import Leases, heartbeat
+from ._pg_notices import Notice, listening, notify
 from ._rows import (
     INTERRUPTED,
     LEASE_EXPIRED,
@@ -157,11 +158,7 @@ class PostgresStore(Store):
         self._engine_limiter = trio.CapacityLimiter(ENGINE_CONNECTIONS)
         self._pool: ConnectionPool[Connection] | None = None
         self._channel = ""
-        # Leases this replica holds: job id -> lease token. A result is written under it.
-        self._leases: dict[str, str] = {}
-        # Claimed here, not yet handed to a runner by start().
-        self._claimed: dict[str, Job] = {}
-        self._events: StoreEvents | None = None
+        self._leases = Leases()
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -249,9 +246,8 @@ class PostgresStore(Store):
         limiter = self._engine_limiter if engine else self._limiter
         return await trio.to_thread.run_sync(in_transaction, limiter=limiter)
 
-    def _notify(self, connection: Connection, kind: str, job_id: str) -> None:
-        # Sent when the transaction commits.
-        connection.execute("SELECT pg_notify(%s, %s)", (self._channel, f"{kind}:{job_id}"))
+    def _notify(self, connection: Connection, notice: Notice, job_id: str) -> None:
+        notify(connection, self._channel, notice, job_id)  # sent when the transaction commits
 
     # -- the store interface -------------------------------------------------------------------
 
@@ -277,7 +273,7 @@ class PostgresStore(Store):
                 if existing is None:  # evicted in between: a fresh submit
                     raise ValueError(f"idempotency key {idempotency_key!r} raced an eviction")
                 return existing
-            self._notify(connection, "n", job.id)
+            self._notify(connection, Notice.NEW, job.id)
             return job
 
         added: Job = await self._run(add)
@@ -311,7 +307,7 @@ class PostgresStore(Store):
         return await self._run(get)
 
     async def start(self, job_id: str, started_at: float) -> Job | None:
-        claimed = self._claimed.pop(job_id, None)
+        claimed = self._leases.claimed.pop(job_id, None)
         if claimed is not None:
             return claimed
         token = uuid.uuid4().hex
@@ -328,7 +324,7 @@ class PostgresStore(Store):
 
         job = await self._run(start)
         if job is not None:
-            self._leases[job_id] = token
+            self._leases.tokens[job_id] = token
         return job
 
     async def finish(
@@ -344,7 +340,7 @@ class PostgresStore(Store):
         Returns None, writing nothing, if the job is unknown, already terminal, or running
         under a lease this replica does not hold (it expired and another replica claimed it).
         """
-        token = self._leases.pop(job_id, None)
+        token = self._leases.tokens.pop(job_id, None)
         params = {
             "id": job_id,
             "status": status.value,
@@ -369,7 +365,7 @@ class PostgresStore(Store):
             ).fetchone()
             if row is None:
                 return None
-            self._notify(connection, "d", job_id)
+            self._notify(connection, Notice.DONE, job_id)
             return row_to_job(row)
 
         job = await self._run(finish, engine=True)
@@ -417,8 +413,8 @@ class PostgresStore(Store):
     async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
         """Give a job this replica holds back to the queue, for any replica to claim
         (after ``delay`` seconds, by the database's clock)."""
-        token = self._leases.pop(job_id, None)
-        never_started = self._claimed.pop(job_id, None) is not None
+        never_started = job_id in self._leases.claimed
+        token = self._leases.forget(job_id)
         if token is None:
             return
         interrupted = dump_error(error)
@@ -435,7 +431,7 @@ class PostgresStore(Store):
                 {"id": job_id, "token": token, "interrupted": interrupted, "delay": delay},
             )
             if cursor.rowcount:
-                self._notify(connection, "n", job_id)
+                self._notify(connection, Notice.NEW, job_id)
 
         await self._run(release, engine=True)
 
@@ -459,8 +455,8 @@ class PostgresStore(Store):
         jobs = []
         for row in await self._run(claim, engine=True):
             job = row_to_job(row[2:])
-            self._leases[job.id] = row[1]
-            self._claimed[job.id] = job
+            self._leases.tokens[job.id] = row[1]
+            self._leases.claimed[job.id] = job
             jobs.append(job)
         if any(job.attempts > 1 for job in jobs):
             log.warning(
@@ -476,94 +472,22 @@ class PostgresStore(Store):
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen for other replicas' notices and renew this replica's leases."""
-        self._events = events
-        listening = trio.Event()
-        stop = threading.Event()
-        token = trio.lowlevel.current_trio_token()
-        thread = threading.Thread(
-            target=self._listen,
-            args=(token, stop, listening),
-            name="graphnursery-listen",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            await listening.wait()
+        async with listening(self.conninfo, self._channel, self._leases, events):
             task_status.started()
-            await self._heartbeat(events)
-        finally:
-            stop.set()
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(thread.join)
+            await heartbeat(self._leases, events, self.lease_seconds / 3, self._renew)
 
-    async def _heartbeat(self, events: StoreEvents) -> None:
-        interval = self.lease_seconds / 3
-        while True:
-            await trio.sleep(interval)
-            held = dict(self._leases)
-            if not held:
-                continue
+    async def _renew(self, tokens: list[str]) -> set[str]:
+        """Extend the leases with these tokens that are still current; their jobs' ids."""
 
-            try:
-                renewed = await self._run(partial(self._renew, list(held.values())), engine=True)
-            except psycopg.Error as exc:
-                log.warning("could not renew leases: %s", exc)
-                continue
-            for job_id, lease_token in held.items():
-                if job_id not in renewed and self._leases.get(job_id) == lease_token:
-                    # Cancelled elsewhere, or expired and claimed by another replica.
-                    del self._leases[job_id]
-                    self._claimed.pop(job_id, None)
-                    events.lease_lost(job_id)
+        def renew(connection: Connection) -> set[str]:
+            rows = connection.execute(
+                f"UPDATE {TABLE} SET lease_expires_at = {NOW} + %s"
+                f" WHERE status = 'running' AND lease_token = ANY(%s) RETURNING id",
+                (self.lease_seconds, tokens),
+            ).fetchall()
+            return {row[0] for row in rows}
 
-    def _renew(self, tokens: list[str], connection: Connection) -> set[str]:
-        rows = connection.execute(
-            f"UPDATE {TABLE} SET lease_expires_at = {NOW} + %s"
-            f" WHERE status = 'running' AND lease_token = ANY(%s) RETURNING id",
-            (self.lease_seconds, tokens),
-        ).fetchall()
-        return {row[0] for row in rows}
-
-    def _listen(
-        self, token: trio.lowlevel.TrioToken, stop: threading.Event, listening: trio.Event
-    ) -> None:
-        """The LISTEN thread: hands each notice to the Trio thread; reconnects on errors."""
-        first = True
-        while not stop.is_set():
-            try:
-                with psycopg.connect(self.conninfo, autocommit=True) as connection:
-                    connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                    token.run_sync_soon(self._listening, listening, first)
-                    first = False
-                    while not stop.is_set():
-                        for notice in connection.notifies(timeout=0.2):
-                            token.run_sync_soon(self._dispatch, notice.payload)
-            except psycopg.Error as exc:
-                log.warning("lost the PostgreSQL LISTEN connection (%s); reconnecting", exc)
-                stop.wait(1.0)
-            except trio.RunFinishedError:
-                return
-
-    def _listening(self, listening: trio.Event, first: bool) -> None:
-        listening.set()
-        if not first and self._events is not None:
-            self._events.work_available()  # notices may have been missed while reconnecting
-
-    def _dispatch(self, payload: str) -> None:
-        events = self._events
-        if events is None:
-            return
-        kind, _, job_id = payload.partition(":")
-        if kind == "n":
-            events.work_available()
-        elif kind == "d":
-            events.job_done(job_id)
-        elif kind == "c":
-            # Whatever this replica holds of it is void: a claim not yet started is dropped
-            # (start() then finds the job terminal), a running one is stopped by the engine.
-            self._claimed.pop(job_id, None)
-            self._leases.pop(job_id, None)
-            events.job_cancelled(job_id)
+        return await self._run(renew, engine=True)
 
     # -- cancel and list (the engine's cancel and list endpoints build on these) ---------------
 
@@ -585,13 +509,12 @@ class PostgresStore(Store):
             ).fetchone()
             if row is None:
                 return None
-            self._notify(connection, "c", job_id)
+            self._notify(connection, Notice.CANCELLED, job_id)
             return row_to_job(row)
 
         job = await self._run(cancel)
         if job is not None:
-            self._leases.pop(job_id, None)
-            self._claimed.pop(job_id, None)
+            self._leases.forget(job_id)
         return job
 
     async def list_jobs(
