@@ -39,18 +39,9 @@ from ..errors import StoreError
 from ..jobs import Job, JobError, JobStatus
 from ._pg_leases import Leases, heartbeat
 from ._pg_notices import Notice, listening, notify
-from ._rows import (
-    INTERRUPTED,
-    LEASE_EXPIRED,
-    TERMINAL_SQL,
-    dump_error,
-    dump_json,
-    job_params,
-    list_query,
-    row_to_job,
-    split_page,
-)
-from .base import Store, StoreEvents
+from ._rows import INTERRUPTED, LEASE_EXPIRED, dump_error, row_to_job
+from ._sql import Dialect, SQLStore, Statements, one_job
+from .base import StoreEvents
 
 log = logging.getLogger("graphnursery.store.postgres")
 
@@ -66,6 +57,24 @@ J_COLUMNS = (
     "j.id, j.status, j.input::text, j.timeout, j.attempts, j.created_at, j.started_at,"
     " j.completed_at, j.result::text, j.error::text, j.max_attempts, j.errors::text"
 )
+STATEMENTS = Statements(
+    Dialect(
+        table=TABLE,
+        columns=COLUMNS,
+        named="%({})s",
+        mark="%s",
+        json="::json",
+        jsonb="::jsonb",
+        appended="errors || jsonb_build_array({}::jsonb)",
+    )
+)
+#: A result is written only under the lease it was claimed with (fencing); a job never
+#: claimed (still queued) takes one without a lease.
+FINISH = STATEMENTS.finish(
+    "CASE WHEN %(token)s::text IS NULL THEN status = 'queued'"
+    " ELSE status = 'running' AND lease_token = %(token)s::text END"
+)
+CANCEL = STATEMENTS.finish("status IN ('queued', 'running')")
 NOW = "extract(epoch from clock_timestamp())::double precision"
 #: Pool connections kept for the engine's own work (claims, results, lease renewals).
 ENGINE_CONNECTIONS = 2
@@ -134,11 +143,12 @@ def describe(conninfo: str) -> str:
     return f"{parts.get('user', '')}@{host}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-class PostgresStore(Store):
+class PostgresStore(SQLStore[Connection]):
     """Jobs in a PostgreSQL database, shared by every replica pointed at it."""
 
-    durable = True
     shared = True
+    sql = STATEMENTS
+    duplicate_id = psycopg.errors.UniqueViolation
 
     def __init__(
         self,
@@ -249,62 +259,10 @@ class PostgresStore(Store):
     def _notify(self, connection: Connection, notice: Notice, job_id: str) -> None:
         notify(connection, self._channel, notice, job_id)  # sent when the transaction commits
 
-    # -- the store interface -------------------------------------------------------------------
+    # -- the store interface (add, get, list... are SQLStore's) -------------------------------
 
-    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
-        params = {**job_params(job), "key": idempotency_key}
-
-        def add(connection: Connection) -> Job:
-            # ON CONFLICT on the key: of two replicas submitting it at once, one inserts.
-            try:
-                inserted = connection.execute(
-                    f"INSERT INTO {TABLE}"
-                    " (id, status, input, timeout, attempts, created_at, max_attempts,"
-                    " idempotency_key)"
-                    " VALUES (%(id)s, %(status)s, %(input)s::json, %(timeout)s, %(attempts)s,"
-                    " %(created_at)s, %(max_attempts)s, %(key)s)"
-                    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                    params,
-                ).fetchone()
-            except psycopg.errors.UniqueViolation:
-                raise ValueError(f"job {job.id} already exists") from None
-            if inserted is None:
-                existing = self._find_by_key(connection, idempotency_key or "")
-                if existing is None:  # evicted in between: a fresh submit
-                    raise ValueError(f"idempotency key {idempotency_key!r} raced an eviction")
-                return existing
-            self._notify(connection, Notice.NEW, job.id)
-            return job
-
-        added: Job = await self._run(add)
-        return added
-
-    async def find_by_key(self, idempotency_key: str) -> Job | None:
-        found: Job | None = await self._run(
-            lambda connection: self._find_by_key(connection, idempotency_key)
-        )
-        return found
-
-    def _find_by_key(self, connection: Connection, key: str) -> Job | None:
-        row = connection.execute(
-            f"SELECT {COLUMNS} FROM {TABLE} WHERE idempotency_key = %s", (key,)
-        ).fetchone()
-        return None if row is None else row_to_job(row)
-
-    async def remove(self, job_id: str) -> None:
-        await self._run(
-            lambda connection: connection.execute(f"DELETE FROM {TABLE} WHERE id = %s", (job_id,))
-        )
-
-    async def get(self, job_id: str) -> Job | None:
-        def get(connection: Connection) -> Job | None:
-            row = connection.execute(
-                f"SELECT {COLUMNS} FROM {TABLE} WHERE id = %s",
-                (job_id,),
-            ).fetchone()
-            return None if row is None else row_to_job(row)
-
-        return await self._run(get)
+    def _added(self, connection: Connection, job: Job) -> None:
+        self._notify(connection, Notice.NEW, job.id)
 
     async def start(self, job_id: str, started_at: float) -> Job | None:
         claimed = self._leases.claimed.pop(job_id, None)
@@ -313,80 +271,45 @@ class PostgresStore(Store):
         token = uuid.uuid4().hex
 
         def start(connection: Connection) -> Job | None:
-            row = connection.execute(
+            return one_job(
+                connection,
                 f"UPDATE {TABLE} SET status = 'running', started_at = %s,"
                 f" attempts = attempts + 1, lease_owner = %s, lease_token = %s,"
                 f" lease_expires_at = {NOW} + %s"
                 f" WHERE id = %s AND status = 'queued' RETURNING {COLUMNS}",
                 (started_at, self.owner, token, self.lease_seconds, job_id),
-            ).fetchone()
-            return None if row is None else row_to_job(row)
+            )
 
         job = await self._run(start)
         if job is not None:
             self._leases.tokens[job_id] = token
         return job
 
-    async def finish(
-        self,
-        job_id: str,
-        status: JobStatus,
-        completed_at: float,
-        result: Any = None,
-        error: JobError | None = None,
-    ) -> Job | None:
+    def _take_lease(self, job_id: str) -> str | None:
+        return self._leases.tokens.pop(job_id, None)
+
+    async def _finish(self, params: dict[str, Any]) -> Job | None:
         """Terminal status for a job: a running one only under the lease this replica holds.
 
-        Returns None, writing nothing, if the job is unknown, already terminal, or running
-        under a lease this replica does not hold (it expired and another replica claimed it).
+        None, writing nothing, if the job is unknown, already terminal, or running under a
+        lease this replica does not hold (it expired and another replica claimed it).
         """
-        token = self._leases.tokens.pop(job_id, None)
-        params = {
-            "id": job_id,
-            "status": status.value,
-            "completed_at": completed_at,
-            "result": dump_json(result),
-            "error": dump_error(error),
-            "token": token,
-        }
 
         def finish(connection: Connection) -> Job | None:
-            row = connection.execute(
-                f"UPDATE {TABLE} SET status = %(status)s, completed_at = %(completed_at)s,"
-                f" result = %(result)s::json, error = %(error)s::jsonb,"
-                f" errors = CASE WHEN %(error)s::jsonb IS NULL THEN errors"
-                f" ELSE errors || jsonb_build_array(%(error)s::jsonb) END,"
-                f" lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
-                f" WHERE id = %(id)s AND CASE WHEN %(token)s::text IS NULL"
-                f" THEN status = 'queued'"
-                f" ELSE status = 'running' AND lease_token = %(token)s::text END"
-                f" RETURNING {COLUMNS}",
-                params,
-            ).fetchone()
-            if row is None:
-                return None
-            self._notify(connection, Notice.DONE, job_id)
-            return row_to_job(row)
+            job = one_job(connection, FINISH, params)
+            if job is not None:
+                self._notify(connection, Notice.DONE, job.id)
+            return job
 
         job = await self._run(finish, engine=True)
-        if job is None and token is not None:
+        if job is None and params["token"] is not None:
             log.warning(
                 "refused the %s result of job %s: this replica's lease on it has expired "
                 "(another replica may have run it again)",
-                status,
-                job_id,
+                params["status"],
+                params["id"],
             )
         return job
-
-    async def evict(self, finished_before: float) -> int:
-        def evict(connection: Connection) -> int:
-            cursor = connection.execute(
-                f"DELETE FROM {TABLE} WHERE completed_at < %s AND status IN ({TERMINAL_SQL})",
-                (finished_before,),
-            )
-            return int(cursor.rowcount)
-
-        return await self._run(evict)
 
     async def counts(self) -> Mapping[JobStatus, int]:
         def counts(connection: Connection) -> dict[JobStatus, int]:
@@ -496,37 +419,24 @@ class PostgresStore(Store):
 
         None if the job is unknown or already terminal.
         """
-        error_json = dump_error(error)
+        params = {
+            "id": job_id,
+            "status": JobStatus.CANCELLED.value,
+            "completed_at": cancelled_at,
+            "result": None,
+            "error": dump_error(error),
+        }
 
         def cancel(connection: Connection) -> Job | None:
-            row = connection.execute(
-                f"UPDATE {TABLE} SET status = 'cancelled', completed_at = %(at)s,"
-                f" error = %(error)s::jsonb,"
-                f" errors = errors || jsonb_build_array(%(error)s::jsonb),"
-                f" lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
-                f" WHERE id = %(id)s AND status IN ('queued', 'running') RETURNING {COLUMNS}",
-                {"id": job_id, "at": cancelled_at, "error": error_json},
-            ).fetchone()
-            if row is None:
-                return None
-            self._notify(connection, Notice.CANCELLED, job_id)
-            return row_to_job(row)
+            job = one_job(connection, CANCEL, params)
+            if job is not None:
+                self._notify(connection, Notice.CANCELLED, job_id)
+            return job
 
         job = await self._run(cancel)
         if job is not None:
             self._leases.forget(job_id)
         return job
-
-    async def list_jobs(
-        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
-        """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
-        query, params = list_query(TABLE, COLUMNS, status, limit, cursor, "%s")
-
-        def page(connection: Connection) -> list[Job]:
-            return [row_to_job(row) for row in connection.execute(query, params)]
-
-        return split_page(await self._run(page), limit)
 
 
 __all__ = ["PostgresStore"]
