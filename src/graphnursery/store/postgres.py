@@ -14,49 +14,51 @@
   (paused, partitioned) cannot overwrite the new attempt: its write is refused (fencing).
 - Terminal jobs and cancellations are ``NOTIFY``'d too, so a long-poll on any replica
   wakes, and a job cancelled on one replica stops on the one running it.
-- Migrations run on open under an advisory lock; ``graphnursery_schema_version`` records
-  them. Tables live in the connection's current schema (``?options=-csearch_path%3D...``).
+- Migrations run on open under an advisory lock (:mod:`._pg_schema`);
+  ``graphnursery_schema_version`` records them. Tables live in the connection's current
+  schema (``?options=-csearch_path%3D...``).
 
 Lease expiry is measured on the database server's clock, so replicas' clocks need not agree.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import psycopg
 import trio
-from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from ..errors import StoreError
 from ..jobs import Job, JobError, JobStatus
 from ._pg_leases import Leases, heartbeat
 from ._pg_notices import Notice, listening, notify
-from ._rows import INTERRUPTED, LEASE_EXPIRED, dump_error, row_to_job
+from ._pg_schema import TABLE, Connection, open_pool
+from ._rows import INTERRUPTED, JOB_COLUMNS, LEASE_EXPIRED, dump_error, row_to_job
 from ._sql import Dialect, SQLStore, Statements, one_job
 from .base import StoreEvents
 
 log = logging.getLogger("graphnursery.store.postgres")
 
 T = TypeVar("T")
-Connection = psycopg.Connection[Any]
 
-TABLE = "graphnursery_jobs"
-COLUMNS = (
-    "id, status, input::text, timeout, attempts, created_at, started_at, completed_at,"
-    " result::text, error::text, max_attempts, errors::text"
-)
-J_COLUMNS = (
-    "j.id, j.status, j.input::text, j.timeout, j.attempts, j.created_at, j.started_at,"
-    " j.completed_at, j.result::text, j.error::text, j.max_attempts, j.errors::text"
-)
+
+def _select_list(prefix: str = "") -> str:
+    """A job row's columns, JSON ones as text (orjson decodes them, not psycopg)."""
+    json_columns = {"input", "result", "error", "errors"}
+    return ", ".join(
+        f"{prefix}{column}::text" if column in json_columns else f"{prefix}{column}"
+        for column in JOB_COLUMNS
+    )
+
+
+COLUMNS = _select_list()
+J_COLUMNS = _select_list("j.")  # in the claim's UPDATE ... FROM, where "j" is the table
 STATEMENTS = Statements(
     Dialect(
         table=TABLE,
@@ -79,37 +81,6 @@ NOW = "extract(epoch from clock_timestamp())::double precision"
 #: Pool connections kept for the engine's own work (claims, results, lease renewals).
 ENGINE_CONNECTIONS = 2
 
-#: Schema migrations, in order; ``graphnursery_schema_version`` says how many ran.
-MIGRATIONS: Sequence[str] = (
-    f"""
-    CREATE TABLE {TABLE} (
-        seq bigserial PRIMARY KEY,
-        id text NOT NULL UNIQUE,
-        status text NOT NULL,
-        input json NOT NULL,
-        timeout double precision NOT NULL,
-        attempts integer NOT NULL DEFAULT 0,
-        max_attempts integer NOT NULL DEFAULT 1,
-        created_at double precision NOT NULL,
-        started_at double precision,
-        completed_at double precision,
-        run_after double precision,
-        result json,
-        error jsonb,
-        errors jsonb NOT NULL DEFAULT '[]',
-        idempotency_key text UNIQUE,
-        lease_owner text,
-        lease_token text,
-        lease_expires_at double precision
-    );
-    CREATE INDEX {TABLE}_queued ON {TABLE} (seq) WHERE status = 'queued';
-    CREATE INDEX {TABLE}_leases ON {TABLE} (lease_expires_at) WHERE status = 'running';
-    CREATE INDEX {TABLE}_by_status ON {TABLE} (status, created_at, id);
-    CREATE INDEX {TABLE}_by_created ON {TABLE} (created_at, id);
-    CREATE INDEX {TABLE}_finished ON {TABLE} (completed_at) WHERE completed_at IS NOT NULL;
-    """,
-)
-
 _CLAIM = f"""
     WITH picked AS (
         SELECT seq FROM {TABLE} WHERE {{where}} ORDER BY seq LIMIT %(limit)s
@@ -131,16 +102,6 @@ CLAIM_QUEUED = _CLAIM.format(
     where=f"status = 'queued' AND (run_after IS NULL OR run_after <= {NOW})",
     errors="j.errors",
 )
-
-
-def describe(conninfo: str) -> str:
-    """Where a connection string points, without its password."""
-    try:
-        parts = conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return "the configured database"
-    host = parts.get("host", "localhost")
-    return f"{parts.get('user', '')}@{host}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
 class PostgresStore(SQLStore[Connection]):
@@ -173,67 +134,12 @@ class PostgresStore(SQLStore[Connection]):
     # -- opening and closing ------------------------------------------------------------------
 
     async def open(self) -> None:
-        await trio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
-
-    def _open_sync(self) -> None:
-        where = describe(self.conninfo)
-        try:  # one plain connection first, for the server's own words if it fails
-            psycopg.connect(self.conninfo, connect_timeout=10).close()
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from None
-        pool: ConnectionPool[Connection] = ConnectionPool(
+        self._pool, self._channel = await trio.to_thread.run_sync(
+            open_pool,
             self.conninfo,
-            min_size=1,
-            max_size=self._pool_size + ENGINE_CONNECTIONS,
-            open=False,
-            name="graphnursery",
+            self._pool_size + ENGINE_CONNECTIONS,
+            limiter=self._limiter,
         )
-        try:
-            pool.open(wait=True, timeout=10)
-        except PoolTimeout as exc:
-            pool.close()
-            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from None
-        try:
-            with pool.connection() as connection:
-                self._migrate(connection)
-                row = connection.execute("SELECT current_schema()").fetchone()
-        except psycopg.Error as exc:
-            pool.close()
-            raise StoreError(f"cannot prepare the tables in PostgreSQL at {where}: {exc}") from None
-        except BaseException:
-            pool.close()
-            raise
-        schema = "" if row is None else str(row[0])
-        # NOTIFY channels are per database: one per schema keeps deployments (and tests) apart.
-        self._channel = "graphnursery_" + hashlib.sha1(schema.encode()).hexdigest()[:16]
-        self._pool = pool
-
-    def _migrate(self, connection: Connection) -> None:
-        with connection.transaction():
-            connection.execute(
-                "SELECT pg_advisory_xact_lock("
-                "hashtext('graphnursery.migrate.' || current_schema()))"
-            )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS graphnursery_schema_version (version integer NOT NULL)"
-            )
-            row = connection.execute(
-                "SELECT coalesce(max(version), 0) FROM graphnursery_schema_version"
-            ).fetchone()
-            version = 0 if row is None else int(row[0])
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"the database has graphnursery schema version {version}, newer than this "
-                    f"graphnursery knows ({len(MIGRATIONS)}); upgrade graphnursery"
-                )
-            for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute(
-                    "INSERT INTO graphnursery_schema_version (version) VALUES (%s)", (number + 1,)
-                )
-                log.info("migrated the PostgreSQL schema to version %d", number + 1)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
