@@ -211,7 +211,7 @@ class SQLStore(Store, Generic[C]):
         result: Any = None,
         error: JobError | None = None,
     ) -> Job | None:
-        token = self._take_lease(job_id)
+        token = self._take_lease(job_id)  # given up even if the result cannot be encoded
         params = {
             "id": job_id,
             "status": status.value,

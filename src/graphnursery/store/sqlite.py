@@ -193,6 +193,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             os.close(fd)  # closing the descriptor releases the flock
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], *, engine: bool = False) -> T:
+        # ``engine`` makes no difference: every operation goes through the one writer.
         if self._writer is None:
             raise StoreError(f"the SQLite store {self.path!r} is not open")
         return await self._writer.call(fn)
