@@ -7,14 +7,15 @@ from .memory import MemoryStore
 from .url import StoreURL, parse_store_url
 
 
-def open_store(url: str, *, lease_seconds: float = 30.0) -> Store:
+def open_store(url: str | StoreURL, *, lease_seconds: float = 30.0) -> Store:
     """The store a URL names (not yet opened: the engine calls :meth:`Store.open`).
 
     ``memory://``, ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` or
-    ``postgresql://user@host:port/database``. A bad URL raises
-    :class:`~graphnursery.errors.ConfigError` naming the ``store`` setting.
+    ``postgresql://user@host:port/database``, or a URL :func:`parse_store_url` already
+    checked. A bad URL raises :class:`~graphnursery.errors.ConfigError` naming the
+    ``store`` setting.
     """
-    parsed = parse_store_url(url)
+    parsed = url if isinstance(url, StoreURL) else parse_store_url(url)
     if parsed.kind == "memory":
         return MemoryStore()
     if parsed.kind == "sqlite":

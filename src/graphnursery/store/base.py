@@ -100,12 +100,12 @@ class Store(abc.ABC):
     ) -> Job | None:
         """Move a job to a terminal status; None if it is unknown or already terminal."""
 
-    @abc.abstractmethod
     async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
         """queued|running -> cancelled; None if the job is unknown or already terminal.
 
         A shared store also tells the other servers, so the one running it stops it.
         """
+        return await self.finish(job_id, JobStatus.CANCELLED, cancelled_at, None, error)
 
     @abc.abstractmethod
     async def list_jobs(

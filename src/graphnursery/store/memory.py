@@ -97,9 +97,6 @@ class MemoryStore(Store):
             queued = job.replace(status=JobStatus.QUEUED, errors=(*job.errors, error))
             self._put(queued, job)
 
-    async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
-        return await self.finish(job_id, JobStatus.CANCELLED, cancelled_at, None, error)
-
     async def list_jobs(
         self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:

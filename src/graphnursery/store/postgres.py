@@ -2,103 +2,84 @@
 
 - psycopg 3's async API is asyncio-only, so every statement runs in the sync driver on a
   thread (``trio.to_thread.run_sync`` with a ``CapacityLimiter`` the size of the
-  ``psycopg_pool.ConnectionPool``), and ``LISTEN`` runs on a dedicated thread.
+  ``psycopg_pool.ConnectionPool``), and ``LISTEN`` runs on a dedicated thread
+  (:mod:`._pg_notices`).
 - Any replica records a submitted job and ``NOTIFY``s; each replica *claims* queued jobs
   (``SELECT ... FOR UPDATE SKIP LOCKED``), only as many as it has free workers. A claim is a
-  lease: owner, a fresh token, an expiry, renewed by a heartbeat while the job runs.
+  lease: owner, a fresh token, an expiry, renewed by a heartbeat while the job runs
+  (:mod:`._pg_leases`).
 - A replica that dies stops renewing: once a lease expires, any replica claims the job again
   (one more attempt). A result is written only under the lease token it was claimed with
   (``UPDATE ... WHERE id = %s AND lease_token = %s``), so a replica that lost its lease
   (paused, partitioned) cannot overwrite the new attempt: its write is refused (fencing).
 - Terminal jobs and cancellations are ``NOTIFY``'d too, so a long-poll on any replica
   wakes, and a job cancelled on one replica stops on the one running it.
-- Migrations run on open under an advisory lock; ``graphnursery_schema_version`` records
-  them. Tables live in the connection's current schema (``?options=-csearch_path%3D...``).
+- Migrations run on open under an advisory lock (:mod:`._pg_schema`);
+  ``graphnursery_schema_version`` records them. Tables live in the connection's current
+  schema (``?options=-csearch_path%3D...``).
 
 Lease expiry is measured on the database server's clock, so replicas' clocks need not agree.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
-import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import psycopg
 import trio
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from ..errors import StoreError
 from ..jobs import Job, JobError, JobStatus
-from ._rows import (
-    INTERRUPTED,
-    LEASE_EXPIRED,
-    TERMINAL_SQL,
-    dump_error,
-    dump_json,
-    job_params,
-    list_query,
-    row_to_job,
-    split_page,
-)
-from .base import Store, StoreEvents
+from ._pg_leases import Leases, heartbeat
+from ._pg_notices import Notice, listening, notify
+from ._pg_schema import TABLE, Connection, open_pool
+from ._rows import INTERRUPTED, JOB_COLUMNS, LEASE_EXPIRED, dump_error, row_to_job
+from ._sql import Dialect, SQLStore, Statements, one_job
+from .base import StoreEvents
 
 log = logging.getLogger("graphnursery.store.postgres")
 
 T = TypeVar("T")
-Connection = psycopg.Connection[Any]
 
-TABLE = "graphnursery_jobs"
-COLUMNS = (
-    "id, status, input::text, timeout, attempts, created_at, started_at, completed_at,"
-    " result::text, error::text, max_attempts, errors::text"
+
+def _select_list(prefix: str = "") -> str:
+    """A job row's columns, JSON ones as text (orjson decodes them, not psycopg)."""
+    json_columns = {"input", "result", "error", "errors"}
+    return ", ".join(
+        f"{prefix}{column}::text" if column in json_columns else f"{prefix}{column}"
+        for column in JOB_COLUMNS
+    )
+
+
+COLUMNS = _select_list()
+J_COLUMNS = _select_list("j.")  # in the claim's UPDATE ... FROM, where "j" is the table
+STATEMENTS = Statements(
+    Dialect(
+        table=TABLE,
+        columns=COLUMNS,
+        named="%({})s",
+        mark="%s",
+        json="::json",
+        jsonb="::jsonb",
+        appended="errors || jsonb_build_array({}::jsonb)",
+    )
 )
-J_COLUMNS = (
-    "j.id, j.status, j.input::text, j.timeout, j.attempts, j.created_at, j.started_at,"
-    " j.completed_at, j.result::text, j.error::text, j.max_attempts, j.errors::text"
+#: A result is written only under the lease it was claimed with (fencing); a job never
+#: claimed (still queued) takes one without a lease.
+FINISH = STATEMENTS.finish(
+    "CASE WHEN %(token)s::text IS NULL THEN status = 'queued'"
+    " ELSE status = 'running' AND lease_token = %(token)s::text END"
 )
+CANCEL = STATEMENTS.finish("status IN ('queued', 'running')")
 NOW = "extract(epoch from clock_timestamp())::double precision"
 #: Pool connections kept for the engine's own work (claims, results, lease renewals).
 ENGINE_CONNECTIONS = 2
-
-#: Schema migrations, in order; ``graphnursery_schema_version`` says how many ran.
-MIGRATIONS: Sequence[str] = (
-    f"""
-    CREATE TABLE {TABLE} (
-        seq bigserial PRIMARY KEY,
-        id text NOT NULL UNIQUE,
-        status text NOT NULL,
-        input json NOT NULL,
-        timeout double precision NOT NULL,
-        attempts integer NOT NULL DEFAULT 0,
-        max_attempts integer NOT NULL DEFAULT 1,
-        created_at double precision NOT NULL,
-        started_at double precision,
-        completed_at double precision,
-        run_after double precision,
-        result json,
-        error jsonb,
-        errors jsonb NOT NULL DEFAULT '[]',
-        idempotency_key text UNIQUE,
-        lease_owner text,
-        lease_token text,
-        lease_expires_at double precision
-    );
-    CREATE INDEX {TABLE}_queued ON {TABLE} (seq) WHERE status = 'queued';
-    CREATE INDEX {TABLE}_leases ON {TABLE} (lease_expires_at) WHERE status = 'running';
-    CREATE INDEX {TABLE}_by_status ON {TABLE} (status, created_at, id);
-    CREATE INDEX {TABLE}_by_created ON {TABLE} (created_at, id);
-    CREATE INDEX {TABLE}_finished ON {TABLE} (completed_at) WHERE completed_at IS NOT NULL;
-    """,
-)
 
 _CLAIM = f"""
     WITH picked AS (
@@ -123,21 +104,12 @@ CLAIM_QUEUED = _CLAIM.format(
 )
 
 
-def describe(conninfo: str) -> str:
-    """Where a connection string points, without its password."""
-    try:
-        parts = conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return "the configured database"
-    host = parts.get("host", "localhost")
-    return f"{parts.get('user', '')}@{host}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
-
-
-class PostgresStore(Store):
+class PostgresStore(SQLStore[Connection]):
     """Jobs in a PostgreSQL database, shared by every replica pointed at it."""
 
-    durable = True
     shared = True
+    sql = STATEMENTS
+    duplicate_id = psycopg.errors.UniqueViolation
 
     def __init__(
         self,
@@ -157,76 +129,17 @@ class PostgresStore(Store):
         self._engine_limiter = trio.CapacityLimiter(ENGINE_CONNECTIONS)
         self._pool: ConnectionPool[Connection] | None = None
         self._channel = ""
-        # Leases this replica holds: job id -> lease token. A result is written under it.
-        self._leases: dict[str, str] = {}
-        # Claimed here, not yet handed to a runner by start().
-        self._claimed: dict[str, Job] = {}
-        self._events: StoreEvents | None = None
+        self._leases = Leases()
 
     # -- opening and closing ------------------------------------------------------------------
 
     async def open(self) -> None:
-        await trio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
-
-    def _open_sync(self) -> None:
-        where = describe(self.conninfo)
-        try:  # one plain connection first, for the server's own words if it fails
-            psycopg.connect(self.conninfo, connect_timeout=10).close()
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from None
-        pool: ConnectionPool[Connection] = ConnectionPool(
+        self._pool, self._channel = await trio.to_thread.run_sync(
+            open_pool,
             self.conninfo,
-            min_size=1,
-            max_size=self._pool_size + ENGINE_CONNECTIONS,
-            open=False,
-            name="graphnursery",
+            self._pool_size + ENGINE_CONNECTIONS,
+            limiter=self._limiter,
         )
-        try:
-            pool.open(wait=True, timeout=10)
-        except PoolTimeout as exc:
-            pool.close()
-            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from None
-        try:
-            with pool.connection() as connection:
-                self._migrate(connection)
-                row = connection.execute("SELECT current_schema()").fetchone()
-        except psycopg.Error as exc:
-            pool.close()
-            raise StoreError(f"cannot prepare the tables in PostgreSQL at {where}: {exc}") from None
-        except BaseException:
-            pool.close()
-            raise
-        schema = "" if row is None else str(row[0])
-        # NOTIFY channels are per database: one per schema keeps deployments (and tests) apart.
-        self._channel = "graphnursery_" + hashlib.sha1(schema.encode()).hexdigest()[:16]
-        self._pool = pool
-
-    def _migrate(self, connection: Connection) -> None:
-        with connection.transaction():
-            connection.execute(
-                "SELECT pg_advisory_xact_lock("
-                "hashtext('graphnursery.migrate.' || current_schema()))"
-            )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS graphnursery_schema_version (version integer NOT NULL)"
-            )
-            row = connection.execute(
-                "SELECT coalesce(max(version), 0) FROM graphnursery_schema_version"
-            ).fetchone()
-            version = 0 if row is None else int(row[0])
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"the database has graphnursery schema version {version}, newer than this "
-                    f"graphnursery knows ({len(MIGRATIONS)}); upgrade graphnursery"
-                )
-            for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute(
-                    "INSERT INTO graphnursery_schema_version (version) VALUES (%s)", (number + 1,)
-                )
-                log.info("migrated the PostgreSQL schema to version %d", number + 1)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -249,148 +162,60 @@ class PostgresStore(Store):
         limiter = self._engine_limiter if engine else self._limiter
         return await trio.to_thread.run_sync(in_transaction, limiter=limiter)
 
-    def _notify(self, connection: Connection, kind: str, job_id: str) -> None:
-        # Sent when the transaction commits.
-        connection.execute("SELECT pg_notify(%s, %s)", (self._channel, f"{kind}:{job_id}"))
+    def _notify(self, connection: Connection, notice: Notice, job_id: str) -> None:
+        notify(connection, self._channel, notice, job_id)  # sent when the transaction commits
 
-    # -- the store interface -------------------------------------------------------------------
+    # -- the store interface (add, get, list... are SQLStore's) -------------------------------
 
-    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
-        params = {**job_params(job), "key": idempotency_key}
-
-        def add(connection: Connection) -> Job:
-            # ON CONFLICT on the key: of two replicas submitting it at once, one inserts.
-            try:
-                inserted = connection.execute(
-                    f"INSERT INTO {TABLE}"
-                    " (id, status, input, timeout, attempts, created_at, max_attempts,"
-                    " idempotency_key)"
-                    " VALUES (%(id)s, %(status)s, %(input)s::json, %(timeout)s, %(attempts)s,"
-                    " %(created_at)s, %(max_attempts)s, %(key)s)"
-                    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                    params,
-                ).fetchone()
-            except psycopg.errors.UniqueViolation:
-                raise ValueError(f"job {job.id} already exists") from None
-            if inserted is None:
-                existing = self._find_by_key(connection, idempotency_key or "")
-                if existing is None:  # evicted in between: a fresh submit
-                    raise ValueError(f"idempotency key {idempotency_key!r} raced an eviction")
-                return existing
-            self._notify(connection, "n", job.id)
-            return job
-
-        added: Job = await self._run(add)
-        return added
-
-    async def find_by_key(self, idempotency_key: str) -> Job | None:
-        found: Job | None = await self._run(
-            lambda connection: self._find_by_key(connection, idempotency_key)
-        )
-        return found
-
-    def _find_by_key(self, connection: Connection, key: str) -> Job | None:
-        row = connection.execute(
-            f"SELECT {COLUMNS} FROM {TABLE} WHERE idempotency_key = %s", (key,)
-        ).fetchone()
-        return None if row is None else row_to_job(row)
-
-    async def remove(self, job_id: str) -> None:
-        await self._run(
-            lambda connection: connection.execute(f"DELETE FROM {TABLE} WHERE id = %s", (job_id,))
-        )
-
-    async def get(self, job_id: str) -> Job | None:
-        def get(connection: Connection) -> Job | None:
-            row = connection.execute(
-                f"SELECT {COLUMNS} FROM {TABLE} WHERE id = %s",
-                (job_id,),
-            ).fetchone()
-            return None if row is None else row_to_job(row)
-
-        return await self._run(get)
+    def _added(self, connection: Connection, job: Job) -> None:
+        self._notify(connection, Notice.NEW, job.id)
 
     async def start(self, job_id: str, started_at: float) -> Job | None:
-        claimed = self._claimed.pop(job_id, None)
+        claimed = self._leases.claimed.pop(job_id, None)
         if claimed is not None:
             return claimed
         token = uuid.uuid4().hex
 
         def start(connection: Connection) -> Job | None:
-            row = connection.execute(
+            return one_job(
+                connection,
                 f"UPDATE {TABLE} SET status = 'running', started_at = %s,"
                 f" attempts = attempts + 1, lease_owner = %s, lease_token = %s,"
                 f" lease_expires_at = {NOW} + %s"
                 f" WHERE id = %s AND status = 'queued' RETURNING {COLUMNS}",
                 (started_at, self.owner, token, self.lease_seconds, job_id),
-            ).fetchone()
-            return None if row is None else row_to_job(row)
+            )
 
         job = await self._run(start)
         if job is not None:
-            self._leases[job_id] = token
+            self._leases.tokens[job_id] = token
         return job
 
-    async def finish(
-        self,
-        job_id: str,
-        status: JobStatus,
-        completed_at: float,
-        result: Any = None,
-        error: JobError | None = None,
-    ) -> Job | None:
+    def _take_lease(self, job_id: str) -> str | None:
+        return self._leases.tokens.pop(job_id, None)
+
+    async def _finish(self, params: dict[str, Any]) -> Job | None:
         """Terminal status for a job: a running one only under the lease this replica holds.
 
-        Returns None, writing nothing, if the job is unknown, already terminal, or running
-        under a lease this replica does not hold (it expired and another replica claimed it).
+        None, writing nothing, if the job is unknown, already terminal, or running under a
+        lease this replica does not hold (it expired and another replica claimed it).
         """
-        token = self._leases.pop(job_id, None)
-        params = {
-            "id": job_id,
-            "status": status.value,
-            "completed_at": completed_at,
-            "result": dump_json(result),
-            "error": dump_error(error),
-            "token": token,
-        }
 
         def finish(connection: Connection) -> Job | None:
-            row = connection.execute(
-                f"UPDATE {TABLE} SET status = %(status)s, completed_at = %(completed_at)s,"
-                f" result = %(result)s::json, error = %(error)s::jsonb,"
-                f" errors = CASE WHEN %(error)s::jsonb IS NULL THEN errors"
-                f" ELSE errors || jsonb_build_array(%(error)s::jsonb) END,"
-                f" lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
-                f" WHERE id = %(id)s AND CASE WHEN %(token)s::text IS NULL"
-                f" THEN status = 'queued'"
-                f" ELSE status = 'running' AND lease_token = %(token)s::text END"
-                f" RETURNING {COLUMNS}",
-                params,
-            ).fetchone()
-            if row is None:
-                return None
-            self._notify(connection, "d", job_id)
-            return row_to_job(row)
+            job = one_job(connection, FINISH, params)
+            if job is not None:
+                self._notify(connection, Notice.DONE, job.id)
+            return job
 
         job = await self._run(finish, engine=True)
-        if job is None and token is not None:
+        if job is None and params["token"] is not None:
             log.warning(
                 "refused the %s result of job %s: this replica's lease on it has expired "
                 "(another replica may have run it again)",
-                status,
-                job_id,
+                params["status"],
+                params["id"],
             )
         return job
-
-    async def evict(self, finished_before: float) -> int:
-        def evict(connection: Connection) -> int:
-            cursor = connection.execute(
-                f"DELETE FROM {TABLE} WHERE completed_at < %s AND status IN ({TERMINAL_SQL})",
-                (finished_before,),
-            )
-            return int(cursor.rowcount)
-
-        return await self._run(evict)
 
     async def counts(self) -> Mapping[JobStatus, int]:
         def counts(connection: Connection) -> dict[JobStatus, int]:
@@ -417,8 +242,8 @@ class PostgresStore(Store):
     async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
         """Give a job this replica holds back to the queue, for any replica to claim
         (after ``delay`` seconds, by the database's clock)."""
-        token = self._leases.pop(job_id, None)
-        never_started = self._claimed.pop(job_id, None) is not None
+        never_started = job_id in self._leases.claimed
+        token = self._leases.forget(job_id)
         if token is None:
             return
         interrupted = dump_error(error)
@@ -435,7 +260,7 @@ class PostgresStore(Store):
                 {"id": job_id, "token": token, "interrupted": interrupted, "delay": delay},
             )
             if cursor.rowcount:
-                self._notify(connection, "n", job_id)
+                self._notify(connection, Notice.NEW, job_id)
 
         await self._run(release, engine=True)
 
@@ -459,8 +284,8 @@ class PostgresStore(Store):
         jobs = []
         for row in await self._run(claim, engine=True):
             job = row_to_job(row[2:])
-            self._leases[job.id] = row[1]
-            self._claimed[job.id] = job
+            self._leases.tokens[job.id] = row[1]
+            self._leases.claimed[job.id] = job
             jobs.append(job)
         if any(job.attempts > 1 for job in jobs):
             log.warning(
@@ -476,94 +301,22 @@ class PostgresStore(Store):
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen for other replicas' notices and renew this replica's leases."""
-        self._events = events
-        listening = trio.Event()
-        stop = threading.Event()
-        token = trio.lowlevel.current_trio_token()
-        thread = threading.Thread(
-            target=self._listen,
-            args=(token, stop, listening),
-            name="graphnursery-listen",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            await listening.wait()
+        async with listening(self.conninfo, self._channel, self._leases, events):
             task_status.started()
-            await self._heartbeat(events)
-        finally:
-            stop.set()
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(thread.join)
+            await heartbeat(self._leases, events, self.lease_seconds / 3, self._renew)
 
-    async def _heartbeat(self, events: StoreEvents) -> None:
-        interval = self.lease_seconds / 3
-        while True:
-            await trio.sleep(interval)
-            held = dict(self._leases)
-            if not held:
-                continue
+    async def _renew(self, tokens: list[str]) -> set[str]:
+        """Extend the leases with these tokens that are still current; their jobs' ids."""
 
-            try:
-                renewed = await self._run(partial(self._renew, list(held.values())), engine=True)
-            except psycopg.Error as exc:
-                log.warning("could not renew leases: %s", exc)
-                continue
-            for job_id, lease_token in held.items():
-                if job_id not in renewed and self._leases.get(job_id) == lease_token:
-                    # Cancelled elsewhere, or expired and claimed by another replica.
-                    del self._leases[job_id]
-                    self._claimed.pop(job_id, None)
-                    events.lease_lost(job_id)
+        def renew(connection: Connection) -> set[str]:
+            rows = connection.execute(
+                f"UPDATE {TABLE} SET lease_expires_at = {NOW} + %s"
+                f" WHERE status = 'running' AND lease_token = ANY(%s) RETURNING id",
+                (self.lease_seconds, tokens),
+            ).fetchall()
+            return {row[0] for row in rows}
 
-    def _renew(self, tokens: list[str], connection: Connection) -> set[str]:
-        rows = connection.execute(
-            f"UPDATE {TABLE} SET lease_expires_at = {NOW} + %s"
-            f" WHERE status = 'running' AND lease_token = ANY(%s) RETURNING id",
-            (self.lease_seconds, tokens),
-        ).fetchall()
-        return {row[0] for row in rows}
-
-    def _listen(
-        self, token: trio.lowlevel.TrioToken, stop: threading.Event, listening: trio.Event
-    ) -> None:
-        """The LISTEN thread: hands each notice to the Trio thread; reconnects on errors."""
-        first = True
-        while not stop.is_set():
-            try:
-                with psycopg.connect(self.conninfo, autocommit=True) as connection:
-                    connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                    token.run_sync_soon(self._listening, listening, first)
-                    first = False
-                    while not stop.is_set():
-                        for notice in connection.notifies(timeout=0.2):
-                            token.run_sync_soon(self._dispatch, notice.payload)
-            except psycopg.Error as exc:
-                log.warning("lost the PostgreSQL LISTEN connection (%s); reconnecting", exc)
-                stop.wait(1.0)
-            except trio.RunFinishedError:
-                return
-
-    def _listening(self, listening: trio.Event, first: bool) -> None:
-        listening.set()
-        if not first and self._events is not None:
-            self._events.work_available()  # notices may have been missed while reconnecting
-
-    def _dispatch(self, payload: str) -> None:
-        events = self._events
-        if events is None:
-            return
-        kind, _, job_id = payload.partition(":")
-        if kind == "n":
-            events.work_available()
-        elif kind == "d":
-            events.job_done(job_id)
-        elif kind == "c":
-            # Whatever this replica holds of it is void: a claim not yet started is dropped
-            # (start() then finds the job terminal), a running one is stopped by the engine.
-            self._claimed.pop(job_id, None)
-            self._leases.pop(job_id, None)
-            events.job_cancelled(job_id)
+        return await self._run(renew, engine=True)
 
     # -- cancel and list (the engine's cancel and list endpoints build on these) ---------------
 
@@ -572,38 +325,24 @@ class PostgresStore(Store):
 
         None if the job is unknown or already terminal.
         """
-        error_json = dump_error(error)
+        params = {
+            "id": job_id,
+            "status": JobStatus.CANCELLED.value,
+            "completed_at": cancelled_at,
+            "result": None,
+            "error": dump_error(error),
+        }
 
         def cancel(connection: Connection) -> Job | None:
-            row = connection.execute(
-                f"UPDATE {TABLE} SET status = 'cancelled', completed_at = %(at)s,"
-                f" error = %(error)s::jsonb,"
-                f" errors = errors || jsonb_build_array(%(error)s::jsonb),"
-                f" lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
-                f" WHERE id = %(id)s AND status IN ('queued', 'running') RETURNING {COLUMNS}",
-                {"id": job_id, "at": cancelled_at, "error": error_json},
-            ).fetchone()
-            if row is None:
-                return None
-            self._notify(connection, "c", job_id)
-            return row_to_job(row)
+            job = one_job(connection, CANCEL, params)
+            if job is not None:
+                self._notify(connection, Notice.CANCELLED, job_id)
+            return job
 
         job = await self._run(cancel)
         if job is not None:
-            self._leases.pop(job_id, None)
-            self._claimed.pop(job_id, None)
+            self._leases.forget(job_id)
         return job
-
-    async def list_jobs(
-        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
-        """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
-        query, params = list_query(TABLE, COLUMNS, status, limit, cursor, "%s")
-
-        def page(connection: Connection) -> list[Job]:
-            return [row_to_job(row) for row in connection.execute(query, params)]
-
-        return split_page(await self._run(page), limit)
 
 
 __all__ = ["PostgresStore"]

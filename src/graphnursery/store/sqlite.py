@@ -5,10 +5,10 @@
   holds it. The lock goes with the process, so a killed server never leaves it stale.
 - Every statement runs on one dedicated thread that owns the connection; the Trio thread
   only queues work and waits for its commit.
-- Group commit: the thread takes every operation queued while it was busy and runs them
-  in one transaction, so a burst of submits costs one fsync, not one each. An operation
-  returns only after its transaction committed (``synchronous=FULL`` in WAL mode): a
-  submitted job is on disk before the server answers 202.
+- Group commit (see :mod:`._sqlite_writer`): the thread takes every operation queued while
+  it was busy and runs them in one transaction, so a burst of submits costs one fsync, not
+  one each. An operation returns only after its transaction committed (``synchronous=FULL``
+  in WAL mode): a submitted job is on disk before the server answers 202.
 - On open, jobs a crash left ``running`` are queued again (they run again with one more
   attempt: at-least-once), and :meth:`resume` hands the engine every queued job in
   creation order.
@@ -20,13 +20,10 @@ Since only this process writes the file, per-status counts are kept in memory.
 from __future__ import annotations
 
 import collections
-import contextlib
 import fcntl
 import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -35,24 +32,24 @@ import trio
 
 from ..errors import StoreError, StoreLocked
 from ..jobs import Job, JobError, JobStatus
-from ._rows import (
-    INTERRUPTED,
-    JOB_COLUMNS,
-    TERMINAL_SQL,
-    dump_error,
-    dump_json,
-    job_params,
-    list_query,
-    row_to_job,
-    split_page,
-)
-from .base import Backlogged, Store
+from ._rows import INTERRUPTED, JOB_COLUMNS, TERMINAL_SQL, dump_error
+from ._sql import Dialect, SQLStore, Statements, one_job
+from ._sqlite_writer import Writer
+from .base import Backlogged
 
 log = logging.getLogger("graphnursery.store.sqlite")
 
 T = TypeVar("T")
 
 COLUMNS = ", ".join(JOB_COLUMNS)
+STATEMENTS = Statements(Dialect(table="jobs", columns=COLUMNS))
+NOT_TERMINAL = f"status NOT IN ({TERMINAL_SQL})"
+FINISH = STATEMENTS.finish(NOT_TERMINAL)
+#: Back to the queue, the lease cleared and an error (``:error``) appended to ``errors``.
+REQUEUE = (
+    "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
+    f" lease_expires_at = NULL, errors = {STATEMENTS.dialect.append_error('error')}"
+)
 
 #: Schema migrations; ``PRAGMA user_version`` is how many have run. Append, never edit.
 #: Columns for retries, idempotency keys and leases are there for the engine to grow into.
@@ -85,113 +82,18 @@ MIGRATIONS: Sequence[str] = (
     """,
 )
 
-#: Most operations one transaction takes; more wait for the next one.
-MAX_BATCH = 1024
 
-
-class _Operation:
-    __slots__ = ("done", "error", "fn", "value")
-
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
-        self.fn = fn
-        self.done = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-
-def _deliver(batch: list[_Operation]) -> None:
-    for operation in batch:
-        operation.done.set()
-
-
-class _Writer:
-    """The thread that owns the connection and commits operations in batches."""
-
-    def __init__(
-        self,
-        connection: sqlite3.Connection,
-        token: trio.lowlevel.TrioToken,
-        on_rollback: Callable[[sqlite3.Connection], None],
-    ) -> None:
-        self._connection = connection
-        self._token = token
-        self._on_rollback = on_rollback
-        self._queue: queue.SimpleQueue[_Operation | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="graphnursery-sqlite", daemon=True)
-        self.transactions = 0
-        self._thread.start()
-
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` in the next transaction; returns after it committed.
-
-        Not cancellable, like ``trio.to_thread.run_sync``: once queued, it runs.
-        """
-        operation = _Operation(fn)
-        self._queue.put(operation)
-        with trio.CancelScope(shield=True):
-            await operation.done.wait()
-        if operation.error is not None:
-            raise operation.error
-        return operation.value  # type: ignore[no-any-return]
-
-    async def stop(self) -> None:
-        self._queue.put(None)
-        await trio.to_thread.run_sync(self._thread.join)
-
-    def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    operation = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if operation is None:
-                    stopping = True
-                    break
-                batch.append(operation)
-            self._run_batch(batch)
-        self._connection.close()
-
-    def _run_batch(self, batch: list[_Operation]) -> None:
-        connection = self._connection
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            for operation in batch:
-                # A failing statement (say, a duplicate id) rolls back only itself, and each
-                # operation writes with one statement: the others' work stays intact.
-                try:
-                    operation.value = operation.fn(connection)
-                except Exception as exc:
-                    operation.error = exc
-            connection.execute("COMMIT")
-            self.transactions += 1
-        except Exception as exc:  # the commit itself failed (disk full, I/O error)
-            log.exception("SQLite transaction failed")
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-                self._on_rollback(connection)
-            error = StoreError(f"the SQLite transaction failed: {exc}")
-            for operation in batch:
-                operation.error = error
-        with contextlib.suppress(trio.RunFinishedError):  # nobody is waiting any more
-            self._token.run_sync_soon(_deliver, batch)
-
-
-class SQLiteStore(Store):
+class SQLiteStore(SQLStore[sqlite3.Connection]):
     """Jobs in one SQLite database file, for one server process at a time."""
 
-    durable = True
+    sql = STATEMENTS
+    duplicate_id = sqlite3.IntegrityError
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.lock_path = path + ".lock"
         self._lock_fd: int | None = None
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._counts: collections.Counter[JobStatus] = collections.Counter()
         self._resume_until = 0  # the largest seq of a job queued when the store opened
         self.recovered = 0  # running jobs requeued on open
@@ -200,7 +102,7 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         connection = await trio.to_thread.run_sync(self._open_sync)
-        self._writer = _Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
+        self._writer = Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
 
     def _open_sync(self) -> sqlite3.Connection:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -236,10 +138,7 @@ class SQLiteStore(Store):
         self._migrate(connection)
         connection.execute("BEGIN IMMEDIATE")
         requeued = connection.execute(
-            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
-            " lease_expires_at = NULL, errors = json_insert(errors, '$[#]', json(?))"
-            " WHERE status = 'running'",
-            (dump_error(INTERRUPTED),),
+            f"{REQUEUE} WHERE status = 'running'", {"error": dump_error(INTERRUPTED)}
         ).rowcount
         (self._resume_until,) = connection.execute(
             "SELECT coalesce(max(seq), 0) FROM jobs WHERE status = 'queued'"
@@ -293,147 +192,56 @@ class SQLiteStore(Store):
         if fd is not None:
             os.close(fd)  # closing the descriptor releases the flock
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> Any:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, engine: bool = False) -> T:
+        # ``engine`` makes no difference: every operation goes through the one writer.
         if self._writer is None:
             raise StoreError(f"the SQLite store {self.path!r} is not open")
-        return self._writer.call(fn)
+        return await self._writer.call(fn)
 
     @property
     def transactions(self) -> int:
         """Transactions committed since open (each holds a batch of operations)."""
         return 0 if self._writer is None else self._writer.transactions
 
-    # -- the store interface -------------------------------------------------------------------
+    # -- the store interface (add, get, list... are SQLStore's) -------------------------------
 
     def _move(self, before: str | JobStatus, after: JobStatus) -> None:
         self._counts[JobStatus(before)] -= 1
         self._counts[after] += 1
 
-    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
-        params = {**job_params(job), "key": idempotency_key}
+    def _added(self, connection: sqlite3.Connection, job: Job) -> None:
+        self._counts[job.status] += 1
 
-        def add(connection: sqlite3.Connection) -> Job:
-            if idempotency_key is not None:
-                existing = self._find_by_key(connection, idempotency_key)
-                if existing is not None:
-                    return existing
-            try:
-                connection.execute(
-                    "INSERT INTO jobs"
-                    " (id, status, input, timeout, attempts, created_at, max_attempts,"
-                    " idempotency_key)"
-                    " VALUES (:id, :status, :input, :timeout, :attempts, :created_at,"
-                    " :max_attempts, :key)",
-                    params,
-                )
-            except sqlite3.IntegrityError:
-                raise ValueError(f"job {job.id} already exists") from None
-            self._counts[job.status] += 1
-            return job
-
-        added: Job = await self._call(add)
-        return added
-
-    async def find_by_key(self, idempotency_key: str) -> Job | None:
-        found: Job | None = await self._call(
-            lambda connection: self._find_by_key(connection, idempotency_key)
-        )
-        return found
-
-    def _find_by_key(self, connection: sqlite3.Connection, key: str) -> Job | None:
-        row = connection.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE idempotency_key = ?", (key,)
-        ).fetchone()
-        return None if row is None else row_to_job(row)
-
-    async def remove(self, job_id: str) -> None:
-        def remove(connection: sqlite3.Connection) -> None:
-            row = connection.execute(
-                "DELETE FROM jobs WHERE id = ? RETURNING status", (job_id,)
-            ).fetchone()
-            if row is not None:
-                self._counts[JobStatus(row[0])] -= 1
-
-        await self._call(remove)
-
-    async def get(self, job_id: str) -> Job | None:
-        def get(connection: sqlite3.Connection) -> Job | None:
-            row = connection.execute(
-                f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
-            return None if row is None else row_to_job(row)
-
-        job: Job | None = await self._call(get)
-        return job
+    def _deleted(self, statuses: Sequence[str]) -> None:
+        for status in statuses:
+            self._counts[JobStatus(status)] -= 1
 
     async def start(self, job_id: str, started_at: float) -> Job | None:
         def start(connection: sqlite3.Connection) -> Job | None:
-            row = connection.execute(
+            job = one_job(
+                connection,
                 f"UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
                 f" run_after = NULL WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
                 (started_at, job_id),
-            ).fetchone()
-            if row is None:
-                return None
-            self._move(JobStatus.QUEUED, JobStatus.RUNNING)
-            return row_to_job(row)
+            )
+            if job is not None:
+                self._move(JobStatus.QUEUED, JobStatus.RUNNING)
+            return job
 
-        job: Job | None = await self._call(start)
-        return job
+        return await self._run(start)
 
-    async def finish(
-        self,
-        job_id: str,
-        status: JobStatus,
-        completed_at: float,
-        result: Any = None,
-        error: JobError | None = None,
-    ) -> Job | None:
-        result_json = dump_json(result)
-        error_json = dump_error(error)
-
+    async def _finish(self, params: dict[str, Any]) -> Job | None:
         def finish(connection: sqlite3.Connection) -> Job | None:
             before = connection.execute(
-                f"SELECT status FROM jobs WHERE id = ? AND status NOT IN ({TERMINAL_SQL})",
-                (job_id,),
+                f"SELECT status FROM jobs WHERE id = :id AND {NOT_TERMINAL}", params
             ).fetchone()
             if before is None:
                 return None
-            row = connection.execute(
-                f"UPDATE jobs SET status = ?, completed_at = ?, result = ?, error = ?,"
-                f" errors = CASE WHEN ? IS NULL THEN errors"
-                f" ELSE json_insert(errors, '$[#]', json(?)) END,"
-                f" lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
-                f" WHERE id = ? RETURNING {COLUMNS}",
-                (
-                    status.value,
-                    completed_at,
-                    result_json,
-                    error_json,
-                    error_json,
-                    error_json,
-                    job_id,
-                ),
-            ).fetchone()
-            self._move(before[0], status)
-            return row_to_job(row)
+            job = one_job(connection, FINISH, params)
+            self._move(before[0], JobStatus(params["status"]))
+            return job
 
-        job: Job | None = await self._call(finish)
-        return job
-
-    async def evict(self, finished_before: float) -> int:
-        def evict(connection: sqlite3.Connection) -> int:
-            rows = connection.execute(
-                f"DELETE FROM jobs WHERE completed_at < ? AND status IN ({TERMINAL_SQL})"
-                " RETURNING status",
-                (finished_before,),
-            ).fetchall()
-            for (status,) in rows:
-                self._counts[JobStatus(status)] -= 1
-            return len(rows)
-
-        evicted: int = await self._call(evict)
-        return evicted
+        return await self._run(finish)
 
     async def counts(self) -> Mapping[JobStatus, int]:
         await trio.lowlevel.checkpoint()
@@ -442,21 +250,21 @@ class SQLiteStore(Store):
     # -- durable ----------------------------------------------------------------------------
 
     async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
-        interrupted = dump_error(error)
-        # When the backoff ends, by the wall clock: it must survive a restart.
-        run_after = time.time() + delay if delay > 0 else None
+        params = {
+            "id": job_id,
+            "error": dump_error(error),
+            # When the backoff ends, by the wall clock: it must survive a restart.
+            "run_after": time.time() + delay if delay > 0 else None,
+        }
 
         def release(connection: sqlite3.Connection) -> None:
             changed = connection.execute(
-                "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
-                " lease_expires_at = NULL, errors = json_insert(errors, '$[#]', json(?)),"
-                " run_after = ? WHERE id = ? AND status = 'running'",
-                (interrupted, run_after, job_id),
+                f"{REQUEUE}, run_after = :run_after WHERE id = :id AND status = 'running'", params
             ).rowcount
             if changed:
                 self._move(JobStatus.RUNNING, JobStatus.QUEUED)
 
-        await self._call(release)
+        await self._run(release)
 
     async def resume(self, cursor: Any, limit: int) -> tuple[list[Backlogged], Any]:
         after = 0 if cursor is None else int(cursor)
@@ -468,7 +276,7 @@ class SQLiteStore(Store):
                 (after, self._resume_until, limit),
             ).fetchall()
 
-        rows: list[tuple[int, str, float | None]] = await self._call(page)
+        rows = await self._run(page)
         if not rows:
             return [], None
         now = time.time()
@@ -476,24 +284,6 @@ class SQLiteStore(Store):
             Backlogged(job_id, max(0.0, (run_after or now) - now)) for _, job_id, run_after in rows
         ]
         return backlog, rows[-1][0]
-
-    # -- cancel and list (the engine's cancel and list endpoints build on these) ---------------
-
-    async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
-        """queued|running -> cancelled; None if the job is unknown or already terminal."""
-        return await self.finish(job_id, JobStatus.CANCELLED, cancelled_at, None, error)
-
-    async def list_jobs(
-        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
-        """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
-        sql, params = list_query("jobs", COLUMNS, status, limit, cursor, "?")
-
-        def page(connection: sqlite3.Connection) -> list[Job]:
-            return [row_to_job(row) for row in connection.execute(sql, params)]
-
-        jobs: list[Job] = await self._call(page)
-        return split_page(jobs, limit)
 
 
 __all__ = ["SQLiteStore"]

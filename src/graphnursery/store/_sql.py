@@ -1,0 +1,235 @@
+"""What the SQL stores share: the statements on the job table, written once for both
+databases, and :class:`SQLStore`, the store methods built on them.
+
+A :class:`Dialect` says how a database spells what differs: the table's name, how a job
+row is selected (PostgreSQL reads its JSON columns as text, to decode them with orjson),
+parameter marks, JSON casts, and how an error is appended to a job's ``errors``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from ..jobs import Job, JobError, JobStatus
+from ._rows import (
+    TERMINAL_SQL,
+    dump_error,
+    dump_json,
+    job_params,
+    list_query,
+    row_to_job,
+    split_page,
+)
+from .base import Store
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What the shared statements need of a connection: sqlite3's and psycopg's have it."""
+
+    def execute(self, query: str, params: Any = ..., /) -> Cursor: ...
+
+
+C = TypeVar("C", bound=Connection)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one database spells the statements the SQL stores share.
+
+    The defaults are SQLite's: sqlite3's parameter marks, JSON kept in text columns.
+    """
+
+    table: str
+    #: The select list of a job row, in ``JOB_COLUMNS`` order.
+    columns: str
+    #: A named parameter, ``{}`` standing for its name (psycopg: ``%({})s``).
+    named: str = ":{}"
+    #: A positional parameter (psycopg: ``%s``).
+    mark: str = "?"
+    #: What follows a JSON text parameter stored in a ``json`` / ``jsonb`` column (a cast).
+    json: str = ""
+    jsonb: str = ""
+    #: ``errors`` with one more error appended, ``{}`` standing for it (JSON text).
+    appended: str = "json_insert(errors, '$[#]', json({}))"
+
+    def param(self, name: str) -> str:
+        return self.named.format(name)
+
+    def append_error(self, name: str) -> str:
+        """``errors`` with the error in the named parameter appended."""
+        return self.appended.format(self.param(name))
+
+
+class Statements:
+    """The statements both SQL stores run, in one dialect; built once per store class.
+
+    Their parameters are named: the dicts :class:`SQLStore` passes them.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = d = dialect
+        p = d.param
+        # ON CONFLICT on the key: of two submits with it at once (say, on two replicas),
+        # one inserts; the other finds the job the first recorded.
+        self.insert = (
+            f"INSERT INTO {d.table}"
+            " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key)"
+            f" VALUES ({p('id')}, {p('status')}, {p('input')}{d.json}, {p('timeout')},"
+            f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')})"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+        )
+        self.by_key = f"SELECT {d.columns} FROM {d.table} WHERE idempotency_key = {p('key')}"
+        self.by_id = f"SELECT {d.columns} FROM {d.table} WHERE id = {p('id')}"
+        self.remove = f"DELETE FROM {d.table} WHERE id = {p('id')} RETURNING status"
+        self.evict = (
+            f"DELETE FROM {d.table} WHERE completed_at < {p('before')}"
+            f" AND status IN ({TERMINAL_SQL}) RETURNING status"
+        )
+
+    def finish(self, where: str) -> str:
+        """The UPDATE that makes a job terminal, if ``where`` holds; returns its row.
+
+        Sets ``status``, ``completed_at``, ``result``, ``error`` (JSON text or NULL, also
+        appended to ``errors`` when there is one) and clears the lease.
+        """
+        d, p = self.dialect, self.dialect.param
+        return (
+            f"UPDATE {d.table} SET status = {p('status')}, completed_at = {p('completed_at')},"
+            f" result = {p('result')}{d.json}, error = {p('error')}{d.jsonb},"
+            f" errors = CASE WHEN {p('error')}{d.jsonb} IS NULL THEN errors"
+            f" ELSE {d.append_error('error')} END,"
+            " lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
+            f" WHERE id = {p('id')} AND ({where}) RETURNING {d.columns}"
+        )
+
+
+def one_job(connection: Connection, query: str, params: Any) -> Job | None:
+    """The job of the row ``query`` returns, if it returns one."""
+    row = connection.execute(query, params).fetchone()
+    return None if row is None else row_to_job(row)
+
+
+class SQLStore(Store, Generic[C]):
+    """The store methods whose SQL is the same on SQLite and PostgreSQL.
+
+    A subclass runs transactions (:meth:`_run`), records a result (:meth:`_finish`), and
+    may follow additions and deletions (:meth:`_added`, :meth:`_deleted`).
+    """
+
+    durable = True
+    sql: ClassVar[Statements]
+    #: What the driver raises for an INSERT of an id the table has.
+    duplicate_id: ClassVar[type[Exception]]
+
+    @abc.abstractmethod
+    async def _run(self, fn: Callable[[C], T], *, engine: bool = False) -> T:
+        """``fn(connection)`` in one transaction, off the Trio thread; what it returned.
+
+        ``engine``: work the engine's runners wait on (a store may keep connections for it).
+        """
+
+    def _added(self, connection: C, job: Job) -> None:
+        """Called in the transaction that recorded a new job."""
+
+    def _deleted(self, statuses: Sequence[str]) -> None:
+        """Called in the transaction that deleted jobs, with their statuses."""
+
+    def _take_lease(self, job_id: str) -> str | None:
+        """The lease token this process holds the job under, no longer held: its result
+        is written only under it. None where there are no leases."""
+        return None
+
+    @abc.abstractmethod
+    async def _finish(self, params: dict[str, Any]) -> Job | None:
+        """:meth:`finish`, given the parameters of :meth:`Statements.finish` and ``token``
+        (what :meth:`_take_lease` returned)."""
+
+    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
+        params = {**job_params(job), "key": idempotency_key}
+
+        def add(connection: C) -> Job:
+            try:
+                inserted = connection.execute(self.sql.insert, params).fetchone()
+            except self.duplicate_id:
+                raise ValueError(f"job {job.id} already exists") from None
+            if inserted is None:
+                existing = self._find_by_key(connection, idempotency_key or "")
+                if existing is None:  # evicted in between: a fresh submit
+                    raise ValueError(f"idempotency key {idempotency_key!r} raced an eviction")
+                return existing
+            self._added(connection, job)
+            return job
+
+        return await self._run(add)
+
+    async def find_by_key(self, idempotency_key: str) -> Job | None:
+        return await self._run(lambda connection: self._find_by_key(connection, idempotency_key))
+
+    def _find_by_key(self, connection: C, key: str) -> Job | None:
+        return one_job(connection, self.sql.by_key, {"key": key})
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._run(
+            lambda connection: one_job(connection, self.sql.by_id, {"id": job_id})
+        )
+
+    async def remove(self, job_id: str) -> None:
+        await self._run(self._delete(self.sql.remove, {"id": job_id}))
+
+    async def evict(self, finished_before: float) -> int:
+        return await self._run(self._delete(self.sql.evict, {"before": finished_before}))
+
+    def _delete(self, query: str, params: dict[str, Any]) -> Callable[[C], int]:
+        """A DELETE ... RETURNING status, for :meth:`_run`: how many it deleted."""
+
+        def delete(connection: C) -> int:
+            statuses = [status for (status,) in connection.execute(query, params).fetchall()]
+            self._deleted(statuses)
+            return len(statuses)
+
+        return delete
+
+    async def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        completed_at: float,
+        result: Any = None,
+        error: JobError | None = None,
+    ) -> Job | None:
+        token = self._take_lease(job_id)  # given up even if the result cannot be encoded
+        params = {
+            "id": job_id,
+            "status": status.value,
+            "completed_at": completed_at,
+            "result": dump_json(result),
+            "error": dump_error(error),
+            "token": token,
+        }
+        return await self._finish(params)
+
+    async def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
+        d = self.sql.dialect
+        query, params = list_query(d.table, d.columns, status, limit, cursor, d.mark)
+
+        def page(connection: C) -> list[Job]:
+            return [row_to_job(row) for row in connection.execute(query, params).fetchall()]
+
+        return split_page(await self._run(page), limit)
