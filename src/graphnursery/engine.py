@@ -352,7 +352,7 @@ async def open_engine(
     ``executor`` replaces the worker processes (see ``InlineExecutor``, for tests).
     """
     if store is None:
-        store = open_store(config.store, lease_seconds=config.lease_seconds)
+        store = open_store(config.store_url, lease_seconds=config.lease_seconds)
     await store.open()
     try:
         async with executor_for(config, executor) as running_executor:
