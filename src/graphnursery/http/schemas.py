@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr, create_model
 
 from ..jobs import Job, JobStatus
 
@@ -179,18 +179,16 @@ class Probe(BaseModel):
     status: str
 
 
-class StatusCounts(BaseModel):
-    queued: int
-    running: int
-    completed: int
-    failed: int
-    timed_out: int
-    cancelled: int
-    crashed: int
+#: ``/stats``' ``byStatus``: a count for each status, named as the statuses are.
+StatusCounts = create_model(
+    "StatusCounts",
+    __doc__="How many jobs are in each status.",
+    **{status.value: (int, ...) for status in JobStatus},  # type: ignore[call-overload]
+)
 
 
 class Stats(SeedStats):
-    byStatus: StatusCounts
+    byStatus: StatusCounts  # type: ignore[valid-type]  # made from JobStatus, above
     queueLength: int
     queueCapacity: int
     workerRestarts: int
