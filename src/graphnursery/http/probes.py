@@ -15,7 +15,7 @@ from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
 from .openapi import answers, errors
 from .routes import json_response
-from .schemas import Health, Probe, Stats, iso
+from .schemas import Health, Live, Ready, Stats, iso
 
 #: While not serving: a probe's answer and how soon to ask again.
 NOT_SERVING = 503
@@ -60,17 +60,18 @@ def add_probe_routes(app: Quart, lifecycle: Lifecycle, metrics: Metrics) -> None
         return json_response({"status": "ok", **body, "stats": seed_stats(stats)})
 
     @app.get("/ready")
-    @document(responses={200: (Probe, None), 503: (Probe, None)})
+    @document(responses={200: (Ready, None), 503: (Ready, None)})
     async def ready() -> Response:
         reason = not_serving()
         if reason is not None:
-            return json_response({"status": reason}, NOT_SERVING, NOT_SERVING_HEADERS)
-        return json_response({"status": "ready"})
+            body = {"status": reason, "ready": False}
+            return json_response(body, NOT_SERVING, NOT_SERVING_HEADERS)
+        return json_response({"status": "ready", "ready": True})
 
     @app.get("/live")
-    @document(responses={200: (Probe, None)})
+    @document(responses={200: (Live, None)})
     async def live() -> Response:
-        return json_response({"status": "alive"})
+        return json_response({"status": "alive", "alive": True})
 
     @app.get("/stats")
     @document(responses=answers(Stats, 401, 503))

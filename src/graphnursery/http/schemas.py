@@ -175,8 +175,18 @@ class Health(BaseModel):
     stats: SeedStats | None = None
 
 
-class Probe(BaseModel):
-    status: str
+class Ready(BaseModel):
+    """``GET /ready``: ``ready`` as the seed's server says it (200), or why not (503)."""
+
+    status: Literal["ready", "draining", "unavailable"]
+    ready: bool
+
+
+class Live(BaseModel):
+    """``GET /live``: the process answers."""
+
+    status: Literal["alive"]
+    alive: bool
 
 
 #: ``/stats``' ``byStatus``: a count for each status, named as the statuses are.
