@@ -10,8 +10,11 @@ is :class:`~graphnursery.lifecycle.Lifecycle`'s.
 
 from __future__ import annotations
 
+from quart import Response
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # no py.typed
+from werkzeug.exceptions import NotFound
 
 from .. import __version__
 from ..config import Config
@@ -22,20 +25,35 @@ from .fastpath import FastPath
 from .front import CloseAfterAnswer, Front
 from .handlers import JobHandlers
 from .openapi import OpenAPI
-from .pipeline import Pipeline, attach
+from .pipeline import DOCS_ASSETS, Pipeline, attach
 from .probes import add_probe_routes
 from .routes import add_job_routes
 
 __all__ = ["ENGINE_FAILED_EXIT", "create_app"]  # the exit status, where the CLI imports it
 
+SWAGGER_JS = "swagger-ui-bundle.js"
+SWAGGER_CSS = "swagger-ui.css"
+
+
+class _App(QuartTrio):
+    """The app; its static files are the two of Swagger UI that ``/docs`` loads, from the
+    installed swagger-ui-bundle package: ``/docs`` loads nothing from another host."""
+
+    async def send_static_file(self, filename: str) -> Response:
+        if filename not in (SWAGGER_JS, SWAGGER_CSS):
+            raise NotFound()
+        return await super().send_static_file(filename)
+
 
 def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     """The ASGI app. Its engine starts with the server (``before_serving``) and stops with it."""
-    app = QuartTrio("graphnursery")
+    app = _App("graphnursery", static_folder=str(swagger_ui_path), static_url_path=DOCS_ASSETS)
     app.config.update(
         # Quart's buffer of a body not yet read; the pipeline enforces the limit itself.
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         RESPONSE_TIMEOUT=config.max_wait + 30,
+        QUART_SCHEMA_SWAGGER_JS_URL=f"{DOCS_ASSETS}/{SWAGGER_JS}",
+        QUART_SCHEMA_SWAGGER_CSS_URL=f"{DOCS_ASSETS}/{SWAGGER_CSS}",
     )
     QuartSchema(
         app,
