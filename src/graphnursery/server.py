@@ -14,8 +14,8 @@ from hypercorn.trio import serve as hypercorn_serve
 from . import logs
 from .config import Config
 from .errors import EngineFailed
-from .http.app import AppState, create_app
-from .http.openapi import STATE_KEY
+from .http.app import create_app
+from .lifecycle import Lifecycle
 from .store import Store
 
 log = logs.get_logger("graphnursery.server")
@@ -30,8 +30,8 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     # Loading a graph (say, a model) may take a while; the server answers only once it is done.
     hconfig.startup_timeout = 600
     hconfig.graceful_timeout = 5
-    # After its own drain, the app's lifespan shutdown drains again (instantly by then);
-    # under hypercorn's launch that drain is the real one.
+    # The app's lifespan shutdown drains, unless serve()'s signal handler already has (under
+    # hypercorn's own launch it is the only drain).
     hconfig.shutdown_timeout = config.shutdown_grace + 15
     return hconfig
 
@@ -43,9 +43,8 @@ def configure_logging(config: Config) -> None:
 class _Shutdown:
     """SIGINT/SIGTERM: drain, then stop hypercorn. A second signal cuts the drain short."""
 
-    def __init__(self, state: AppState, config: Config) -> None:
-        self._state = state
-        self._config = config
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self._lifecycle = lifecycle
         self.forced = False
 
     async def __call__(self) -> None:
@@ -53,10 +52,6 @@ class _Shutdown:
             received = signals.__aiter__()
             signum = await received.__anext__()
             log.info("draining", signal=signal.Signals(signum).name)
-            engine = self._state.engine
-            if engine is None:
-                return
-            self._state.drained = True
             async with trio.open_nursery() as nursery:
 
                 async def force() -> None:
@@ -66,9 +61,7 @@ class _Shutdown:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(force)
-                clean = await engine.drain(self._config.shutdown_grace)
-                if not clean:
-                    log.warning("grace period over: stopping the jobs still running")
+                await self._lifecycle.drain()
                 nursery.cancel_scope.cancel()
 
 
@@ -89,19 +82,19 @@ async def serve(
     one ``config.store`` names.
     """
     app = create_app(config, store)
-    state: AppState = app.extensions[STATE_KEY]
-    state.on_engine_failure = lambda: None  # the trigger below stops the server
-    shutdown = _Shutdown(state, config)
+    lifecycle = Lifecycle.of(app)
+    lifecycle.on_engine_failure = lambda: None  # the trigger below stops the server
+    shutdown = _Shutdown(lifecycle)
     on_signal = shutdown if handle_signals else trio.sleep_forever
-    trigger = partial(_until_engine_fails, state, on_signal)
+    trigger = partial(_until_engine_fails, lifecycle, on_signal)
     try:
         async with trio.open_nursery() as nursery:
             urls: list[str] = await nursery.start(
                 _serve_app, app, hypercorn_config(config), trigger
             )
-            if state.startup_error is not None:
+            if lifecycle.startup_error is not None:
                 # hypercorn binds even after a failed lifespan startup; never announce it.
-                raise _single(state.startup_error)
+                raise _single(lifecycle.startup_error)
             print(
                 f"graphnursery: serving {config.graph} on {', '.join(urls)} "
                 f"with {config.workers} workers",
@@ -109,21 +102,21 @@ async def serve(
             )
             task_status.started(urls)
     except BaseException:
-        if state.startup_error is not None:
-            raise _single(state.startup_error) from None
+        if lifecycle.startup_error is not None:
+            raise _single(lifecycle.startup_error) from None
         raise
-    if state.failed.is_set():
-        cause = state.engine_error
+    if lifecycle.failed.is_set():
+        cause = lifecycle.engine_error
         raise EngineFailed(f"the engine stopped unexpectedly: {cause!r}") from cause
     return 1 if shutdown.forced else 0
 
 
-async def _until_engine_fails(state: AppState, shutdown: Any) -> None:
+async def _until_engine_fails(lifecycle: Lifecycle, shutdown: Any) -> None:
     """hypercorn's shutdown trigger: ``shutdown`` returned, or the engine died."""
     async with trio.open_nursery() as nursery:
 
         async def engine_failed() -> None:
-            await state.failed.wait()
+            await lifecycle.failed.wait()
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(engine_failed)

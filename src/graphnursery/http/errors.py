@@ -1,62 +1,61 @@
 """Every error the API answers, as JSON ``{error, code, detail?}``, mapped in one place.
 
+``ANSWERS`` is the table: each typed error raised below the HTTP layer (the engine's
+``JobNotFound``, ``QueueFull``, ...; Quart's own HTTP errors) and the answer it gets. Code in
+this package that refuses a request raises an :class:`HttpError`, which is its own answer.
 ``error`` stays a human-readable string, because the seed's clients read it as one.
+
+Not to be confused with :class:`graphnursery.ApiError`: that is what the *client* raises
+when it receives one of these answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from quart import Quart, Response, current_app
 from werkzeug.exceptions import HTTPException
 
-from ..errors import EngineClosed, JobConflict, JobNotFound, QueueFull
-from ..logs import get_logger
+from ..errors import EngineClosed, InvalidTimeout, JobConflict, JobNotFound, QueueFull
 
-log = get_logger("graphnursery.http")
-
-HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    401: "unauthorized",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-}
+Detail = list[dict[str, Any]]
 
 
-class ApiError(Exception):
-    """An error answer: status, machine code, message, and optional per-field detail."""
+@dataclass(eq=False)
+class HttpError(Exception):
+    """An error answer, raised where a request is refused: status, machine code, message,
+    optional per-field ``detail`` and extra response headers."""
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        detail: list[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.detail = detail
-        self.headers = headers or {}
+    status: int
+    code: str
+    message: str
+    detail: Detail | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        return self.message
 
-def error_response(error: ApiError) -> Response:
-    return Response(
-        error_body(error),
-        status=error.status,
-        headers=error.headers,
-        content_type="application/json",
-    )
+    def body(self) -> bytes:
+        body: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.detail is not None:
+            body["detail"] = self.detail
+        return orjson.dumps(body)
 
 
-def invalid_body(exc: ValidationError) -> ApiError:
+def retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, round(seconds)))}
+
+
+def bad_field(code: str, field: str, message: str, kind: str, summary: str = "") -> HttpError:
+    """400 naming one bad field (of the body, the query or the headers) in ``detail``."""
+    detail = [{"field": field, "message": message, "type": kind}]
+    return HttpError(400, code, summary or f"{field}: {message}", detail)
+
+
+def invalid_body(exc: ValidationError) -> HttpError:
     detail = [
         {
             "field": ".".join(str(part) for part in err["loc"]) or "body",
@@ -69,77 +68,85 @@ def invalid_body(exc: ValidationError) -> ApiError:
     summary = f"invalid request body: {first['field']}: {first['message']}"
     if len(detail) > 1:
         summary += f" (and {len(detail) - 1} more)"
-    return ApiError(400, "invalid_body", summary, detail)
+    return HttpError(400, "invalid_body", summary, detail)
 
 
-def retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, round(seconds)))}
+def timeout_refused(field: str, maximum: float) -> HttpError:
+    """400 for a ``timeoutSeconds`` over ``max_job_timeout`` (the engine's ``InvalidTimeout``)."""
+    message = f"must be greater than 0 and at most {maximum:g}"
+    return bad_field(
+        "invalid_body", field, message, "timeout", f"invalid request body: {field}: {message}"
+    )
 
 
-def api_error_for(error: Exception) -> ApiError | None:
-    """The answer to one of graphnursery's own errors; None for anything else."""
-    if isinstance(error, ApiError):
-        return error
-    if isinstance(error, JobNotFound):
-        return ApiError(404, "job_not_found", str(error))
-    if isinstance(error, QueueFull):
-        return ApiError(429, "queue_full", str(error), headers=retry_after(error.retry_after))
-    if isinstance(error, JobConflict):
-        return ApiError(409, "conflict", str(error))
-    if isinstance(error, EngineClosed):
-        code = "draining" if "draining" in str(error) else "unavailable"
-        return ApiError(503, code, f"not accepting jobs: {error}", headers=retry_after(5))
-    return None
+def body_too_large() -> HttpError:
+    """413; the connection is closed, as the rest of the body may still be on its way."""
+    return HttpError(
+        413, "body_too_large", "request body is too large", headers={"Connection": "close"}
+    )
 
 
-BODY_TOO_LARGE = ApiError(
-    413, "body_too_large", "request body is too large", headers={"Connection": "close"}
-)
-
-
-def body_timed_out(seconds: float) -> ApiError:
+def body_timed_out(seconds: float | None = None) -> HttpError:
     """408: the body did not arrive in time (``body_timeout``); the connection is closed."""
-    return ApiError(
+    within = "in time" if seconds is None else f"within {seconds:g} s"
+    return HttpError(
         408,
         "body_timeout",
-        f"the request body did not arrive within {seconds:g} s",
+        f"the request body did not arrive {within}",
         headers={"Connection": "close"},
     )
 
 
-def error_body(error: ApiError) -> bytes:
-    body: dict[str, Any] = {"error": error.message, "code": error.code}
-    if error.detail is not None:
-        body["detail"] = error.detail
-    return orjson.dumps(body)
+def internal_error() -> HttpError:
+    return HttpError(500, "internal_error", "internal server error")
 
 
-def register_error_handlers(app: Quart) -> None:
-    @app.errorhandler(ApiError)
-    @app.errorhandler(JobNotFound)
-    @app.errorhandler(QueueFull)
-    @app.errorhandler(JobConflict)
-    @app.errorhandler(EngineClosed)
-    async def own_error(error: Exception) -> Response:
-        api_error = api_error_for(error)
-        assert api_error is not None
-        return error_response(api_error)
+def _engine_closed(error: EngineClosed) -> HttpError:
+    code = "draining" if "draining" in str(error) else "unavailable"
+    return HttpError(503, code, f"not accepting jobs: {error}", headers=retry_after(5))
 
-    @app.errorhandler(HTTPException)
-    async def http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        if status == 408:  # Quart's BODY_TIMEOUT (the config's body_timeout)
-            return error_response(body_timed_out(current_app.config["BODY_TIMEOUT"]))
-        if status == 413:  # Quart's MAX_CONTENT_LENGTH, for a body without Content-Length
-            return error_response(BODY_TOO_LARGE)
-        code = HTTP_CODES.get(status, "http_error")
-        message = {
-            404: "no such route",
-            405: "method not allowed on this route",
-        }.get(status, error.description or error.name)
-        return error_response(ApiError(status, code, message))
 
-    @app.errorhandler(Exception)
-    async def unexpected(error: Exception) -> Response:
-        log.exception("unhandled error answering a request")
-        return error_response(ApiError(500, "internal_error", "internal server error"))
+#: Quart's own HTTP errors (routing, and its body buffer's limits) by status.
+_QUART_ANSWERS: dict[int, Callable[[HTTPException], HttpError]] = {
+    404: lambda error: HttpError(404, "not_found", "Not found"),
+    405: lambda error: HttpError(405, "method_not_allowed", "method not allowed on this route"),
+    408: lambda error: body_timed_out(),
+    413: lambda error: body_too_large(),
+}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    409: "conflict",
+    415: "unsupported_media_type",
+}
+
+
+def _quart_error(error: HTTPException) -> HttpError:
+    status = error.code or 500
+    answer = _QUART_ANSWERS.get(status)
+    if answer is not None:
+        return answer(error)
+    return HttpError(status, _HTTP_CODES.get(status, "http_error"), error.description or error.name)
+
+
+#: Error type -> its answer. An error not here (nor a subclass of one) is a 500.
+ANSWERS: dict[type[Exception], Callable[[Any], HttpError]] = {
+    HttpError: lambda error: error,
+    JobNotFound: lambda error: HttpError(404, "job_not_found", str(error)),
+    InvalidTimeout: lambda error: timeout_refused("timeoutSeconds", error.maximum),
+    QueueFull: lambda error: HttpError(
+        429, "queue_full", str(error), headers=retry_after(error.retry_after)
+    ),
+    JobConflict: lambda error: HttpError(409, "conflict", str(error)),
+    EngineClosed: _engine_closed,
+    HTTPException: _quart_error,
+}
+
+
+def answer_for(error: Exception) -> HttpError | None:
+    """The answer ``ANSWERS`` gives ``error`` (by its type or nearest base); None if none."""
+    for kind in type(error).__mro__:
+        answer = ANSWERS.get(kind)
+        if answer is not None:
+            return answer(error)
+    return None

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
 from quart import current_app
-from quart_schema import OpenAPIProvider
+from quart_schema import OpenAPIProvider, document
 
 from ..config import Config
+from ..lifecycle import Lifecycle
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .schemas import ErrorModel
+from .schemas import ErrorModel, WaitQuery
 
-STATE_KEY = "graphnursery"
+#: A route function, as quart-schema's decorators take and give it back.
+Route = Callable[..., Any]
 
 
 class OpenAPI(OpenAPIProvider):
@@ -20,7 +24,7 @@ class OpenAPI(OpenAPIProvider):
     def schema(self) -> dict[str, Any]:
         document = super().schema()
         # Limits that come from this server's config, not from the models.
-        config: Config = current_app.extensions[STATE_KEY].config
+        config: Config = Lifecycle.of(current_app).config
         for name in ("GeneralSubmit", "SeedSubmit"):
             timeout = document["components"]["schemas"][name]["properties"]["timeoutSeconds"]
             timeout["anyOf"][0]["maximum"] = config.max_job_timeout
@@ -45,4 +49,19 @@ def errors(*statuses: int) -> Any:
     return {status: (ErrorModel, None) for status in statuses}
 
 
-SUBMIT_ERRORS = errors(400, 401, 408, 413, 429, 503)
+SUBMIT_ERRORS = (400, 401, 408, 413, 429, 503)
+
+
+def answers(model: type[BaseModel], *error_statuses: int, ok: tuple[int, ...] = (200,)) -> Any:
+    """A route's documented answers: ``model`` with each ``ok`` status, then the errors."""
+    return {**{status: (model, None) for status in ok}, **errors(*error_statuses)}
+
+
+def waiting_submit(body: type[BaseModel], answer: type[BaseModel]) -> Callable[[Route], Route]:
+    """``@document`` for a submit route that takes ``?wait=S``: 202 with what was queued, or
+    200 once it has ended, and the submit errors."""
+    return document(
+        querystring=WaitQuery,
+        request=body,
+        responses=answers(answer, *SUBMIT_ERRORS, ok=(200, 202)),
+    )

@@ -1,103 +1,79 @@
-"""Reading the job routes' requests and shaping their answers; the Quart routes and the
-fast path both use these, so they answer alike."""
+"""Reading the routes' requests, free of any framework: bodies, query parameters, headers.
+
+Each function takes plain values (bytes, a mapping with ``get``), so the Quart routes and
+the fast path read a request with the same code, and refuse a bad one with the same
+:class:`~graphnursery.http.errors.HttpError`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from quart import request
 
-from .. import tracing
 from ..config import Config
-from ..engine import Engine
-from ..jobs import Job, JobStatus
-from ..logs import get_logger
-from .errors import ApiError, invalid_body
-from .schemas import BatchSubmit, GeneralSubmit, SeedSubmit, job_body, seed_input
-
-log = get_logger("graphnursery.http")
+from ..jobs import JobStatus
+from .errors import HttpError, bad_field, invalid_body
+from .schemas import BatchSubmit, GeneralSubmit, SeedSubmit, seed_input
 
 MAX_PAGE = 1000
+MAX_IDEMPOTENCY_KEY = 255
 _seed_body = TypeAdapter(SeedSubmit)
 _general_body = TypeAdapter(GeneralSubmit)
-batch_body = TypeAdapter(BatchSubmit)
+_batch_body = TypeAdapter(BatchSubmit)
 
 
-async def read_json_object() -> dict[str, Any]:
-    raw = await request.get_data(as_text=False)
-    assert isinstance(raw, bytes)
-    return load_json_object(raw)
+class Params(Protocol):
+    """Query parameters or headers (looked up case-insensitively): a name's first value, or
+    None. Quart's ``request.args`` and ``request.headers`` are ones, and so are the fast
+    path's."""
+
+    def get(self, name: str, /) -> str | None: ...
 
 
-def parse_submit(body: dict[str, Any], config: Config) -> tuple[Any, float | None, int | None]:
-    """Validate a submit body (seed or general form) -> (graph input, timeout, max attempts)."""
+def load_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or the HttpError that says why not."""
+    if not raw:
+        raise HttpError(400, "invalid_body", "request body must be a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise HttpError(400, "invalid_body", "request body must be a JSON object")
+    return body
+
+
+def parse_submit(raw: bytes) -> tuple[Any, float | None, int | None]:
+    """Validate a submit body (seed or general form) -> (graph input, timeout, max attempts).
+
+    A timeout over ``max_job_timeout`` is the engine's to refuse (``InvalidTimeout``)."""
+    body = load_json_object(raw)
     try:
         if "input" in body:
             general = _general_body.validate_python(body)
-            job_input, timeout, attempts = (
-                general.input,
-                general.timeoutSeconds,
-                general.maxAttempts,
-            )
-        else:
-            seed = _seed_body.validate_python(body)
-            job_input, timeout, attempts = seed_input(body), seed.timeoutSeconds, seed.maxAttempts
+            return general.input, general.timeoutSeconds, general.maxAttempts
+        seed = _seed_body.validate_python(body)
     except ValidationError as exc:
         raise invalid_body(exc) from None
-    if timeout is not None and timeout > config.max_job_timeout:
-        raise ApiError(
-            400,
-            "invalid_body",
-            f"invalid request body: timeoutSeconds: must be at most {config.max_job_timeout:g}",
-            [
-                {
-                    "field": "timeoutSeconds",
-                    "message": f"must be at most {config.max_job_timeout:g}",
-                    "type": "less_than_equal",
-                }
-            ],
-        )
-    return job_input, timeout, attempts
+    return seed_input(body), seed.timeoutSeconds, seed.maxAttempts
 
 
-def query_error(field: str, message: str) -> ApiError:
-    return ApiError(
-        400,
-        "invalid_parameter",
-        f"{field}: {message}",
-        [{"field": field, "message": message, "type": "query"}],
-    )
+def parse_batch(raw: bytes) -> BatchSubmit:
+    try:
+        return _batch_body.validate_python(load_json_object(raw))
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
 
 
-def parse_list_query() -> tuple[JobStatus | None, int, str | None]:
-    raw_status = request.args.get("status")
-    status = None
-    if raw_status is not None:
-        try:
-            status = JobStatus(raw_status)
-        except ValueError:
-            choices = ", ".join(s.value for s in JobStatus)
-            raise query_error("status", f"must be one of {choices}") from None
-    raw_limit = request.args.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
-        raise query_error("limit", f"must be an integer from 1 to {MAX_PAGE}")
-    return status, int(raw_limit), request.args.get("cursor") or None
+def query_error(field: str, message: str) -> HttpError:
+    return bad_field("invalid_parameter", field, message, "query")
 
 
-def parse_wait(config: Config) -> float | None:
-    return parse_wait_value(request.args.get("wait"), config)
-
-
-def parse_include(raw: str | None) -> bool:
-    """``?include=input``: whether the job's input goes in the answer."""
-    if raw is None or raw == "input":
-        return raw == "input"
-    raise query_error("include", "must be 'input'")
-
-
-def parse_wait_value(raw: str | None, config: Config) -> float | None:
+def parse_wait(query: Params, config: Config) -> float | None:
+    """``?wait=S``: seconds to long-poll, from 0 to ``max_wait``; None when absent."""
+    raw = query.get("wait")
     if raw is None:
         return None
     try:
@@ -106,57 +82,38 @@ def parse_wait_value(raw: str | None, config: Config) -> float | None:
         wait = -1.0
     if not 0 <= wait <= config.max_wait:
         message = f"wait must be a number of seconds from 0 to {config.max_wait:g}"
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            message,
-            [{"field": "wait", "message": message, "type": "query"}],
-        )
+        raise bad_field("invalid_parameter", "wait", message, "query", message)
     return wait
 
 
-def load_json_object(raw: bytes) -> dict[str, Any]:
-    """A request body as a JSON object, or the ApiError that says why not."""
-    if not raw:
-        raise ApiError(400, "invalid_body", "request body must be a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "request body must be a JSON object")
-    return body
+def parse_include(query: Params) -> bool:
+    """``?include=input``: whether the job's input goes in the answer."""
+    raw = query.get("include")
+    if raw is None or raw == "input":
+        return raw == "input"
+    raise query_error("include", "must be 'input'")
 
 
-async def submit_job(engine: Engine, body: dict[str, Any], headers: Any, config: Config) -> Job:
-    """Validate a submit body and its headers, and queue the job (both HTTP paths use it)."""
-    job_input, timeout, attempts = parse_submit(body, config)
+def parse_list_query(query: Params) -> tuple[JobStatus | None, int, str | None]:
+    raw_status = query.get("status")
+    status = None
+    if raw_status is not None:
+        try:
+            status = JobStatus(raw_status)
+        except ValueError:
+            choices = ", ".join(s.value for s in JobStatus)
+            raise query_error("status", f"must be one of {choices}") from None
+    raw_limit = query.get("limit")
+    if raw_limit is None:
+        raw_limit = "100"
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+        raise query_error("limit", f"must be an integer from 1 to {MAX_PAGE}")
+    return status, int(raw_limit), query.get("cursor") or None
+
+
+def idempotency_key(headers: Params) -> str | None:
     key = headers.get("Idempotency-Key") or None
-    if key is not None and len(key) > 255:
-        message = "at most 255 characters"
-        raise ApiError(
-            400,
-            "invalid_header",
-            f"Idempotency-Key: {message}",
-            [{"field": "Idempotency-Key", "message": message, "type": "header"}],
-        )
-    with tracing.remote_parent(headers):
-        job = await engine.submit(
-            job_input, timeout=timeout, idempotency_key=key, max_attempts=attempts
-        )
-    log.debug("job submitted", job_id=job.id)
-    return job
-
-
-def seed_accepted(engine: Engine, job: Job) -> dict[str, Any]:
-    """``POST /execute``'s answer, the seed's shape."""
-    return {"jobId": job.id, "status": job.status.value, "position": engine.position(job.id) or 0}
-
-
-async def submitted(engine: Engine, job: Job, wait: float | None) -> tuple[int, dict[str, Any]]:
-    """``POST /jobs``'s status and body: after waiting up to ``wait`` s for the job to end,
-    200 if it has, else 202."""
-    if wait:
-        job = await engine.wait(job.id, wait)
-    status = 200 if job.status.is_terminal else 202
-    return status, job_body(job, engine.position(job.id))
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        message = f"at most {MAX_IDEMPOTENCY_KEY} characters"
+        raise bad_field("invalid_header", "Idempotency-Key", message, "header")
+    return key

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr, create_model
 
 from ..jobs import Job, JobStatus
 
@@ -175,22 +175,30 @@ class Health(BaseModel):
     stats: SeedStats | None = None
 
 
-class Probe(BaseModel):
-    status: str
+class Ready(BaseModel):
+    """``GET /ready``: ``ready`` as the seed's server says it (200), or why not (503)."""
+
+    status: Literal["ready", "draining", "unavailable"]
+    ready: bool
 
 
-class StatusCounts(BaseModel):
-    queued: int
-    running: int
-    completed: int
-    failed: int
-    timed_out: int
-    cancelled: int
-    crashed: int
+class Live(BaseModel):
+    """``GET /live``: the process answers."""
+
+    status: Literal["alive"]
+    alive: bool
+
+
+#: ``/stats``' ``byStatus``: a count for each status, named as the statuses are.
+StatusCounts = create_model(
+    "StatusCounts",
+    __doc__="How many jobs are in each status.",
+    **{status.value: (int, ...) for status in JobStatus},  # type: ignore[call-overload]
+)
 
 
 class Stats(SeedStats):
-    byStatus: StatusCounts
+    byStatus: StatusCounts  # type: ignore[valid-type]  # made from JobStatus, above
     queueLength: int
     queueCapacity: int
     workerRestarts: int

@@ -1,0 +1,157 @@
+"""The one request pipeline: what every request and answer goes through, whoever serves it.
+
+Two things answer requests: the Quart app, and the ASGI layer in front of it (``front.py``:
+the hot job routes' fast path, and bodies announced over the limit). Both call the same
+:class:`Pipeline` for the request id, the API-key check, reading the body (its size limit and
+its timeout), the request metric and the error answer, so they cannot drift apart. The
+Quart side is wired in by :func:`attach`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+import trio
+from quart import Quart, Response, g, request
+
+from ..config import Config
+from ..logs import get_logger
+from ..metrics import Metrics
+from .errors import HttpError, answer_for, body_timed_out, body_too_large, internal_error
+from .parsing import Params
+
+log = get_logger("graphnursery.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+#: Paths answered without an API key: probes and the API's description.
+OPEN_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json", "/docs"})
+#: Where ``/docs`` loads Swagger UI's script and style from (open too: ``/docs`` needs them).
+DOCS_ASSETS = "/docs/static"
+
+Answer = tuple[int, bytes, dict[str, str]]
+
+
+class ReceivedBody:
+    """An ASGI ``receive`` as the body's chunks (what :meth:`Pipeline.read_body` reads)."""
+
+    __slots__ = ("_ended", "_receive")
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self._ended = False
+
+    def __aiter__(self) -> ReceivedBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._ended:
+            raise StopAsyncIteration
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            raise StopAsyncIteration
+        self._ended = not message.get("more_body", False)
+        chunk: bytes = message.get("body", b"")
+        return chunk
+
+
+def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
+    """Constant-time check against every key (no early exit that would reveal which one)."""
+    presented_bytes = presented.encode()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented_bytes, key.encode())
+    return matched
+
+
+class Pipeline:
+    """Per-request concerns, the same for every path that answers (see the module doc)."""
+
+    def __init__(self, config: Config, metrics: Metrics) -> None:
+        self._keys = config.api_keys
+        self._open_paths = OPEN_PATHS | ({"/metrics"} if config.metrics_public else set())
+        self._max_body_bytes = config.max_body_bytes
+        self._body_timeout = config.body_timeout
+        self._requests = metrics.http_requests
+
+    def request_id(self, headers: Params) -> str:
+        """The client's ``X-Request-ID`` when it is a sane one, else a new id; log lines
+        written while answering carry it."""
+        supplied = headers.get(REQUEST_ID_HEADER)
+        request_id = (
+            supplied if supplied and VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        )
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        return request_id
+
+    def authorize(self, headers: Params, path: str) -> None:
+        """Raise 401 unless no key is configured, ``path`` is open, or a key is presented."""
+        if not self._keys or path in self._open_paths or path.startswith(DOCS_ASSETS + "/"):
+            return
+        scheme, _, presented = (headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not key_matches(presented.strip(), self._keys):
+            raise HttpError(
+                401,
+                "unauthorized",
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    async def read_body(self, chunks: AsyncIterator[bytes]) -> bytes:
+        """The request body: 413 past ``max_body_bytes``, 408 if it takes longer than
+        ``body_timeout`` to arrive."""
+        with trio.move_on_after(self._body_timeout):
+            return await self._gather(chunks)
+        raise body_timed_out(self._body_timeout)
+
+    async def _gather(self, chunks: AsyncIterator[bytes]) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise body_too_large()
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def record(self, method: str, route: str, status: int) -> None:
+        """Count an answer (``route`` is the route's rule, ``unmatched`` when none)."""
+        self._requests.labels(method, route, str(status)).inc()
+
+    def answer_error(self, error: Exception) -> Answer:
+        """The answer to an error raised while serving a request: the status, the JSON body
+        and the extra headers. An error nobody mapped is logged and answered 500."""
+        answer = answer_for(error)
+        if answer is None:
+            log.error("unhandled error answering a request", exc_info=error)
+            answer = internal_error()
+        return answer.status, answer.body(), answer.headers
+
+
+def attach(app: Quart, pipeline: Pipeline) -> None:
+    """Run the Quart app's requests through ``pipeline``: hooks and its one error handler."""
+
+    @app.before_request
+    async def begin() -> None:
+        g.request_id = pipeline.request_id(request.headers)
+        pipeline.authorize(request.headers, request.path)
+
+    @app.after_request
+    async def finish(response: Response) -> Response:
+        request_id = getattr(g, "request_id", None)
+        if request_id is not None:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        pipeline.record(request.method, rule, response.status_code)
+        return response
+
+    @app.errorhandler(Exception)
+    async def answer_error(error: Exception) -> Response:
+        status, body, headers = pipeline.answer_error(error)
+        return Response(body, status=status, headers=headers, content_type="application/json")
