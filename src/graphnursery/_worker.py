@@ -22,14 +22,13 @@ import importlib.util
 import inspect
 import logging
 import os
-import select
-import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from . import _processes
 
 Reply = tuple[Any, ...]
 
@@ -196,7 +195,10 @@ class WorkerSettings:
     log_level: int = logging.INFO
     max_jobs: int = 0  # retire the process after this many jobs (0: never)
     max_rss_mb: int = 0  # retire it after a job that leaves it above this RSS (0: never)
-    parent_pid: int = 0  # the server process: the worker dies with it (0: no lifeline)
+    #: The server process. Set in real worker processes (0 in the server's own, for the
+    #: InlineExecutor): the worker then isolates its process tree (see ``_processes``).
+    server_pid: int = 0
+    pid_dir: str = ""  # where the server keeps its workers' pids
 
 
 _settings = WorkerSettings(spec="")
@@ -231,11 +233,11 @@ def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) ->
         settings = WorkerSettings(settings, log_level)
     _settings, _jobs_run = settings, 0
     spec, log_level = settings.spec, settings.log_level
-    # The server stops its workers itself, after draining; a SIGTERM sent to the whole
-    # process group (a terminal, systemd, `timeout`) must not kill jobs mid-run.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if settings.parent_pid:
-        _die_with(settings.parent_pid)
+    if settings.server_pid:
+        # The server stops its workers itself, after draining; a SIGTERM sent to the whole
+        # process group (a terminal, systemd, `timeout`) must not kill jobs mid-run.
+        _processes.shield_from_group_signals()
+        _processes.isolate(settings.server_pid, settings.pid_dir)
     root = logging.getLogger()
     if _job_logs not in root.handlers:
         root.addHandler(_job_logs)
@@ -246,25 +248,8 @@ def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) ->
     except BaseException as exc:
         _call = None
         _load_failure = _describe_exception(exc)
-
-
-def _die_with(parent_pid: int) -> None:
-    """Exit the moment the server process is gone, even mid-job: a worker must never
-    outlive its server (killed with SIGKILL, say), and one ignoring SIGTERM would otherwise
-    run its job to the end as an orphan. A thread waits on a pidfd of the server (Linux
-    5.3+; elsewhere the worker exits at its next read from the closed pipe instead)."""
-    try:
-        pidfd = os.pidfd_open(parent_pid)
-    except (AttributeError, OSError):
-        return
-    if os.getppid() != parent_pid:  # gone before we looked
-        os._exit(1)
-
-    def wait_for_parent() -> None:
-        select.select([pidfd], [], [])
-        os._exit(1)
-
-    threading.Thread(target=wait_for_parent, name="graphnursery-lifeline", daemon=True).start()
+    if settings.server_pid:
+        _processes.loaded()
 
 
 def check_loaded() -> Reply:
@@ -279,6 +264,14 @@ def run_job(job_input: Any, trace_context: dict[str, str] | None = None) -> Repl
     """Call the graph with one job's input (inside the job's trace, when there is one)."""
     global _jobs_run
     _jobs_run += 1
+    try:
+        return _run_job(job_input, trace_context)
+    finally:
+        if _settings.server_pid:
+            _processes.end_of_job()  # what the job started dies with it
+
+
+def _run_job(job_input: Any, trace_context: dict[str, str] | None) -> Reply:
     if _call is None:
         # This worker could not load the graph (say, its file broke after the server
         # started): the job fails and says why, rather than the pool retrying forever.

@@ -13,7 +13,9 @@ import logging
 import math
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 import trio
 import trio_parallel
 
-from . import _worker
+from . import _processes, _worker
 from .config import Config
 from .errors import GraphLoadError
 from .jobs import JobError, JobStatus, Outcome
@@ -55,10 +57,12 @@ class GraphRunner(Protocol):
 class Executor:
     """A fixed number of worker processes, each holding the graph loaded once."""
 
-    def __init__(self, graph: str, workers: int, context: Any) -> None:
+    def __init__(self, graph: str, workers: int, context: Any, pid_dir: str = "") -> None:
         self.graph = graph
         self.workers = workers
         self._context = context
+        # Where the workers record their pids: what a killed one's job started is killed too.
+        self._pid_dir = pid_dir
         # Our own limiter: trio-parallel's default one is process-global.
         self._limiter = trio.CapacityLimiter(workers)
         self.worker_restarts = 0
@@ -99,13 +103,14 @@ class Executor:
                     limiter=self._limiter,
                 )
             except trio_parallel.BrokenWorkerError as exc:
-                self.worker_restarts += 1
+                self._worker_gone()
                 message = _describe_broken(exc)
                 return Outcome(JobStatus.CRASHED, error=JobError("WorkerCrashed", message))
             except trio.Cancelled:
                 # The timeout, a cancelled job or the engine stopping: kill_on_cancel killed
-                # the worker process, and the next call starts a new one.
-                self.worker_restarts += 1
+                # the worker process (the next call starts a new one), and with it goes
+                # everything its job started.
+                self._worker_gone()
                 raise
         if scope.cancelled_caught:
             return Outcome(
@@ -113,6 +118,10 @@ class Executor:
                 error=JobError("TimeoutError", f"job ran longer than its timeout of {timeout:g} s"),
             )
         return outcome_from_reply(reply)
+
+    def _worker_gone(self) -> None:
+        self.worker_restarts += 1
+        _processes.kill_orphaned_groups(self._pid_dir)
 
     def statistics(self) -> ExecutorStatistics:
         running = int(self._limiter.borrowed_tokens)
@@ -165,7 +174,8 @@ async def open_executor(
         log_level=logging.getLevelName(log_level.upper()),
         max_jobs=max_jobs_per_worker,
         max_rss_mb=max_worker_memory_mb,
-        parent_pid=os.getpid(),
+        server_pid=os.getpid(),
+        pid_dir=tempfile.mkdtemp(prefix="graphnursery-workers-"),
     )
     _allow_worker_processes()
     body_error: BaseException | None = None
@@ -176,7 +186,7 @@ async def open_executor(
             idle_timeout=math.inf,
             grace_period=5.0,
         ) as context:
-            executor = Executor(graph, workers, context)
+            executor = Executor(graph, workers, context, settings.pid_dir)
             await executor.warm_up()
             try:
                 yield executor
@@ -189,6 +199,10 @@ async def open_executor(
         # Raised on exit when an idle worker had died meanwhile (killed from outside):
         # nothing is lost, the engine is stopping anyway.
         log.warning("worker processes did not stop cleanly", detail=str(exc.args[0]))
+    finally:
+        # Whatever the workers' jobs started dies with them, stopped cleanly or not.
+        _processes.kill_orphaned_groups(settings.pid_dir, all_workers=True)
+        shutil.rmtree(settings.pid_dir, ignore_errors=True)
 
 
 @asynccontextmanager
@@ -214,7 +228,7 @@ def _allow_worker_processes() -> None:
     hypercorn runs its worker as a daemonic ``multiprocessing`` process (unless its config
     says ``daemon = false``), and multiprocessing refuses children to a daemonic process,
     which its parent may terminate without a word, leaving them orphaned. Ours cannot be
-    orphaned: each one exits the moment this process is gone (``_worker._die_with``), the
+    orphaned: each one exits the moment this process is gone (``_processes``), the
     worker context kills them when the engine stops, and multiprocessing's exit handler
     terminates them (they are daemonic) when this process exits. So the flag is lifted.
     """
