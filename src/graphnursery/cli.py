@@ -16,7 +16,7 @@ import trio
 
 from .config import ENV_PREFIX, Config, parse_setting, setting_types, settings
 from .errors import ConfigError, EngineFailed, GraphLoadError, StoreError
-from .http.app import ENGINE_FAILED_EXIT
+from .lifecycle import ENGINE_FAILED_EXIT
 from .server import configure_logging, serve
 
 

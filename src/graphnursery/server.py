@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from functools import partial
 from typing import Any
@@ -140,8 +141,10 @@ def serve_graph(graph: str, **settings: Any) -> None:
     """Serve a graph until interrupted (blocking), like the seed's ``serveGraph``.
 
     ``settings`` are :class:`~graphnursery.Config` fields: ``workers=4, port=8000, ...``.
+    Like the CLI, it reads every other setting from its ``GRAPHNURSERY_*`` environment
+    variable (``GRAPHNURSERY_API_KEY``, ...); a keyword argument wins over its variable.
     """
-    config = Config(graph=graph, **settings)
+    config = Config.from_env(os.environ, graph=graph, **settings)
     configure_logging(config)
     status = trio.run(serve, config)
     if status:

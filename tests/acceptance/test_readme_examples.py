@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from functools import partial
@@ -29,6 +30,26 @@ async def test_serve_graph_serves_until_sigterm(workdir: Path) -> None:
             async with httpx.AsyncClient(base_url=url) as client:
                 response = await client.post("/jobs", params={"wait": 30}, json={"input": 5})
                 assert response.json()["result"] == {"echo": 5}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        assert await proc.wait() == 0
+
+
+async def test_serve_graph_reads_the_environment_and_its_keywords_win(workdir: Path) -> None:
+    """GRAPHNURSERY_API_KEY alone protects it; GRAPHNURSERY_WORKERS=3 loses to workers=1."""
+    env = {**os.environ, "GRAPHNURSERY_API_KEY": "k1", "GRAPHNURSERY_WORKERS": "3"}
+    command = [sys.executable, "-c", SERVE_GRAPH]
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(
+            partial(trio.run_process, command, stdout=PIPE, env=env, cwd=workdir)
+        )
+        try:
+            url = await read_serving_url(proc, proc.stdout)
+            async with httpx.AsyncClient(base_url=url) as client:
+                refused = await client.post("/jobs", json={"input": 5})
+                assert refused.status_code == 401, refused.text
+                stats = await client.get("/stats", headers={"Authorization": "Bearer k1"})
+                assert stats.json()["workers"] == 1
         finally:
             proc.send_signal(signal.SIGTERM)
         assert await proc.wait() == 0
