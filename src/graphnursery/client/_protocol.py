@@ -255,14 +255,8 @@ def idempotency_headers(key: str | None) -> dict[str, str]:
 def list_params(
     status: JobStatus | str | None, limit: int | None, cursor: str | None
 ) -> dict[str, str]:
-    params: dict[str, str] = {}
-    if status is not None:
-        params["status"] = str(status)
-    if limit is not None:
-        params["limit"] = str(limit)
-    if cursor is not None:
-        params["cursor"] = cursor
-    return params
+    given = {"status": status, "limit": limit, "cursor": cursor}
+    return {name: str(value) for name, value in given.items() if value is not None}
 
 
 def job_page(body: Any) -> JobPage:
