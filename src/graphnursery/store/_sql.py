@@ -17,7 +17,7 @@ from ..jobs import Job, JobError, JobStatus
 from ._rows import (
     TERMINAL_SQL,
     dump_error,
-    dump_json,
+    encode_outcome,
     job_params,
     list_query,
     row_to_job,
@@ -211,13 +211,14 @@ class SQLStore(Store, Generic[C]):
         result: Any = None,
         error: JobError | None = None,
     ) -> Job | None:
-        token = self._take_lease(job_id)  # given up even if the result cannot be encoded
+        token = self._take_lease(job_id)
+        recorded = encode_outcome(job_id, status, result, error)
         params = {
             "id": job_id,
-            "status": status.value,
+            "status": recorded.status.value,
             "completed_at": completed_at,
-            "result": dump_json(result),
-            "error": dump_error(error),
+            "result": recorded.result_json,
+            "error": dump_error(recorded.error),
             "token": token,
         }
         return await self._finish(params)

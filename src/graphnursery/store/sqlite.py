@@ -10,8 +10,9 @@
   one each. An operation returns only after its transaction committed (``synchronous=FULL``
   in WAL mode): a submitted job is on disk before the server answers 202.
 - On open, jobs a crash left ``running`` are queued again (they run again with one more
-  attempt: at-least-once), and :meth:`resume` hands the engine every queued job in
-  creation order.
+  attempt: at-least-once) if they have attempts left, else end ``crashed``: a job never
+  runs more than ``max_attempts`` times, so one that stops the server cannot stop every
+  restart too. :meth:`resume` hands the engine every queued job in creation order.
 - The schema is versioned with ``PRAGMA user_version`` and migrated on open.
 
 Since only this process writes the file, per-status counts are kept in memory.
@@ -32,7 +33,7 @@ import trio
 
 from ..errors import StoreError, StoreLocked
 from ..jobs import Job, JobError, JobStatus
-from ._rows import INTERRUPTED, JOB_COLUMNS, TERMINAL_SQL, dump_error
+from ._rows import INTERRUPTED, JOB_COLUMNS, NO_ATTEMPTS_LEFT, TERMINAL_SQL, dump_error
 from ._sql import Dialect, SQLStore, Statements, one_job
 from ._sqlite_writer import Writer
 from .base import Backlogged
@@ -49,6 +50,13 @@ FINISH = STATEMENTS.finish(NOT_TERMINAL)
 REQUEUE = (
     "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
     f" lease_expires_at = NULL, errors = {STATEMENTS.dialect.append_error('error')}"
+)
+#: Ended ``crashed``, with the error (``:error``) at ``:now``: a job left running with no
+#: attempts left.
+CRASH = (
+    "UPDATE jobs SET status = 'crashed', completed_at = :now, error = :error,"
+    " lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,"
+    f" errors = {STATEMENTS.dialect.append_error('error')}"
 )
 
 #: Schema migrations; ``PRAGMA user_version`` is how many have run. Append, never edit.
@@ -97,6 +105,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         self._counts: collections.Counter[JobStatus] = collections.Counter()
         self._resume_until = 0  # the largest seq of a job queued when the store opened
         self.recovered = 0  # running jobs requeued on open
+        self.crashed = 0  # running jobs ended crashed on open (no attempts left)
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -137,6 +146,10 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         connection.execute("PRAGMA busy_timeout=5000")
         self._migrate(connection)
         connection.execute("BEGIN IMMEDIATE")
+        crashed = connection.execute(
+            f"{CRASH} WHERE status = 'running' AND attempts >= max_attempts",
+            {"error": dump_error(NO_ATTEMPTS_LEFT), "now": time.time()},
+        ).rowcount
         requeued = connection.execute(
             f"{REQUEUE} WHERE status = 'running'", {"error": dump_error(INTERRUPTED)}
         ).rowcount
@@ -145,7 +158,14 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         ).fetchone()
         self._recount(connection)
         connection.execute("COMMIT")
-        self.recovered = requeued
+        self.recovered, self.crashed = requeued, crashed
+        if crashed:
+            log.warning(
+                "%s: %d jobs were running when the last server stopped, with no attempts "
+                "left; they ended crashed",
+                self.path,
+                crashed,
+            )
         if requeued:
             log.warning(
                 "%s: %d jobs were running when the last server stopped; requeued",
