@@ -144,9 +144,17 @@ def encode_cursor(job: Job) -> str:
 def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         created_at, job_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if unstorable_key(job_id):
+            raise ValueError("no job id holds a NUL")
         return float(created_at), str(job_id)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+def unstorable_key(text: object) -> bool:
+    """Whether a job id or idempotency key holds a NUL: no store keeps one (PostgreSQL
+    refuses NUL in text), so such a job is not found, rather than the lookup failing."""
+    return isinstance(text, str) and "\x00" in text
 
 
 def list_query(

@@ -22,6 +22,7 @@ from ._rows import (
     list_query,
     row_to_job,
     split_page,
+    unstorable_key,
 )
 from .base import Store
 
@@ -177,17 +178,23 @@ class SQLStore(Store, Generic[C]):
         return await self._run(add)
 
     async def find_by_key(self, idempotency_key: str) -> Job | None:
+        if unstorable_key(idempotency_key):
+            return None
         return await self._run(lambda connection: self._find_by_key(connection, idempotency_key))
 
     def _find_by_key(self, connection: C, key: str) -> Job | None:
         return one_job(connection, self.sql.by_key, {"key": key})
 
     async def get(self, job_id: str) -> Job | None:
+        if unstorable_key(job_id):
+            return None
         return await self._run(
             lambda connection: one_job(connection, self.sql.by_id, {"id": job_id})
         )
 
     async def remove(self, job_id: str) -> None:
+        if unstorable_key(job_id):
+            return
         await self._run(self._delete(self.sql.remove, {"id": job_id}))
 
     async def evict(self, finished_before: float) -> int:
@@ -211,6 +218,8 @@ class SQLStore(Store, Generic[C]):
         result: Any = None,
         error: JobError | None = None,
     ) -> Job | None:
+        if unstorable_key(job_id):
+            return None
         token = self._take_lease(job_id)
         recorded = encode_outcome(job_id, status, result, error)
         params = {

@@ -39,7 +39,14 @@ from ..jobs import Job, JobError, JobStatus
 from ._pg_leases import Leases, heartbeat
 from ._pg_notices import Notice, listening, notify
 from ._pg_schema import TABLE, Connection, open_pool
-from ._rows import INTERRUPTED, JOB_COLUMNS, LEASE_EXPIRED, dump_error, row_to_job
+from ._rows import (
+    INTERRUPTED,
+    JOB_COLUMNS,
+    LEASE_EXPIRED,
+    dump_error,
+    row_to_job,
+    unstorable_key,
+)
 from ._sql import Dialect, SQLStore, Statements, one_job
 from .base import StoreEvents
 
@@ -174,6 +181,8 @@ class PostgresStore(SQLStore[Connection]):
         claimed = self._leases.claimed.pop(job_id, None)
         if claimed is not None:
             return claimed
+        if unstorable_key(job_id):
+            return None
         token = uuid.uuid4().hex
 
         def start(connection: Connection) -> Job | None:
@@ -325,6 +334,8 @@ class PostgresStore(SQLStore[Connection]):
 
         None if the job is unknown or already terminal.
         """
+        if unstorable_key(job_id):
+            return None
         params = {
             "id": job_id,
             "status": JobStatus.CANCELLED.value,
