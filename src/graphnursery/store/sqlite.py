@@ -1,8 +1,11 @@
 """The SQLite store: durable jobs on one machine, with no server to run.
 
 - One server per database file: :meth:`SQLiteStore.open` takes an exclusive ``flock`` on
-  ``<file>.lock`` and raises :class:`~graphnursery.errors.StoreLocked` if another server
-  holds it. The lock goes with the process, so a killed server never leaves it stale.
+  ``<file>.lock`` and on the database file itself, and raises
+  :class:`~graphnursery.errors.StoreLocked` if another server holds either. Both are the
+  real file's (symlinks resolved): a path through a symlink or a hard link is the same
+  database. The locks go with the process, so a killed server never leaves them stale.
+  (``flock`` and SQLite's own ``fcntl`` locks do not interact on Linux.)
 - Every statement runs on one dedicated thread that owns the connection; the Trio thread
   only queues work and waits for its commit.
 - Group commit (see :mod:`._sqlite_writer`): the thread takes every operation queued while
@@ -99,8 +102,10 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.lock_path = path + ".lock"
-        self._lock_fd: int | None = None
+        #: The database file, symlinks resolved: the one file every alias of it names.
+        self.real_path = os.path.realpath(path)
+        self.lock_path = self.real_path + ".lock"
+        self._lock_fds: list[int] = []
         self._writer: Writer | None = None
         self._counts: collections.Counter[JobStatus] = collections.Counter()
         self._resume_until = 0  # the largest seq of a job queued when the store opened
@@ -114,17 +119,18 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         self._writer = Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
 
     def _open_sync(self) -> sqlite3.Connection:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        os.makedirs(os.path.dirname(self.real_path), exist_ok=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StoreLocked(os.path.abspath(self.path), os.path.abspath(self.lock_path)) from None
-        self._lock_fd = fd
+            # The lock file first: what servers of earlier versions lock.
+            self._lock(self.lock_path)
+            self._lock(self.real_path)  # held by inode: a hard link to it finds it held
+        except BaseException:
+            self._unlock()
+            raise
         try:
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(
+                self.real_path, isolation_level=None, check_same_thread=False
+            )
             try:
                 self._prepare(connection)
             except BaseException:
@@ -207,9 +213,20 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             await writer.stop()
         self._unlock()
 
+    def _lock(self, path: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(self.real_path, path) from None
+        self._lock_fds.append(fd)
+
     def _unlock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
+        # After the connection closed: closing a descriptor of the database file would
+        # drop SQLite's own fcntl locks on it.
+        fds, self._lock_fds = self._lock_fds, []
+        for fd in fds:
             os.close(fd)  # closing the descriptor releases the flock
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], *, engine: bool = False) -> T:
