@@ -137,10 +137,18 @@ class SQLStore(Store, Generic[C]):
     duplicate_id: ClassVar[type[Exception]]
 
     @abc.abstractmethod
-    async def _run(self, fn: Callable[[C], T], *, engine: bool = False) -> T:
+    async def _run(
+        self,
+        fn: Callable[[C], T],
+        *,
+        engine: bool = False,
+        again: Callable[[C], T] | None = None,
+    ) -> T:
         """``fn(connection)`` in one transaction, off the Trio thread; what it returned.
 
         ``engine``: work the engine's runners wait on (a store may keep connections for it).
+        ``again``: what a store that retries a failed transaction runs on the tries after
+        the first, which may have committed (see :mod:`._pg_retry`); ``fn`` if None.
         """
 
     def _added(self, connection: C, job: Job) -> None:
@@ -162,7 +170,11 @@ class SQLStore(Store, Generic[C]):
     async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
         params = {**job_params(job), "key": idempotency_key}
 
-        def add(connection: C) -> Job:
+        def add(connection: C, retried: bool = False) -> Job:
+            if retried:  # ids are fresh uuids: one found is what this call's first try added
+                found = one_job(connection, self.sql.by_id, {"id": job.id})
+                if found is not None:
+                    return found
             try:
                 inserted = connection.execute(self.sql.insert, params).fetchone()
             except self.duplicate_id:
@@ -175,7 +187,7 @@ class SQLStore(Store, Generic[C]):
             self._added(connection, job)
             return job
 
-        return await self._run(add)
+        return await self._run(add, again=lambda connection: add(connection, retried=True))
 
     async def find_by_key(self, idempotency_key: str) -> Job | None:
         if unstorable_key(idempotency_key):

@@ -229,8 +229,15 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         for fd in fds:
             os.close(fd)  # closing the descriptor releases the flock
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, engine: bool = False) -> T:
-        # ``engine`` makes no difference: every operation goes through the one writer.
+    async def _run(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        engine: bool = False,
+        again: Callable[[sqlite3.Connection], T] | None = None,
+    ) -> T:
+        # ``engine`` makes no difference: every operation goes through the one writer, and
+        # one that fails is not retried (so ``again`` is never run).
         if self._writer is None:
             raise StoreError(f"the SQLite store {self.path!r} is not open")
         return await self._writer.call(fn)
