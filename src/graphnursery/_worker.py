@@ -117,28 +117,60 @@ def make_caller(graph: Any) -> Callable[[Any], Any]:
 # -- results -----------------------------------------------------------------------------
 
 
+#: The integers a job store keeps: JSON has no limit, but the stores' encoder (orjson) and
+#: databases hold signed 64-bit ones.
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
+
+
 def to_json(value: Any) -> Any:
-    """Convert a graph's return value to JSON-compatible data, or raise ResultNotSerializable."""
-    if value is None or isinstance(value, str | bool | int | float):
+    """Convert a graph's return value to JSON-compatible data, or raise ResultNotSerializable.
+
+    Refused besides what has no JSON form: what the job stores cannot keep, so the job
+    fails saying why rather than its result failing to be written (integers outside the
+    signed 64-bit range, strings or keys holding a lone surrogate).
+    """
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, str):
+        return _checked_text(value, "string")
+    if isinstance(value, int):
+        if not MIN_INT <= value <= MAX_INT:
+            raise ResultNotSerializable(
+                f"integer {value} is outside the signed 64-bit range a job store keeps"
+            )
         return value
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                if isinstance(key, int | float | bool) or key is None:
-                    key = str(key)
-                else:
-                    raise ResultNotSerializable(f"dict key of type {type(key).__name__}")
+            if isinstance(key, str):
+                key = _checked_text(key, "dict key")
+            elif isinstance(key, int | float | bool) or key is None:
+                key = str(key)
+            else:
+                raise ResultNotSerializable(f"dict key of type {type(key).__name__}")
             out[key] = to_json(item)
         return out
     if isinstance(value, list | tuple):
         return [to_json(item) for item in value]
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump) and not isinstance(value, type):
-        return model_dump(mode="json")
+        return to_json(model_dump(mode="json"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     raise ResultNotSerializable(f"value of type {type(value).__name__} has no JSON form")
+
+
+def _checked_text(text: str, what: str) -> str:
+    """``text``, if UTF-8 (so JSON) can encode it: a lone surrogate cannot be."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise ResultNotSerializable(
+                f"{what} {text[:40]!r} holds a lone surrogate at index {exc.start},"
+                " which JSON text cannot encode"
+            ) from None
+    return text
 
 
 # -- log capture ---------------------------------------------------------------------------

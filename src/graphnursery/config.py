@@ -86,6 +86,11 @@ class Config:
         "postgresql store: seconds a replica's claim on a running job lasts without a "
         "heartbeat; after that another replica re-runs the job",
     )
+    store_unavailable_exit: float = _setting(
+        60.0,
+        "postgresql store: seconds the database may stay unreachable (operations retrying) "
+        "before they fail and the server stops",
+    )
     #: ``store``, parsed once (by validation); not a setting of its own.
     store_url: StoreURL = field(init=False, repr=False, compare=False)
 
@@ -109,6 +114,7 @@ class Config:
             "max_wait",
             "body_timeout",
             "lease_seconds",
+            "store_unavailable_exit",
         ):
             _positive_number(self, name)
         if self.job_timeout > self.max_job_timeout:

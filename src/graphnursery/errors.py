@@ -10,7 +10,8 @@
     ├── EngineFailed         the engine died while serving: the server stops (exit status 3)
     ├── JobConflict          cancel of a finished job, retry of an unfinished one (HTTP 409)
     ├── StoreError           the job store cannot be opened or used
-    │   └── StoreLocked      another server is using this SQLite database file
+    │   ├── StoreLocked      another server is using this SQLite database file
+    │   └── StoreUnavailable the store's database stayed unreachable past store_unavailable_exit
     └── ClientError          raised by Client / AsyncClient (tree in graphnursery.client)
         ├── TransportError       the server could not be reached or the connection broke
         ├── UnexpectedResponse   the answer is not graphnursery's JSON
@@ -249,4 +250,16 @@ class StoreLocked(StoreError):
         super().__init__(
             f"the SQLite database {path!r} is in use by another graphnursery server "
             f"(it holds the lock {lock_path!r}); stop that server or pick another --store file"
+        )
+
+
+class StoreUnavailable(StoreError):
+    """The store's database has been unreachable for ``seconds`` (longer than the
+    ``store_unavailable_exit`` setting), while the store retried the operation."""
+
+    def __init__(self, where: str, seconds: float) -> None:
+        self.where = where
+        self.seconds = seconds
+        super().__init__(
+            f"the database at {where} has been unreachable for {seconds:.0f} s; giving up"
         )

@@ -26,8 +26,12 @@ log = logging.getLogger("graphnursery.store.postgres")
 
 #: How long the LISTEN thread waits for notices before it checks whether to stop.
 POLL_SECONDS = 0.2
-#: How long it waits before it connects again after losing its connection.
-RECONNECT_SECONDS = 1.0
+#: How long it waits before it connects again after losing its connection: doubled after
+#: each failed connect, up to RECONNECT_MAX (a restarted server is heard again at once, a
+#: server away for long is not hammered). Notices sent meanwhile are missed, so once it
+#: listens again the engine hears that work may be waiting.
+RECONNECT_FIRST = 0.1
+RECONNECT_MAX = 2.0
 
 
 class Notice(enum.StrEnum):
@@ -83,19 +87,24 @@ class _Listener:
 
     def run(self, token: trio.lowlevel.TrioToken, stop: threading.Event, ready: trio.Event) -> None:
         """The LISTEN thread: hands each notice to the Trio thread; reconnects on errors."""
-        first = True
+        first, delay = True, RECONNECT_FIRST
         while not stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as connection:
                     connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     token.run_sync_soon(self._listening, ready, first)
-                    first = False
+                    first, delay = False, RECONNECT_FIRST
                     while not stop.is_set():
                         for notice in connection.notifies(timeout=POLL_SECONDS):
                             token.run_sync_soon(self._dispatch, notice.payload)
             except psycopg.Error as exc:
-                log.warning("lost the PostgreSQL LISTEN connection (%s); reconnecting", exc)
-                stop.wait(RECONNECT_SECONDS)
+                log.warning(
+                    "lost the PostgreSQL LISTEN connection (%s); reconnecting in %.1f s",
+                    str(exc).strip(),
+                    delay,
+                )
+                stop.wait(delay)
+                delay = min(2 * delay, RECONNECT_MAX)
             except trio.RunFinishedError:
                 return
 

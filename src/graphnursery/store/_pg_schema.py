@@ -78,7 +78,14 @@ def open_pool(conninfo: str, max_size: int) -> tuple[ConnectionPool[Connection],
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from None
     pool: ConnectionPool[Connection] = ConnectionPool(
-        conninfo, min_size=1, max_size=max_size, open=False, name="graphnursery"
+        conninfo,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        name="graphnursery",
+        # No check= on taking a connection: a failed check waits ~1 s before the next one,
+        # while an operation that finds its connection dead is retried after 0.1 s (see
+        # _pg_retry), and the pool replaces the dead connection when it comes back.
     )
     try:
         pool.open(wait=True, timeout=10)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from ..jobs import TERMINAL_STATUSES, Job, JobError, JobStatus
+
+log = logging.getLogger("graphnursery.store")
 
 #: The columns a job is read from, in this order (see :func:`row_to_job`).
 JOB_COLUMNS = (
@@ -35,6 +38,10 @@ INTERRUPTED = JobError(
 LEASE_EXPIRED = JobError(
     "LeaseExpired", "the replica running the job stopped renewing its lease; it ran again"
 )
+#: Why a job found running when a durable store opened ended ``crashed`` instead.
+NO_ATTEMPTS_LEFT = JobError(
+    "Interrupted", "the server stopped while the job ran, and the job has no attempts left"
+)
 
 
 def dump_json(value: Any) -> str:
@@ -45,10 +52,49 @@ def dump_json(value: Any) -> str:
         raise TypeError(f"a durable store keeps only JSON values: {exc}") from None
 
 
+def clean_text(text: str) -> str:
+    """``text`` as every store keeps it: NUL (PostgreSQL's jsonb refuses ``\\u0000``) and lone
+    surrogates (no UTF-8 form) written as Python escapes, ``\\x00`` and ``\\ud800``."""
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode()
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
+def clean_error(error: JobError) -> JobError:
+    """The error with its type and message as every store keeps them (:func:`clean_text`)."""
+    cleaned = JobError(clean_text(error.type), clean_text(error.message))
+    return error if cleaned == error else cleaned
+
+
 def dump_error(error: JobError | None) -> str | None:
     if error is None:
         return None
+    error = clean_error(error)
     return dump_json({"type": error.type, "message": error.message})
+
+
+class Recorded(NamedTuple):
+    """A job's end as a store records it (:func:`encode_outcome`)."""
+
+    status: JobStatus
+    result: Any
+    result_json: str  # the result's JSON text
+    error: JobError | None  # cleaned (:func:`clean_error`)
+
+
+def encode_outcome(job_id: str, status: JobStatus, result: Any, error: JobError | None) -> Recorded:
+    """How a store records a job's end, with its result encoded and its error cleaned.
+
+    A result that cannot be encoded (the worker refuses most; this is the last guard) makes
+    the job ``failed`` with ``ResultNotSerializable``, rather than the write failing.
+    """
+    try:
+        result_json = dump_json(result)
+    except TypeError as exc:
+        log.warning("job %s: its %s result cannot be stored (%s)", job_id, status.value, exc)
+        refused = JobError("ResultNotSerializable", clean_text(str(exc)))
+        return Recorded(JobStatus.FAILED, None, "null", refused)
+    return Recorded(status, result, result_json, None if error is None else clean_error(error))
 
 
 def load_json(text: str | bytes | None) -> Any:
@@ -98,9 +144,17 @@ def encode_cursor(job: Job) -> str:
 def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         created_at, job_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if unstorable_key(job_id):
+            raise ValueError("no job id holds a NUL")
         return float(created_at), str(job_id)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+def unstorable_key(text: object) -> bool:
+    """Whether a job id or idempotency key holds a NUL: no store keeps one (PostgreSQL
+    refuses NUL in text), so such a job is not found, rather than the lookup failing."""
+    return isinstance(text, str) and "\x00" in text
 
 
 def list_query(

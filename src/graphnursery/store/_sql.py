@@ -17,11 +17,12 @@ from ..jobs import Job, JobError, JobStatus
 from ._rows import (
     TERMINAL_SQL,
     dump_error,
-    dump_json,
+    encode_outcome,
     job_params,
     list_query,
     row_to_job,
     split_page,
+    unstorable_key,
 )
 from .base import Store
 
@@ -136,10 +137,18 @@ class SQLStore(Store, Generic[C]):
     duplicate_id: ClassVar[type[Exception]]
 
     @abc.abstractmethod
-    async def _run(self, fn: Callable[[C], T], *, engine: bool = False) -> T:
+    async def _run(
+        self,
+        fn: Callable[[C], T],
+        *,
+        engine: bool = False,
+        again: Callable[[C], T] | None = None,
+    ) -> T:
         """``fn(connection)`` in one transaction, off the Trio thread; what it returned.
 
         ``engine``: work the engine's runners wait on (a store may keep connections for it).
+        ``again``: what a store that retries a failed transaction runs on the tries after
+        the first, which may have committed (see :mod:`._pg_retry`); ``fn`` if None.
         """
 
     def _added(self, connection: C, job: Job) -> None:
@@ -161,7 +170,11 @@ class SQLStore(Store, Generic[C]):
     async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
         params = {**job_params(job), "key": idempotency_key}
 
-        def add(connection: C) -> Job:
+        def add(connection: C, retried: bool = False) -> Job:
+            if retried:  # ids are fresh uuids: one found is what this call's first try added
+                found = one_job(connection, self.sql.by_id, {"id": job.id})
+                if found is not None:
+                    return found
             try:
                 inserted = connection.execute(self.sql.insert, params).fetchone()
             except self.duplicate_id:
@@ -174,20 +187,26 @@ class SQLStore(Store, Generic[C]):
             self._added(connection, job)
             return job
 
-        return await self._run(add)
+        return await self._run(add, again=lambda connection: add(connection, retried=True))
 
     async def find_by_key(self, idempotency_key: str) -> Job | None:
+        if unstorable_key(idempotency_key):
+            return None
         return await self._run(lambda connection: self._find_by_key(connection, idempotency_key))
 
     def _find_by_key(self, connection: C, key: str) -> Job | None:
         return one_job(connection, self.sql.by_key, {"key": key})
 
     async def get(self, job_id: str) -> Job | None:
+        if unstorable_key(job_id):
+            return None
         return await self._run(
             lambda connection: one_job(connection, self.sql.by_id, {"id": job_id})
         )
 
     async def remove(self, job_id: str) -> None:
+        if unstorable_key(job_id):
+            return
         await self._run(self._delete(self.sql.remove, {"id": job_id}))
 
     async def evict(self, finished_before: float) -> int:
@@ -211,13 +230,16 @@ class SQLStore(Store, Generic[C]):
         result: Any = None,
         error: JobError | None = None,
     ) -> Job | None:
-        token = self._take_lease(job_id)  # given up even if the result cannot be encoded
+        if unstorable_key(job_id):
+            return None
+        token = self._take_lease(job_id)
+        recorded = encode_outcome(job_id, status, result, error)
         params = {
             "id": job_id,
-            "status": status.value,
+            "status": recorded.status.value,
             "completed_at": completed_at,
-            "result": dump_json(result),
-            "error": dump_error(error),
+            "result": recorded.result_json,
+            "error": dump_error(recorded.error),
             "token": token,
         }
         return await self._finish(params)

@@ -59,6 +59,14 @@ class Store(abc.ABC):
     durable: bool = False
     shared: bool = False
 
+    @property
+    def available(self) -> bool:
+        """Whether the store answers now. False while a shared store's database is
+        unreachable: its operations retry meanwhile, and raise
+        :class:`~graphnursery.errors.StoreUnavailable` once it has been so for longer than
+        ``store_unavailable_exit``. True again after an operation succeeds."""
+        return True
+
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (connect, migrate). Called once before use."""
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..jobs import Job, JobError, JobStatus
-from ._rows import INTERRUPTED, decode_cursor, split_page
+from ._rows import INTERRUPTED, clean_error, decode_cursor, encode_outcome, split_page
 from .base import Store
 
 
@@ -83,6 +83,8 @@ class MemoryStore(Store):
         job = self._jobs.get(job_id)
         if job is None or job.status.is_terminal:
             return None
+        # Held to what the durable stores keep: the HTTP layer encodes it the same way.
+        status, result, _, error = encode_outcome(job_id, status, result, error)
         errors = job.errors if error is None else (*job.errors, error)
         done = job.replace(
             status=status, completed_at=completed_at, result=result, error=error, errors=errors
@@ -94,7 +96,7 @@ class MemoryStore(Store):
     async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:
         job = self._jobs.get(job_id)
         if job is not None and job.status is JobStatus.RUNNING:
-            queued = job.replace(status=JobStatus.QUEUED, errors=(*job.errors, error))
+            queued = job.replace(status=JobStatus.QUEUED, errors=(*job.errors, clean_error(error)))
             self._put(queued, job)
 
     async def list_jobs(

@@ -14,6 +14,10 @@
   (paused, partitioned) cannot overwrite the new attempt: its write is refused (fencing).
 - Terminal jobs and cancellations are ``NOTIFY``'d too, so a long-poll on any replica
   wakes, and a job cancelled on one replica stops on the one running it.
+- An operation that fails for a connection reason is retried with backoff (:mod:`._pg_retry`);
+  meanwhile :attr:`PostgresStore.available` is False, and past ``unavailable_exit`` seconds
+  it raises :class:`~graphnursery.errors.StoreUnavailable`. A retry never repeats what a
+  first try that committed did: each operation recognises its own earlier commit.
 - Migrations run on open under an advisory lock (:mod:`._pg_schema`);
   ``graphnursery_schema_version`` records them. Tables live in the connection's current
   schema (``?options=-csearch_path%3D...``).
@@ -38,9 +42,27 @@ from ..errors import StoreError
 from ..jobs import Job, JobError, JobStatus
 from ._pg_leases import Leases, heartbeat
 from ._pg_notices import Notice, listening, notify
-from ._pg_schema import TABLE, Connection, open_pool
-from ._rows import INTERRUPTED, JOB_COLUMNS, LEASE_EXPIRED, dump_error, row_to_job
-from ._sql import Dialect, SQLStore, Statements, one_job
+from ._pg_retry import Retrying
+from ._pg_schema import TABLE, Connection, describe, open_pool
+from ._pg_sql import (
+    CANCEL,
+    CLAIM_EXPIRED,
+    CLAIM_QUEUED,
+    CLAIMED_BEFORE,
+    COLUMNS,
+    ENDED_BEFORE,
+    FINISH,
+    NOW,
+    STATEMENTS,
+)
+from ._rows import (
+    INTERRUPTED,
+    LEASE_EXPIRED,
+    dump_error,
+    row_to_job,
+    unstorable_key,
+)
+from ._sql import SQLStore, one_job
 from .base import StoreEvents
 
 log = logging.getLogger("graphnursery.store.postgres")
@@ -48,60 +70,8 @@ log = logging.getLogger("graphnursery.store.postgres")
 T = TypeVar("T")
 
 
-def _select_list(prefix: str = "") -> str:
-    """A job row's columns, JSON ones as text (orjson decodes them, not psycopg)."""
-    json_columns = {"input", "result", "error", "errors"}
-    return ", ".join(
-        f"{prefix}{column}::text" if column in json_columns else f"{prefix}{column}"
-        for column in JOB_COLUMNS
-    )
-
-
-COLUMNS = _select_list()
-J_COLUMNS = _select_list("j.")  # in the claim's UPDATE ... FROM, where "j" is the table
-STATEMENTS = Statements(
-    Dialect(
-        table=TABLE,
-        columns=COLUMNS,
-        named="%({})s",
-        mark="%s",
-        json="::json",
-        jsonb="::jsonb",
-        appended="errors || jsonb_build_array({}::jsonb)",
-    )
-)
-#: A result is written only under the lease it was claimed with (fencing); a job never
-#: claimed (still queued) takes one without a lease.
-FINISH = STATEMENTS.finish(
-    "CASE WHEN %(token)s::text IS NULL THEN status = 'queued'"
-    " ELSE status = 'running' AND lease_token = %(token)s::text END"
-)
-CANCEL = STATEMENTS.finish("status IN ('queued', 'running')")
-NOW = "extract(epoch from clock_timestamp())::double precision"
 #: Pool connections kept for the engine's own work (claims, results, lease renewals).
 ENGINE_CONNECTIONS = 2
-
-_CLAIM = f"""
-    WITH picked AS (
-        SELECT seq FROM {TABLE} WHERE {{where}} ORDER BY seq LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE {TABLE} j SET
-        status = 'running', attempts = j.attempts + 1, started_at = %(started_at)s,
-        lease_owner = %(owner)s, lease_token = gen_random_uuid()::text,
-        lease_expires_at = {NOW} + %(lease)s, errors = {{errors}}
-    FROM picked WHERE j.seq = picked.seq
-    RETURNING j.seq, j.lease_token, {J_COLUMNS}
-"""
-CLAIM_EXPIRED = _CLAIM.format(
-    where=f"status = 'running' AND lease_expires_at < {NOW}",
-    errors="j.errors || jsonb_build_array(%(lease_expired)s::jsonb)",
-)
-CLAIM_QUEUED = _CLAIM.format(
-    # run_after: a retry waits out its backoff before any replica claims it
-    where=f"status = 'queued' AND (run_after IS NULL OR run_after <= {NOW})",
-    errors="j.errors",
-)
 
 
 class PostgresStore(SQLStore[Connection]):
@@ -118,6 +88,7 @@ class PostgresStore(SQLStore[Connection]):
         lease_seconds: float = 30.0,
         pool_size: int = 8,
         owner: str | None = None,
+        unavailable_exit: float = 60.0,
     ) -> None:
         self.conninfo = conninfo
         self.lease_seconds = lease_seconds
@@ -130,6 +101,11 @@ class PostgresStore(SQLStore[Connection]):
         self._pool: ConnectionPool[Connection] | None = None
         self._channel = ""
         self._leases = Leases()
+        self._retrying = Retrying(conninfo, describe(conninfo), unavailable_exit)
+
+    @property
+    def available(self) -> bool:
+        return self._retrying.available
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -146,21 +122,23 @@ class PostgresStore(SQLStore[Connection]):
         if pool is not None:
             await trio.to_thread.run_sync(pool.close)
 
-    async def _run(self, fn: Callable[[Connection], T], *, engine: bool = False) -> T:
-        """``fn(connection)`` in one transaction on a pool connection, on a thread.
+    async def _run(
+        self,
+        fn: Callable[[Connection], T],
+        *,
+        engine: bool = False,
+        again: Callable[[Connection], T] | None = None,
+    ) -> T:
+        """``fn(connection)`` in one transaction on a pool connection, on a thread;
+        retried (as ``again``, when given) while it fails for a connection reason.
 
         ``engine``: work the engine's runners wait on, with connections of its own.
         """
         pool = self._pool
         if pool is None:
             raise StoreError("the PostgreSQL store is not open")
-
-        def in_transaction() -> T:
-            with pool.connection() as connection:
-                return fn(connection)
-
         limiter = self._engine_limiter if engine else self._limiter
-        return await trio.to_thread.run_sync(in_transaction, limiter=limiter)
+        return await self._retrying.run(pool, fn, limiter, again)
 
     def _notify(self, connection: Connection, notice: Notice, job_id: str) -> None:
         notify(connection, self._channel, notice, job_id)  # sent when the transaction commits
@@ -174,6 +152,8 @@ class PostgresStore(SQLStore[Connection]):
         claimed = self._leases.claimed.pop(job_id, None)
         if claimed is not None:
             return claimed
+        if unstorable_key(job_id):
+            return None
         token = uuid.uuid4().hex
 
         def start(connection: Connection) -> Job | None:
@@ -186,7 +166,16 @@ class PostgresStore(SQLStore[Connection]):
                 (started_at, self.owner, token, self.lease_seconds, job_id),
             )
 
-        job = await self._run(start)
+        def again(connection: Connection) -> Job | None:
+            started = one_job(  # by a first try that committed
+                connection,
+                f"SELECT {COLUMNS} FROM {TABLE} WHERE id = %s AND status = 'running'"
+                " AND lease_token = %s",
+                (job_id, token),
+            )
+            return started or start(connection)
+
+        job = await self._run(start, again=again)
         if job is not None:
             self._leases.tokens[job_id] = token
         return job
@@ -207,7 +196,7 @@ class PostgresStore(SQLStore[Connection]):
                 self._notify(connection, Notice.DONE, job.id)
             return job
 
-        job = await self._run(finish, engine=True)
+        job = await self._run(finish, engine=True, again=self._ended_again(finish, params))
         if job is None and params["token"] is not None:
             log.warning(
                 "refused the %s result of job %s: this replica's lease on it has expired "
@@ -216,6 +205,18 @@ class PostgresStore(SQLStore[Connection]):
                 params["id"],
             )
         return job
+
+    @staticmethod
+    def _ended_again(
+        end: Callable[[Connection], Job | None], params: dict[str, Any]
+    ) -> Callable[[Connection], Job | None]:
+        """A retry of ``end`` (finish, cancel): if a first try committed, the job it ended
+        (terminal with this status at this time), rather than None for a terminal job."""
+
+        def again(connection: Connection) -> Job | None:
+            return end(connection) or one_job(connection, ENDED_BEFORE, params)
+
+        return again
 
     async def counts(self) -> Mapping[JobStatus, int]:
         def counts(connection: Connection) -> dict[JobStatus, int]:
@@ -272,17 +273,23 @@ class PostgresStore(SQLStore[Connection]):
             "owner": self.owner,
             "lease": self.lease_seconds,
             "lease_expired": dump_error(LEASE_EXPIRED),
+            "claim": uuid.uuid4().hex,  # in each lease token, for a retry to find them
         }
 
         def claim(connection: Connection) -> list[tuple[Any, ...]]:
-            rows = connection.execute(CLAIM_EXPIRED, params).fetchall()
+            rows = connection.execute(CLAIM_EXPIRED, {**params, "limit": limit}).fetchall()
             if len(rows) < limit:
-                params["limit"] = limit - len(rows)
-                rows += connection.execute(CLAIM_QUEUED, params).fetchall()
+                more = {**params, "limit": limit - len(rows)}
+                rows += connection.execute(CLAIM_QUEUED, more).fetchall()
             return sorted(rows)
 
+        def again(connection: Connection) -> list[tuple[Any, ...]]:
+            # A first try that committed leased these here: never claim past them.
+            before = connection.execute(CLAIMED_BEFORE, params).fetchall()
+            return sorted(before) if before else claim(connection)
+
         jobs = []
-        for row in await self._run(claim, engine=True):
+        for row in await self._run(claim, engine=True, again=again):
             job = row_to_job(row[2:])
             self._leases.tokens[job.id] = row[1]
             self._leases.claimed[job.id] = job
@@ -325,6 +332,8 @@ class PostgresStore(SQLStore[Connection]):
 
         None if the job is unknown or already terminal.
         """
+        if unstorable_key(job_id):
+            return None
         params = {
             "id": job_id,
             "status": JobStatus.CANCELLED.value,
@@ -339,7 +348,7 @@ class PostgresStore(SQLStore[Connection]):
                 self._notify(connection, Notice.CANCELLED, job_id)
             return job
 
-        job = await self._run(cancel)
+        job = await self._run(cancel, again=self._ended_again(cancel, params))
         if job is not None:
             self._leases.forget(job_id)
         return job

@@ -1,8 +1,11 @@
 """The SQLite store: durable jobs on one machine, with no server to run.
 
 - One server per database file: :meth:`SQLiteStore.open` takes an exclusive ``flock`` on
-  ``<file>.lock`` and raises :class:`~graphnursery.errors.StoreLocked` if another server
-  holds it. The lock goes with the process, so a killed server never leaves it stale.
+  ``<file>.lock`` and on the database file itself, and raises
+  :class:`~graphnursery.errors.StoreLocked` if another server holds either. Both are the
+  real file's (symlinks resolved): a path through a symlink or a hard link is the same
+  database. The locks go with the process, so a killed server never leaves them stale.
+  (``flock`` and SQLite's own ``fcntl`` locks do not interact on Linux.)
 - Every statement runs on one dedicated thread that owns the connection; the Trio thread
   only queues work and waits for its commit.
 - Group commit (see :mod:`._sqlite_writer`): the thread takes every operation queued while
@@ -10,8 +13,9 @@
   one each. An operation returns only after its transaction committed (``synchronous=FULL``
   in WAL mode): a submitted job is on disk before the server answers 202.
 - On open, jobs a crash left ``running`` are queued again (they run again with one more
-  attempt: at-least-once), and :meth:`resume` hands the engine every queued job in
-  creation order.
+  attempt: at-least-once) if they have attempts left, else end ``crashed``: a job never
+  runs more than ``max_attempts`` times, so one that stops the server cannot stop every
+  restart too. :meth:`resume` hands the engine every queued job in creation order.
 - The schema is versioned with ``PRAGMA user_version`` and migrated on open.
 
 Since only this process writes the file, per-status counts are kept in memory.
@@ -32,7 +36,7 @@ import trio
 
 from ..errors import StoreError, StoreLocked
 from ..jobs import Job, JobError, JobStatus
-from ._rows import INTERRUPTED, JOB_COLUMNS, TERMINAL_SQL, dump_error
+from ._rows import INTERRUPTED, JOB_COLUMNS, NO_ATTEMPTS_LEFT, TERMINAL_SQL, dump_error
 from ._sql import Dialect, SQLStore, Statements, one_job
 from ._sqlite_writer import Writer
 from .base import Backlogged
@@ -49,6 +53,13 @@ FINISH = STATEMENTS.finish(NOT_TERMINAL)
 REQUEUE = (
     "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,"
     f" lease_expires_at = NULL, errors = {STATEMENTS.dialect.append_error('error')}"
+)
+#: Ended ``crashed``, with the error (``:error``) at ``:now``: a job left running with no
+#: attempts left.
+CRASH = (
+    "UPDATE jobs SET status = 'crashed', completed_at = :now, error = :error,"
+    " lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,"
+    f" errors = {STATEMENTS.dialect.append_error('error')}"
 )
 
 #: Schema migrations; ``PRAGMA user_version`` is how many have run. Append, never edit.
@@ -91,12 +102,15 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.lock_path = path + ".lock"
-        self._lock_fd: int | None = None
+        #: The database file, symlinks resolved: the one file every alias of it names.
+        self.real_path = os.path.realpath(path)
+        self.lock_path = self.real_path + ".lock"
+        self._lock_fds: list[int] = []
         self._writer: Writer | None = None
         self._counts: collections.Counter[JobStatus] = collections.Counter()
         self._resume_until = 0  # the largest seq of a job queued when the store opened
         self.recovered = 0  # running jobs requeued on open
+        self.crashed = 0  # running jobs ended crashed on open (no attempts left)
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -105,17 +119,18 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         self._writer = Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
 
     def _open_sync(self) -> sqlite3.Connection:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        os.makedirs(os.path.dirname(self.real_path), exist_ok=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StoreLocked(os.path.abspath(self.path), os.path.abspath(self.lock_path)) from None
-        self._lock_fd = fd
+            # The lock file first: what servers of earlier versions lock.
+            self._lock(self.lock_path)
+            self._lock(self.real_path)  # held by inode: a hard link to it finds it held
+        except BaseException:
+            self._unlock()
+            raise
         try:
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(
+                self.real_path, isolation_level=None, check_same_thread=False
+            )
             try:
                 self._prepare(connection)
             except BaseException:
@@ -137,6 +152,10 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         connection.execute("PRAGMA busy_timeout=5000")
         self._migrate(connection)
         connection.execute("BEGIN IMMEDIATE")
+        crashed = connection.execute(
+            f"{CRASH} WHERE status = 'running' AND attempts >= max_attempts",
+            {"error": dump_error(NO_ATTEMPTS_LEFT), "now": time.time()},
+        ).rowcount
         requeued = connection.execute(
             f"{REQUEUE} WHERE status = 'running'", {"error": dump_error(INTERRUPTED)}
         ).rowcount
@@ -145,7 +164,14 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         ).fetchone()
         self._recount(connection)
         connection.execute("COMMIT")
-        self.recovered = requeued
+        self.recovered, self.crashed = requeued, crashed
+        if crashed:
+            log.warning(
+                "%s: %d jobs were running when the last server stopped, with no attempts "
+                "left; they ended crashed",
+                self.path,
+                crashed,
+            )
         if requeued:
             log.warning(
                 "%s: %d jobs were running when the last server stopped; requeued",
@@ -187,13 +213,31 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             await writer.stop()
         self._unlock()
 
+    def _lock(self, path: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(self.real_path, path) from None
+        self._lock_fds.append(fd)
+
     def _unlock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
+        # After the connection closed: closing a descriptor of the database file would
+        # drop SQLite's own fcntl locks on it.
+        fds, self._lock_fds = self._lock_fds, []
+        for fd in fds:
             os.close(fd)  # closing the descriptor releases the flock
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, engine: bool = False) -> T:
-        # ``engine`` makes no difference: every operation goes through the one writer.
+    async def _run(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        engine: bool = False,
+        again: Callable[[sqlite3.Connection], T] | None = None,
+    ) -> T:
+        # ``engine`` makes no difference: every operation goes through the one writer, and
+        # one that fails is not retried (so ``again`` is never run).
         if self._writer is None:
             raise StoreError(f"the SQLite store {self.path!r} is not open")
         return await self._writer.call(fn)

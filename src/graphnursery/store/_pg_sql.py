@@ -1,0 +1,73 @@
+"""The PostgreSQL store's statements: its job row's select lists, and the SQL of results,
+cancels and claims (the statements it shares with SQLite are :mod:`._sql`'s)."""
+
+from __future__ import annotations
+
+from ._pg_schema import TABLE
+from ._rows import JOB_COLUMNS
+from ._sql import Dialect, Statements
+
+
+def _select_list(prefix: str = "") -> str:
+    """A job row's columns, JSON ones as text (orjson decodes them, not psycopg)."""
+    json_columns = {"input", "result", "error", "errors"}
+    return ", ".join(
+        f"{prefix}{column}::text" if column in json_columns else f"{prefix}{column}"
+        for column in JOB_COLUMNS
+    )
+
+
+COLUMNS = _select_list()
+J_COLUMNS = _select_list("j.")  # in the claim's UPDATE ... FROM, where "j" is the table
+STATEMENTS = Statements(
+    Dialect(
+        table=TABLE,
+        columns=COLUMNS,
+        named="%({})s",
+        mark="%s",
+        json="::json",
+        jsonb="::jsonb",
+        appended="errors || jsonb_build_array({}::jsonb)",
+    )
+)
+#: A result is written only under the lease it was claimed with (fencing); a job never
+#: claimed (still queued) takes one without a lease.
+FINISH = STATEMENTS.finish(
+    "CASE WHEN %(token)s::text IS NULL THEN status = 'queued'"
+    " ELSE status = 'running' AND lease_token = %(token)s::text END"
+)
+CANCEL = STATEMENTS.finish("status IN ('queued', 'running')")
+#: The job as a finish or cancel that committed left it, for a retry of it to recognise.
+ENDED_BEFORE = (
+    f"SELECT {COLUMNS} FROM {TABLE} WHERE id = %(id)s AND status = %(status)s"
+    " AND completed_at = %(completed_at)s"
+)
+NOW = "extract(epoch from clock_timestamp())::double precision"
+
+_CLAIM = f"""
+    WITH picked AS (
+        SELECT seq FROM {TABLE} WHERE {{where}} ORDER BY seq LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {TABLE} j SET
+        status = 'running', attempts = j.attempts + 1, started_at = %(started_at)s,
+        lease_owner = %(owner)s, lease_token = %(claim)s || ':' || j.seq,
+        lease_expires_at = {NOW} + %(lease)s, errors = {{errors}}
+    FROM picked WHERE j.seq = picked.seq
+    RETURNING j.seq, j.lease_token, {J_COLUMNS}
+"""
+CLAIM_EXPIRED = _CLAIM.format(
+    where=f"status = 'running' AND lease_expires_at < {NOW}",
+    errors="j.errors || jsonb_build_array(%(lease_expired)s::jsonb)",
+)
+#: The jobs a claim whose commit was not acknowledged leased to this replica (its tokens
+#: are the claim's id and each job's seq).
+CLAIMED_BEFORE = (
+    f"SELECT seq, lease_token, {COLUMNS} FROM {TABLE} WHERE status = 'running'"
+    " AND lease_owner = %(owner)s AND lease_token LIKE %(claim)s || ':%%'"
+)
+CLAIM_QUEUED = _CLAIM.format(
+    # run_after: a retry waits out its backoff before any replica claims it
+    where=f"status = 'queued' AND (run_after IS NULL OR run_after <= {NOW})",
+    errors="j.errors",
+)
