@@ -352,7 +352,11 @@ async def open_engine(
     ``executor`` replaces the worker processes (see ``InlineExecutor``, for tests).
     """
     if store is None:
-        store = open_store(config.store_url, lease_seconds=config.lease_seconds)
+        store = open_store(
+            config.store_url,
+            lease_seconds=config.lease_seconds,
+            unavailable_exit=config.store_unavailable_exit,
+        )
     await store.open()
     try:
         async with executor_for(config, executor) as running_executor:
