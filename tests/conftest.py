@@ -35,6 +35,15 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def own_role(postgres_url: str) -> Iterator[tuple[str, str]]:
+    """A login role of the test's own in its schema (to lock it out): its store URL and name."""
+    from postgres import own_role
+
+    with own_role(postgres_url) as role:
+        yield role
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses the PostgreSQL server, so ``-m 'not postgres'`` leaves them."""

@@ -10,8 +10,9 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import psycopg
 import pytest
 
 BASE_URL = os.environ.get("GRAPHNURSERY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -49,3 +50,47 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(BASE_URL, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def terminate(application_name: str) -> int:
+    """Terminate the server's connections of this application; how many there were."""
+    with psycopg.connect(BASE_URL, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def allow_login(role: str, allowed: bool) -> None:
+    with psycopg.connect(BASE_URL, autocommit=True) as connection:
+        connection.execute(f"ALTER ROLE {role} {'LOGIN' if allowed else 'NOLOGIN'}")
+
+
+@contextmanager
+def own_role(postgres_url: str) -> Iterator[tuple[str, str]]:
+    """A login role of the test's own, allowed into its schema: its store URL and name."""
+    role = f"gn_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        row = connection.execute("SELECT current_schema()").fetchone()
+        assert row is not None
+        connection.execute(f"CREATE ROLE {role} LOGIN")
+        connection.execute(f"GRANT ALL ON SCHEMA {row[0]} TO {role}")
+    try:
+        yield _as_role(postgres_url, role), role
+    finally:
+        with psycopg.connect(BASE_URL, autocommit=True) as connection:
+            connection.execute(f"ALTER ROLE {role} NOLOGIN")
+            terminate(role)
+            connection.execute(f"DROP OWNED BY {role} CASCADE")
+            connection.execute(f"DROP ROLE {role}")
+
+
+def _as_role(url: str, role: str) -> str:
+    """``url`` (postgresql://user@host/db?...) logging in as ``role``, named as its
+    application too (so its connections can be found and cut)."""
+    parts = urlsplit(url)
+    netloc = f"{role}@{parts.netloc.rpartition('@')[2]}"
+    query = f"{parts.query}&application_name={role}" if parts.query else f"application_name={role}"
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -92,6 +92,11 @@ class Engine:
     def draining(self) -> bool:
         return self._draining
 
+    @property
+    def store_available(self) -> bool:
+        """False while the store cannot be reached (its operations retry meanwhile)."""
+        return self.store.available
+
     async def drain(self, grace: float) -> bool:
         """Stop taking jobs and give the running ones up to ``grace`` seconds to finish.
 
@@ -125,6 +130,8 @@ class Engine:
             raise EngineClosed(
                 "the server is draining" if self._draining else "the engine is not accepting jobs"
             )
+        if not self.store.available:
+            raise EngineClosed("the job store is unreachable for now")
         if timeout is None:
             timeout = self.config.job_timeout
         elif not 0 < timeout <= self.config.max_job_timeout:

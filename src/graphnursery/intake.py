@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from .errors import StoreUnavailable
 from .jobqueue import JobQueue
 from .jobs import Job, JobStatus
 from .logs import get_logger
@@ -247,6 +248,8 @@ class Claimer:
             if free > 0:
                 try:
                     claimed = await self._store.claim(free, self._now())
+                except StoreUnavailable:
+                    raise  # away past store_unavailable_exit: the engine stops, saying why
                 except Exception:  # the database is unreachable for now: try again later
                     log.exception("claiming jobs failed")
                 self.claimed += len(claimed)

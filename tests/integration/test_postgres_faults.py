@@ -4,31 +4,19 @@ past ``unavailable_exit`` they raise StoreUnavailable. Against the real server."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 import trio
-from psycopg.conninfo import make_conninfo
 
 from graphnursery import Config, JobError, JobStatus, open_engine
 from graphnursery.errors import StoreUnavailable
 from graphnursery.store import _pg_retry
 from graphnursery.store.postgres import PostgresStore
-from postgres import BASE_URL
+from postgres import allow_login, terminate
 from stores import T0, queued
-
-
-def terminate(application_name: str) -> int:
-    """Terminate the server's connections of this application; how many there were."""
-    with psycopg.connect(BASE_URL, autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (application_name,),
-        ).fetchone()
-    return 0 if row is None else int(row[0])
 
 
 @pytest.fixture
@@ -88,30 +76,6 @@ async def test_a_retry_recognises_what_its_first_try_committed(
         assert store.available
     finally:
         await store.close()
-
-
-@pytest.fixture
-def own_role(postgres_url: str) -> Iterator[tuple[str, str]]:
-    """A login role of the test's own, allowed into its schema: its store URL and name."""
-    role = f"gn_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        row = connection.execute("SELECT current_schema()").fetchone()
-        assert row is not None
-        connection.execute(f"CREATE ROLE {role} LOGIN")
-        connection.execute(f"GRANT ALL ON SCHEMA {row[0]} TO {role}")
-    try:
-        yield make_conninfo(postgres_url, user=role, application_name=role), role
-    finally:
-        with psycopg.connect(BASE_URL, autocommit=True) as connection:
-            connection.execute(f"ALTER ROLE {role} NOLOGIN")
-            terminate(role)
-            connection.execute(f"DROP OWNED BY {role} CASCADE")
-            connection.execute(f"DROP ROLE {role}")
-
-
-def allow_login(role: str, allowed: bool) -> None:
-    with psycopg.connect(BASE_URL, autocommit=True) as connection:
-        connection.execute(f"ALTER ROLE {role} {'LOGIN' if allowed else 'NOLOGIN'}")
 
 
 async def test_a_database_away_past_unavailable_exit_raises_store_unavailable(

@@ -19,7 +19,14 @@ import orjson
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import EngineClosed, InvalidTimeout, JobConflict, JobNotFound, QueueFull
+from ..errors import (
+    EngineClosed,
+    InvalidTimeout,
+    JobConflict,
+    JobNotFound,
+    QueueFull,
+    StoreError,
+)
 
 Detail = list[dict[str, Any]]
 
@@ -106,6 +113,13 @@ def _engine_closed(error: EngineClosed) -> HttpError:
     return HttpError(503, code, f"not accepting jobs: {error}", headers=retry_after(5))
 
 
+def _store_error(error: StoreError) -> HttpError:
+    """The store failed under a request (unreachable past its retries, say): 503, not 500."""
+    return HttpError(
+        503, "store_unavailable", f"the job store failed: {error}", headers=retry_after(5)
+    )
+
+
 #: Quart's own HTTP errors (routing, and its body buffer's limits) by status.
 _QUART_ANSWERS: dict[int, Callable[[HTTPException], HttpError]] = {
     404: lambda error: HttpError(404, "not_found", "Not found"),
@@ -139,6 +153,7 @@ ANSWERS: dict[type[Exception], Callable[[Any], HttpError]] = {
     ),
     JobConflict: lambda error: HttpError(409, "conflict", str(error)),
     EngineClosed: _engine_closed,
+    StoreError: _store_error,
     HTTPException: _quart_error,
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import trio
 from quart import Quart, Response
 from quart_schema import document
 
@@ -36,14 +37,19 @@ def seed_stats(stats: EngineStatistics) -> dict[str, Any]:
     }
 
 
+#: Seconds /health waits for the store's counts before it answers 503.
+HEALTH_STATS_TIMEOUT = 2.0
+
+
 def add_probe_routes(app: Quart, lifecycle: Lifecycle, metrics: Metrics) -> None:
     started_monotonic = time.monotonic()
 
     def not_serving() -> str | None:
-        """Why the server takes no jobs (``draining``, ``unavailable``); None when it does."""
+        """Why the server takes no jobs (``draining``, ``unavailable``, ``store_unavailable``);
+        None when it does."""
         engine = lifecycle.engine
         if engine is not None and engine.accepting:
-            return None
+            return None if engine.store_available else "store_unavailable"
         return "draining" if engine is not None and engine.draining else "unavailable"
 
     @app.get("/health")
@@ -56,8 +62,13 @@ def add_probe_routes(app: Quart, lifecycle: Lifecycle, metrics: Metrics) -> None
         reason = not_serving()
         if reason is not None:
             return json_response({"status": reason, **body}, NOT_SERVING, NOT_SERVING_HEADERS)
-        stats = await lifecycle.require_engine().statistics()
-        return json_response({"status": "ok", **body, "stats": seed_stats(stats)})
+        # The counts come from the store: one that stopped answering is not healthy, and a
+        # health check must answer while its operations retry.
+        with trio.move_on_after(HEALTH_STATS_TIMEOUT):
+            stats = await lifecycle.require_engine().statistics()
+            return json_response({"status": "ok", **body, "stats": seed_stats(stats)})
+        body = {"status": "store_unavailable", **body}
+        return json_response(body, NOT_SERVING, NOT_SERVING_HEADERS)
 
     @app.get("/ready")
     @document(responses={200: (Ready, None), 503: (Ready, None)})

@@ -169,7 +169,7 @@ class SeedStats(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "draining", "unavailable"]
+    status: Literal["ok", "draining", "unavailable", "store_unavailable"]
     timestamp: str
     uptime: float
     stats: SeedStats | None = None
@@ -178,7 +178,7 @@ class Health(BaseModel):
 class Ready(BaseModel):
     """``GET /ready``: ``ready`` as the seed's server says it (200), or why not (503)."""
 
-    status: Literal["ready", "draining", "unavailable"]
+    status: Literal["ready", "draining", "unavailable", "store_unavailable"]
     ready: bool
 
 

@@ -38,6 +38,10 @@ RETRY_MAX = 2.0
 POOL_WAIT = 5.0
 
 
+#: Seconds of failing operations before the store reports itself unavailable.
+UNAVAILABLE_AFTER = 1.0
+
+
 class Retrying:
     """Runs operations on a pool, retrying those that fail for a connection reason.
 
@@ -54,7 +58,10 @@ class Retrying:
 
     @property
     def available(self) -> bool:
-        return self._down_since is None
+        # A dead pooled connection (the database restarted, a failover) costs one retry of
+        # ~0.1 s: not worth refusing work for. Unreachable means failing for a while.
+        down_since = self._down_since
+        return down_since is None or trio.current_time() - down_since < UNAVAILABLE_AFTER
 
     async def run(
         self,
