@@ -131,6 +131,14 @@ def _kill_own_group() -> None:
 # -- server side ------------------------------------------------------------------------------
 
 
+def recorded_workers(pid_dir: str) -> list[int]:
+    """The worker pids recorded in ``pid_dir`` (some may have ended)."""
+    try:
+        return [int(entry) for entry in os.listdir(pid_dir) if entry.isdigit()]
+    except OSError:
+        return []
+
+
 def kill_orphaned_groups(pid_dir: str, *, all_workers: bool = False) -> int:
     """Kill the process group of each recorded worker that is gone (every recorded worker,
     with ``all_workers``); forget those. Returns how many groups were signalled."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _processes
+from .jobs import JSON_INTEGERS
 
 Reply = tuple[Any, ...]
 
@@ -117,9 +118,9 @@ def make_caller(graph: Any) -> Callable[[Any], Any]:
 # -- results -----------------------------------------------------------------------------
 
 
-#: The integers a job store keeps: JSON has no limit, but the stores' encoder (orjson) and
-#: databases hold signed 64-bit ones.
-MIN_INT, MAX_INT = -(2**63), 2**63 - 1
+#: The integers a job store keeps: JSON has no limit, but the stores' encoder (orjson) holds
+#: signed and unsigned 64-bit ones (the same rule as for a job's input).
+MIN_INT, MAX_INT = JSON_INTEGERS
 
 
 def to_json(value: Any) -> Any:
@@ -127,7 +128,7 @@ def to_json(value: Any) -> Any:
 
     Refused besides what has no JSON form: what the job stores cannot keep, so the job
     fails saying why rather than its result failing to be written (integers outside the
-    signed 64-bit range, strings or keys holding a lone surrogate).
+    64 bits (signed or not), strings or keys holding a lone surrogate).
     """
     if value is None or isinstance(value, bool | float):
         return value
@@ -135,9 +136,7 @@ def to_json(value: Any) -> Any:
         return _checked_text(value, "string")
     if isinstance(value, int):
         if not MIN_INT <= value <= MAX_INT:
-            raise ResultNotSerializable(
-                f"integer {value} is outside the signed 64-bit range a job store keeps"
-            )
+            raise ResultNotSerializable(f"integer {value} is past the 64 bits a job store keeps")
         return value
     if isinstance(value, dict):
         out = {}
@@ -235,12 +234,13 @@ class WorkerSettings:
 
 _settings = WorkerSettings(spec="")
 _jobs_run = 0
+_retiring = False
 
 
-def resident_mb() -> float:
-    """This process's resident set size, in MiB (Linux /proc; 0 where unavailable)."""
+def resident_mb(pid: int | str = "self") -> float:
+    """A process's resident set size, in MiB (Linux /proc; 0 where unavailable)."""
     try:
-        with open("/proc/self/statm", "rb") as statm:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
             pages = int(statm.read().split()[1])
     except (OSError, ValueError, IndexError):
         return 0.0
@@ -248,8 +248,14 @@ def resident_mb() -> float:
 
 
 def should_retire() -> bool:
-    """trio-parallel's ``retire`` hook, run after each call: recycle a worker that has run
-    ``max_jobs`` jobs or grown past ``max_rss_mb``. Between jobs, never mid-job. Never raises."""
+    """trio-parallel's ``retire`` hook, run after each call: what the last job's reply said
+    (see :func:`run_and_report`). Between jobs, never mid-job."""
+    return _retiring
+
+
+def _due_for_retirement() -> bool:
+    """Whether this worker has run ``max_jobs`` jobs or grown past ``max_rss_mb``.
+    Never raises."""
     try:
         if _settings.max_jobs and _jobs_run >= _settings.max_jobs:
             return True
@@ -301,6 +307,15 @@ def run_job(job_input: Any, trace_context: dict[str, str] | None = None) -> Repl
     finally:
         if _settings.server_pid:
             _processes.end_of_job()  # what the job started dies with it
+
+
+def run_and_report(job_input: Any, trace_context: dict[str, str] | None = None) -> Reply:
+    """What the executor calls: :func:`run_job`'s reply, and whether this worker retires
+    after it (``max_jobs``, ``max_rss_mb``), so the server counts the recycle."""
+    global _retiring
+    reply = run_job(job_input, trace_context)
+    _retiring = _due_for_retirement()
+    return reply, _retiring
 
 
 def _run_job(job_input: Any, trace_context: dict[str, str] | None) -> Reply:

@@ -64,6 +64,11 @@ class Config:
     max_worker_memory_mb: int = _setting(
         0, "recycle a worker process after a job that leaves it above this RSS (0: never)"
     )
+    max_job_memory_mb: int = _setting(
+        0,
+        "kill a job's worker process the moment its RSS passes this, mid-job: the job ends "
+        "crashed (MemoryLimitExceeded) (0: no ceiling)",
+    )
     shutdown_grace: float = _setting(
         30.0, "on SIGTERM/SIGINT, seconds running jobs may take to finish before they are killed"
     )
@@ -136,7 +141,7 @@ class Config:
             raise ConfigError(
                 "retry_on", f"must name statuses among {', '.join(sorted(RETRYABLE))}"
             )
-        for name in ("max_jobs_per_worker", "max_worker_memory_mb"):
+        for name in ("max_jobs_per_worker", "max_worker_memory_mb", "max_job_memory_mb"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(name, f"must be 0 or a positive integer, got {value!r}")

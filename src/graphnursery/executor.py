@@ -9,6 +9,7 @@ propagates as ``trio.Cancelled``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -32,6 +33,9 @@ from .jobs import JobError, JobStatus, Outcome
 from .logs import get_logger
 
 log = get_logger("graphnursery.executor")
+
+#: Seconds between two reads of the workers' memory (``max_job_memory_mb``).
+MEMORY_CHECK_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class Executor:
         self._context = context
         # Where the workers record their pids: what a killed one's job started is killed too.
         self._pid_dir = pid_dir
+        # Workers killed for their memory (pid -> the limit), to say so in the job's error.
+        self._memory_killed: dict[int | None, int] = {}
         # Our own limiter: trio-parallel's default one is process-global.
         self._limiter = trio.CapacityLimiter(workers)
         self.worker_restarts = 0
@@ -95,8 +101,8 @@ class Executor:
         """Run the graph once on ``job_input``; never raises for what the graph does."""
         with trio.move_on_after(timeout) as scope:
             try:
-                reply = await self._context.run_sync(
-                    _worker.run_job,
+                reply, retiring = await self._context.run_sync(
+                    _worker.run_and_report,
                     job_input,
                     trace_context,
                     kill_on_cancel=True,
@@ -104,8 +110,7 @@ class Executor:
                 )
             except trio_parallel.BrokenWorkerError as exc:
                 self._worker_gone()
-                message = _describe_broken(exc)
-                return Outcome(JobStatus.CRASHED, error=JobError("WorkerCrashed", message))
+                return Outcome(JobStatus.CRASHED, error=self._why_broken(exc))
             except trio.Cancelled:
                 # The timeout, a cancelled job or the engine stopping: kill_on_cancel killed
                 # the worker process (the next call starts a new one), and with it goes
@@ -117,7 +122,40 @@ class Executor:
                 JobStatus.TIMED_OUT,
                 error=JobError("TimeoutError", f"job ran longer than its timeout of {timeout:g} s"),
             )
+        if retiring:  # recycled (max_jobs_per_worker, max_worker_memory_mb)
+            self.worker_restarts += 1
         return outcome_from_reply(reply)
+
+    async def watch_memory(self, limit_mb: int) -> None:
+        """Kill any worker process whose RSS passes ``limit_mb``, mid-job. Memory cannot be
+        waited on, so it is read every MEMORY_CHECK_INTERVAL seconds."""
+        while True:
+            await trio.sleep(MEMORY_CHECK_INTERVAL)
+            killed = await trio.to_thread.run_sync(self._kill_over, limit_mb)
+            for pid, rss in killed:
+                log.warning("killed a worker over max_job_memory_mb", pid=pid, rss_mb=rss)
+
+    def _kill_over(self, limit_mb: int) -> list[tuple[int, float]]:
+        killed = []
+        for pid in _processes.recorded_workers(self._pid_dir):
+            rss = _worker.resident_mb(pid)
+            if rss > limit_mb:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    self._memory_killed[pid] = limit_mb
+                    killed.append((pid, round(rss, 1)))
+        return killed
+
+    def _why_broken(self, exc: BaseException) -> JobError:
+        for arg in exc.args:
+            limit = self._memory_killed.pop(getattr(arg, "pid", None), None)
+            if limit is not None:
+                return JobError(
+                    "MemoryLimitExceeded",
+                    f"the job's worker process used more than max_job_memory_mb ({limit} MiB)"
+                    " and was killed",
+                )
+        return JobError("WorkerCrashed", _describe_broken(exc))
 
     def _worker_gone(self) -> None:
         self.worker_restarts += 1
@@ -163,11 +201,13 @@ async def open_executor(
     *,
     max_jobs_per_worker: int = 0,
     max_worker_memory_mb: int = 0,
+    max_job_memory_mb: int = 0,
 ) -> AsyncIterator[Executor]:
     """Start ``workers`` processes that load ``graph``; stop them on exit.
 
     A worker process is retired after ``max_jobs_per_worker`` jobs, or after a job that
     leaves it above ``max_worker_memory_mb`` of RSS (0: never); the next job starts a new one.
+    One whose RSS passes ``max_job_memory_mb`` is killed at once, mid-job (0: no ceiling).
     """
     settings = _worker.WorkerSettings(
         spec=graph,
@@ -188,11 +228,16 @@ async def open_executor(
         ) as context:
             executor = Executor(graph, workers, context, settings.pid_dir)
             await executor.warm_up()
-            try:
-                yield executor
-            except BaseException as exc:
-                body_error = exc
-                raise
+            async with trio.open_nursery() as nursery:
+                if max_job_memory_mb:
+                    nursery.start_soon(executor.watch_memory, max_job_memory_mb)
+                try:
+                    yield executor
+                except BaseException as exc:
+                    body_error = exc
+                    raise
+                finally:
+                    nursery.cancel_scope.cancel()
     except trio_parallel.BrokenWorkerError as exc:
         if exc is body_error:
             raise
@@ -218,6 +263,7 @@ async def executor_for(config: Config, executor: GraphRunner | None) -> AsyncIte
         config.log_level,
         max_jobs_per_worker=config.max_jobs_per_worker,
         max_worker_memory_mb=config.max_worker_memory_mb,
+        max_job_memory_mb=config.max_job_memory_mb,
     ) as process_executor:
         yield process_executor
 

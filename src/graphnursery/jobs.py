@@ -8,6 +8,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+#: The integers a job's input and result may hold: 64 bits, signed or not (what the stores'
+#: JSON encoder keeps exactly).
+JSON_INTEGERS = (-(2**63), 2**64 - 1)
+
 
 class JobStatus(enum.StrEnum):
     QUEUED = "queued"

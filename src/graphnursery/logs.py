@@ -63,4 +63,6 @@ def get_logger(name: str) -> Any:
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         wrapper_class=structlog.stdlib.BoundLogger,
+        # Bound once, on first use, not again at every call (a line per job is on the hot path).
+        cache_logger_on_first_use=True,
     )

@@ -54,3 +54,21 @@ async def test_without_a_key_configured_everything_is_open() -> None:
     async with running_server("examples/echo.py") as client:
         assert (await client.get("/stats")).status_code == 200
         assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_two_authorization_headers_are_refused_on_both_paths() -> None:
+    """Quart would read the first and an ASGI layer may read the last: neither guesses."""
+    async with running_server("examples/echo.py", api_key="k1") as client:
+        for wrong_first in (
+            [("Authorization", "Bearer nope"), ("Authorization", "Bearer k1")],
+            [("Authorization", "Bearer k1"), ("Authorization", "Bearer nope")],
+        ):
+            for method, path in (("POST", "/jobs"), ("GET", "/stats")):
+                response = await client.request(
+                    method, path, headers=wrong_first, json={"input": 1}
+                )
+                assert response.status_code == 400, (path, response.text)
+                assert response.json()["code"] == "invalid_header"
+                assert response.json()["detail"][0]["field"] == "Authorization"
+        listed = await client.get("/jobs", headers={"Authorization": "Bearer k1"})
+        assert listed.json()["jobs"] == []  # nothing was submitted

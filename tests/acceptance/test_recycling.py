@@ -18,9 +18,11 @@ async def run(client, job_input: object = None) -> dict:  # type: ignore[no-unty
 async def test_worker_is_replaced_after_max_jobs_per_worker() -> None:
     async with running_server("tests/graphs/toolbox.py", max_jobs_per_worker=3) as client:
         pids = [(await run(client))["pid"] for _ in range(7)]
+        restarts = (await client.get("/stats")).json()["workerRestarts"]
     assert pids[0] == pids[1] == pids[2]
     assert pids[3] == pids[4] == pids[5] != pids[2]
     assert pids[6] != pids[5]
+    assert restarts == 2  # the recycles are restarts too: after the 3rd and the 6th job
 
 
 async def test_leaking_worker_is_recycled_at_the_memory_ceiling() -> None:
@@ -50,3 +52,14 @@ async def test_a_graph_that_breaks_after_startup_fails_jobs_with_graph_load_erro
             assert "SyntaxError" in job["error"]["message"]
         health = await client.get("/health")
         assert health.status_code == 200
+
+
+async def test_a_job_past_max_job_memory_mb_is_killed_mid_job_and_the_server_carries_on() -> None:
+    async with running_server("tests/graphs/hog.py", max_job_memory_mb=200) as client:
+        answer = await client.post("/jobs", params={"wait": 60}, json={"input": {"grow_mb": 2000}})
+        job = answer.json()
+        assert job["status"] == "crashed", job
+        assert job["error"]["type"] == "MemoryLimitExceeded"
+        assert "max_job_memory_mb (200 MiB)" in job["error"]["message"]
+        assert await run(client, {"grow_mb": 50}) == {"ok": True, "held_mb": 50}
+        assert (await client.get("/stats")).json()["workerRestarts"] == 1

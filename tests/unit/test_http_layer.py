@@ -13,6 +13,7 @@ from graphnursery import Config
 from graphnursery.errors import EngineClosed, InvalidTimeout, JobConflict, JobNotFound, QueueFull
 from graphnursery.http import errors as http_errors
 from graphnursery.http.errors import HttpError, answer_for
+from graphnursery.http.front import ScopeHeaders
 from graphnursery.http.pipeline import Pipeline
 from graphnursery.lifecycle import ENGINE_FAILED_EXIT, Lifecycle
 from graphnursery.metrics import Metrics
@@ -101,14 +102,14 @@ async def test_the_pipeline_reads_a_body_within_its_limit_and_its_time(
 
 def test_the_pipeline_lets_open_paths_and_docs_assets_through_without_a_key() -> None:
     pipeline = Pipeline(Config(graph="examples/echo.py", api_key="k"), Metrics())
-    no_key: dict[str, str] = {}
+    no_key = ScopeHeaders([])
     for path in ("/health", "/ready", "/live", "/docs", "/docs/static/swagger-ui.css"):
         pipeline.authorize(no_key, path)
     for path in ("/jobs", "/stats", "/metrics", "/docs/static"):
         with pytest.raises(HttpError) as refused:
             pipeline.authorize(no_key, path)
         assert refused.value.status == 401
-    pipeline.authorize({"Authorization": "Bearer k"}, "/jobs")
+    pipeline.authorize(ScopeHeaders([(b"authorization", b"Bearer k")]), "/jobs")
 
 
 class FakeEngine:

@@ -30,14 +30,21 @@ RawHeaders = list[tuple[bytes, bytes]]
 class ScopeHeaders:
     """An ASGI scope's headers, looked up case-insensitively (for the ASGI layers)."""
 
-    __slots__ = ("_headers",)
+    __slots__ = ("_headers", "_raw")
 
     def __init__(self, raw: RawHeaders) -> None:
-        self._headers = {name.decode("latin-1").lower(): value for name, value in raw}
+        self._raw = raw
+        # The first value of each name, as Quart's headers give it.
+        self._headers = {name.decode("latin-1").lower(): value for name, value in reversed(raw)}
 
     def get(self, name: str, default: None = None, /) -> str | None:
         value = self._headers.get(name.lower())
         return default if value is None else value.decode("latin-1")
+
+    def getlist(self, name: str, /) -> list[str]:
+        """Every value of ``name``, in order."""
+        wanted = name.lower().encode("latin-1")
+        return [value.decode("latin-1") for key, value in self._raw if key.lower() == wanted]
 
 
 def raw_headers(headers: dict[str, str]) -> RawHeaders:

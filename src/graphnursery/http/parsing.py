@@ -32,6 +32,12 @@ class Params(Protocol):
     def get(self, name: str, /) -> str | None: ...
 
 
+class Headers(Params, Protocol):
+    """Request headers: also every value of a name (Quart's ``request.headers`` is one)."""
+
+    def getlist(self, name: str, /) -> list[str]: ...
+
+
 def load_json_object(raw: bytes) -> dict[str, Any]:
     """A request body as a JSON object, or the HttpError that says why not."""
     if not raw:

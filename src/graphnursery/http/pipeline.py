@@ -23,7 +23,7 @@ from ..config import Config
 from ..logs import get_logger
 from ..metrics import Metrics
 from .errors import HttpError, answer_for, body_timed_out, body_too_large, internal_error
-from .parsing import Params
+from .parsing import Headers, Params
 
 log = get_logger("graphnursery.http")
 
@@ -90,10 +90,17 @@ class Pipeline:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         return request_id
 
-    def authorize(self, headers: Params, path: str) -> None:
+    def authorize(self, headers: Headers, path: str) -> None:
         """Raise 401 unless no key is configured, ``path`` is open, or a key is presented."""
         if not self._keys or path in self._open_paths or path.startswith(DOCS_ASSETS + "/"):
             return
+        if len(headers.getlist("Authorization")) > 1:  # which one counts is ambiguous
+            raise HttpError(
+                400,
+                "invalid_header",
+                "Authorization: send it once",
+                [{"field": "Authorization", "message": "sent more than once", "type": "header"}],
+            )
         scheme, _, presented = (headers.get("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not key_matches(presented.strip(), self._keys):
             raise HttpError(
