@@ -226,6 +226,7 @@ class WorkerSettings:
     log_level: int = logging.INFO
     max_jobs: int = 0  # retire the process after this many jobs (0: never)
     max_rss_mb: int = 0  # retire it after a job that leaves it above this RSS (0: never)
+    max_result_bytes: int = 0  # a result larger than this, as JSON, fails the job (0: any)
     #: The server process. Set in real worker processes (0 in the server's own, for the
     #: InlineExecutor): the worker then isolates its process tree (see ``_processes``).
     server_pid: int = 0
@@ -346,9 +347,28 @@ def _call_graph(job_input: Any) -> Reply:
             if _loop is None or _loop.is_closed():
                 _loop = asyncio.new_event_loop()
             result = _loop.run_until_complete(_as_coroutine(result))
-        return ("ok", to_json(result), _job_logs.take())
+        return ("ok", _bounded(to_json(result)), _job_logs.take())
     except BaseException as exc:
         return (*_describe_exception(exc), _job_logs.take())
+
+
+class ResultTooLarge(ValueError):
+    """The graph's result is larger than ``max_result_bytes`` as JSON."""
+
+
+def _bounded(result: Any) -> Any:
+    """``result`` if its JSON fits ``max_result_bytes``; measured here, before it crosses to
+    the server and into the store (where it would cost several times its size)."""
+    limit = _settings.max_result_bytes
+    if limit and not isinstance(result, bool | int | float | None):
+        import orjson  # only once a limit is set: the module stays light to import
+
+        size = len(orjson.dumps(result))
+        if size > limit:
+            raise ResultTooLarge(
+                f"the result is {size:,} bytes as JSON, more than max_result_bytes ({limit:,})"
+            )
+    return result
 
 
 async def _as_coroutine(awaitable: Any) -> Any:

@@ -64,6 +64,10 @@ class Config:
     max_worker_memory_mb: int = _setting(
         0, "recycle a worker process after a job that leaves it above this RSS (0: never)"
     )
+    max_result_bytes: int = _setting(
+        50 * 1024 * 1024,
+        "largest result a job may return, as JSON; a larger one fails the job (ResultTooLarge)",
+    )
     max_job_memory_mb: int = _setting(
         0,
         "kill a job's worker process the moment its RSS passes this, mid-job: the job ends "
@@ -105,6 +109,7 @@ class Config:
         _positive_int(self, "workers")
         _positive_int(self, "queue_size")
         _positive_int(self, "max_body_bytes")
+        _positive_int(self, "max_result_bytes")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError("port", f"must be an integer from 0 to 65535, got {self.port!r}")
         if not isinstance(self.host, str) or not self.host:

@@ -202,18 +202,21 @@ async def open_executor(
     max_jobs_per_worker: int = 0,
     max_worker_memory_mb: int = 0,
     max_job_memory_mb: int = 0,
+    max_result_bytes: int = 0,
 ) -> AsyncIterator[Executor]:
     """Start ``workers`` processes that load ``graph``; stop them on exit.
 
     A worker process is retired after ``max_jobs_per_worker`` jobs, or after a job that
     leaves it above ``max_worker_memory_mb`` of RSS (0: never); the next job starts a new one.
     One whose RSS passes ``max_job_memory_mb`` is killed at once, mid-job (0: no ceiling).
+    A result over ``max_result_bytes`` as JSON fails its job (``ResultTooLarge``; 0: any).
     """
     settings = _worker.WorkerSettings(
         spec=graph,
         log_level=logging.getLevelName(log_level.upper()),
         max_jobs=max_jobs_per_worker,
         max_rss_mb=max_worker_memory_mb,
+        max_result_bytes=max_result_bytes,
         server_pid=os.getpid(),
         pid_dir=tempfile.mkdtemp(prefix="graphnursery-workers-"),
     )
@@ -264,6 +267,7 @@ async def executor_for(config: Config, executor: GraphRunner | None) -> AsyncIte
         max_jobs_per_worker=config.max_jobs_per_worker,
         max_worker_memory_mb=config.max_worker_memory_mb,
         max_job_memory_mb=config.max_job_memory_mb,
+        max_result_bytes=config.max_result_bytes,
     ) as process_executor:
         yield process_executor
 

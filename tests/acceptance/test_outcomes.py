@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from support import finished, running_server
@@ -68,3 +69,15 @@ async def test_unserializable_result_fails_the_job() -> None:
         job = await finished(client, await submit(client, {}))
         assert job["status"] == "failed"
         assert job["error"]["type"] == "ResultNotSerializable"
+
+
+async def test_a_result_over_max_result_bytes_fails_its_job_and_the_server_carries_on() -> None:
+    async with running_server("tests/graphs/big.py", max_result_bytes=1000) as client:
+        over = await client.post("/jobs", params={"wait": 30}, json={"input": {"bytes": 2000}})
+        job = over.json()
+        assert (job["status"], job["error"]["type"]) == ("failed", "ResultTooLarge"), job
+        size = len(json.dumps({"text": "x" * 2000}, separators=(",", ":")))
+        assert f"{size:,} bytes" in job["error"]["message"]
+        assert "max_result_bytes (1,000)" in job["error"]["message"]
+        fits = await client.post("/jobs", params={"wait": 30}, json={"input": {"bytes": 900}})
+        assert fits.json()["result"] == {"text": "x" * 900}
