@@ -35,6 +35,7 @@ EXPECTED = {
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1200)
 async def test_every_kind_of_job_for_minutes_while_the_database_connections_are_cut(
     workdir: Path, tmp_path: Path, postgres_url: str
 ) -> None:

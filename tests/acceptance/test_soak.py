@@ -24,6 +24,7 @@ def rss_mib(pid: int) -> float:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1200)
 async def test_rss_after_ttl_eviction_stays_near_rss_after_the_first_thousand_jobs(
     workdir: Path,
 ) -> None:
