@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import psycopg
 import pytest
 import trio
@@ -47,7 +49,7 @@ async def test_replicas_claiming_at_once_never_take_the_same_job(postgres_url: s
 
 async def test_a_result_written_under_a_stale_lease_is_refused(postgres_url: str) -> None:
     async with opened(postgres_url, **LEASE) as a, opened(postgres_url, **LEASE) as b:
-        job = queued()
+        job = dataclasses.replace(queued(), max_attempts=2)  # one left to run again
         await a.add(job)
         [first] = await a.claim(1, T0)
         assert await a.start(job.id, T0) == first
@@ -138,7 +140,7 @@ async def test_the_heartbeat_renews_leases_and_reports_lost_ones(postgres_url: s
     lease = {"lease_seconds": 0.6}  # heartbeat every 0.2 s
     async with opened(postgres_url, **lease) as a, opened(postgres_url, **lease) as b:
         heard = Heard()
-        kept, lost = queued(), queued()
+        kept, lost = queued(), dataclasses.replace(queued(), max_attempts=2)
         await a.add(kept)
         await a.add(lost)
         async with trio.open_nursery() as nursery:
@@ -161,6 +163,89 @@ async def test_the_heartbeat_renews_leases_and_reports_lost_ones(postgres_url: s
                 assert await b.claim(1, T0) == []
             nursery.cancel_scope.cancel()
         assert heard.lost == [lost.id]
+
+
+#: The error of a job whose lease expired with no attempts left (see the next tests).
+NO_ATTEMPTS_LEFT = JobError(
+    "LeaseExpired",
+    "the replica running the job stopped renewing its lease, and the job has no attempts left",
+)
+#: The error of one whose lease expired and that another replica ran again.
+RAN_AGAIN = JobError(
+    "LeaseExpired", "the replica running the job stopped renewing its lease; it ran again"
+)
+SHORT_LEASE = {"lease_seconds": 0.5}  # the dead replica's; its leases are expired at once
+
+
+async def test_an_expired_lease_with_no_attempts_left_ends_crashed_not_claimed_again(
+    postgres_url: str,
+) -> None:
+    async with (
+        opened(postgres_url, **SHORT_LEASE) as a,
+        opened(postgres_url, **LEASE) as b,
+        opened(postgres_url, **LEASE) as watcher,
+    ):
+        heard = Heard()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watcher.run_background, heard)  # a long-poll's replica
+            job = queued()  # max_attempts 1
+            await a.add(job)
+            [claimed] = await a.claim(1, T0)
+            await a.start(job.id, T0)
+            assert claimed.attempts == 1
+            expire_leases(postgres_url)  # a died while the job ran
+            assert await b.claim(1, T0 + 5) == []  # not run a second time
+            crashed = await b.get(job.id)
+            assert crashed is not None
+            assert (crashed.status, crashed.attempts) == (JobStatus.CRASHED, 1)
+            assert crashed.completed_at == T0 + 5
+            assert crashed.error == NO_ATTEMPTS_LEFT
+            assert crashed.errors == (NO_ATTEMPTS_LEFT,)
+            await heard.until(lambda: job.id in heard.done)  # long-polls elsewhere wake
+            assert await b.claim(1, T0 + 6) == [] and await a.claim(1, T0 + 6) == []
+            # its lease is gone: a's result, should it come back, is refused
+            assert await a.finish(job.id, JobStatus.COMPLETED, T0 + 7, "late") is None
+            assert await b.get(job.id) == crashed
+            nursery.cancel_scope.cancel()
+        assert heard.done == [job.id]
+
+
+async def test_an_expired_lease_with_attempts_left_is_claimed_again_until_none_are_left(
+    postgres_url: str,
+) -> None:
+    async with opened(postgres_url, **SHORT_LEASE) as a, opened(postgres_url, **LEASE) as b:
+        job = dataclasses.replace(queued(), max_attempts=2)
+        await a.add(job)
+        await a.claim(1, T0)
+        await a.start(job.id, T0)
+        expire_leases(postgres_url)
+        [again] = await b.claim(1, T0 + 5)
+        assert (again.id, again.status, again.attempts) == (job.id, JobStatus.RUNNING, 2)
+        assert again.errors == (RAN_AGAIN,)
+        await b.start(job.id, T0 + 5)
+        expire_leases(postgres_url)  # b dies too: the job has had both its attempts
+        assert await a.claim(1, T0 + 10) == []
+        crashed = await a.get(job.id)
+        assert crashed is not None
+        assert (crashed.status, crashed.attempts) == (JobStatus.CRASHED, 2)
+        assert crashed.errors == (RAN_AGAIN, NO_ATTEMPTS_LEFT)
+
+
+async def test_a_claim_ends_exhausted_jobs_and_still_takes_what_may_run(
+    postgres_url: str,
+) -> None:
+    async with opened(postgres_url, **SHORT_LEASE) as a, opened(postgres_url, **LEASE) as b:
+        exhausted, retried = queued(), dataclasses.replace(queued(), max_attempts=3)
+        waiting = queued()
+        for job in (exhausted, retried):
+            await a.add(job)
+        await a.claim(2, T0)
+        await a.add(waiting)
+        expire_leases(postgres_url)
+        claimed = {job.id: job.attempts for job in await b.claim(2, T0 + 5)}
+        assert claimed == {retried.id: 2, waiting.id: 1}
+        ended = await b.get(exhausted.id)
+        assert ended is not None and ended.status is JobStatus.CRASHED
 
 
 async def test_an_unreachable_database_is_a_store_error_with_the_servers_words() -> None:

@@ -56,8 +56,26 @@ _CLAIM = f"""
     FROM picked WHERE j.seq = picked.seq
     RETURNING j.seq, j.lease_token, {J_COLUMNS}
 """
+_EXPIRED = f"status = 'running' AND lease_expires_at < {NOW}"
+#: A job whose lease expired with no attempts left ends ``crashed`` instead of running
+#: again (a job never runs more than ``max_attempts`` times); a claim runs this first, in
+#: its transaction. Rows another claim has locked are skipped: that claim ends them.
+CRASH_EXPIRED = f"""
+    WITH exhausted AS (
+        SELECT seq FROM {TABLE} WHERE {_EXPIRED} AND attempts >= max_attempts
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {TABLE} j SET
+        status = 'crashed', completed_at = %(ended_at)s, error = %(no_attempts_left)s::jsonb,
+        errors = j.errors || jsonb_build_array(%(no_attempts_left)s::jsonb),
+        lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+    FROM exhausted WHERE j.seq = exhausted.seq
+    RETURNING j.id
+"""
 CLAIM_EXPIRED = _CLAIM.format(
-    where=f"status = 'running' AND lease_expires_at < {NOW}",
+    # attempts < max_attempts too: a row CRASH_EXPIRED skipped because another claim held
+    # it, and that claim rolled back, is not run past its attempts either
+    where=f"{_EXPIRED} AND attempts < max_attempts",
     errors="j.errors || jsonb_build_array(%(lease_expired)s::jsonb)",
 )
 #: The jobs a claim whose commit was not acknowledged leased to this replica (its tokens

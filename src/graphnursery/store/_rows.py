@@ -42,6 +42,11 @@ LEASE_EXPIRED = JobError(
 NO_ATTEMPTS_LEFT = JobError(
     "Interrupted", "the server stopped while the job ran, and the job has no attempts left"
 )
+#: Why a job whose lease expired ended ``crashed`` rather than run again (PostgreSQL).
+LEASE_EXPIRED_NO_ATTEMPTS_LEFT = JobError(
+    "LeaseExpired",
+    "the replica running the job stopped renewing its lease, and the job has no attempts left",
+)
 
 
 def dump_json(value: Any) -> str:

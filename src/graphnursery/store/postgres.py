@@ -9,7 +9,9 @@
   lease: owner, a fresh token, an expiry, renewed by a heartbeat while the job runs
   (:mod:`._pg_leases`).
 - A replica that dies stops renewing: once a lease expires, any replica claims the job again
-  (one more attempt). A result is written only under the lease token it was claimed with
+  (one more attempt) if it has attempts left; if not, that claim ends it ``crashed``
+  (``LeaseExpired``): a job never runs more than ``max_attempts`` times. A result is
+  written only under the lease token it was claimed with
   (``UPDATE ... WHERE id = %s AND lease_token = %s``), so a replica that lost its lease
   (paused, partitioned) cannot overwrite the new attempt: its write is refused (fencing).
 - Terminal jobs and cancellations are ``NOTIFY``'d too, so a long-poll on any replica
@@ -50,6 +52,7 @@ from ._pg_sql import (
     CLAIM_QUEUED,
     CLAIMED_BEFORE,
     COLUMNS,
+    CRASH_EXPIRED,
     ENDED_BEFORE,
     FINISH,
     NOW,
@@ -58,6 +61,7 @@ from ._pg_sql import (
 from ._rows import (
     INTERRUPTED,
     LEASE_EXPIRED,
+    LEASE_EXPIRED_NO_ATTEMPTS_LEFT,
     dump_error,
     row_to_job,
     unstorable_key,
@@ -266,17 +270,30 @@ class PostgresStore(SQLStore[Connection]):
         await self._run(release, engine=True)
 
     async def claim(self, limit: int, started_at: float) -> list[Job]:
-        """Lease up to ``limit`` jobs to this replica: expired leases first, then the queue."""
+        """Lease up to ``limit`` jobs to this replica: expired leases first, then the queue.
+
+        A job whose lease expired with no attempts left is not claimed: it ends ``crashed``
+        (at ``started_at``), and long-polls on it wake on every replica.
+        """
         params: dict[str, Any] = {
             "limit": limit,
             "started_at": started_at,
+            "ended_at": started_at,
             "owner": self.owner,
             "lease": self.lease_seconds,
             "lease_expired": dump_error(LEASE_EXPIRED),
+            "no_attempts_left": dump_error(LEASE_EXPIRED_NO_ATTEMPTS_LEFT),
             "claim": uuid.uuid4().hex,  # in each lease token, for a retry to find them
         }
+        crashed: list[str] = []
 
         def claim(connection: Connection) -> list[tuple[Any, ...]]:
+            # In the claim's transaction, so no other replica claims these meanwhile; the
+            # notices are sent when it commits.
+            ended = [job_id for (job_id,) in connection.execute(CRASH_EXPIRED, params)]
+            for job_id in ended:
+                self._notify(connection, Notice.DONE, job_id)
+            crashed[:] = ended  # for the log: the last try that got this far
             rows = connection.execute(CLAIM_EXPIRED, {**params, "limit": limit}).fetchall()
             if len(rows) < limit:
                 more = {**params, "limit": limit - len(rows)}
@@ -298,6 +315,11 @@ class PostgresStore(SQLStore[Connection]):
             log.warning(
                 "re-running %d jobs whose replica's lease expired",
                 sum(job.attempts > 1 for job in jobs),
+            )
+        if crashed:
+            log.warning(
+                "%d jobs whose replica's lease expired had no attempts left; they ended crashed",
+                len(crashed),
             )
         return jobs
 
