@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import trio
 
 from graphnursery import Config
@@ -63,6 +65,47 @@ async def read_serving_url(proc: trio.Process, stdout: trio.abc.ReceiveStream) -
 
 
 PIPE = subprocess.PIPE
+
+
+@asynccontextmanager
+async def cli_server(command: list[str]) -> AsyncIterator[tuple[trio.Process, httpx.AsyncClient]]:
+    """A CLI server process; yields it and a client. SIGTERM on exit if it still runs."""
+    async with trio.open_nursery() as nursery:
+        proc: trio.Process = await nursery.start(
+            partial(trio.run_process, command, stdout=PIPE, check=False)
+        )
+        try:
+            assert proc.stdout is not None
+            url = await read_serving_url(proc, proc.stdout)
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                yield proc, client
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+
+
+async def read_to_close(client: httpx.AsyncClient, request: bytes) -> tuple[bytes, bytes]:
+    """Send raw bytes to the server, read its answer until it closes the connection (10 s at
+    most); the status line and headers, and the body."""
+    host, port = client.base_url.host, client.base_url.port
+    assert port is not None
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(host, port)
+        async with stream:
+            await stream.send_all(request)
+            answer = b""
+            while chunk := await stream.receive_some():
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+async def send_and_read_to_close(client: httpx.AsyncClient, request: bytes) -> tuple[bytes, Any]:
+    """``read_to_close``, with the body read as JSON."""
+    head, body = await read_to_close(client, request)
+    return head, orjson.loads(body)
+
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -6,18 +6,15 @@ sleeping 50 ms, so a few hundred are in flight when a server is killed.
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
 
-from support import PIPE, TERMINAL, read_serving_url
+from support import TERMINAL
+from support import cli_server as server
 
 JOBS = 300
 #: Jobs submitted (and awaited) first: once they are done, the rest are running or queued.
@@ -28,24 +25,6 @@ SLOW_JOB = {"sleep": 0.05}
 def serve_command(store: str, *flags: str) -> list[str]:
     command = [sys.executable, "-m", "graphnursery", "serve", "tests/graphs/toolbox.py"]
     return [*command, "--port", "0", "--store", store, "--queue-size", "1000", *flags]
-
-
-@asynccontextmanager
-async def server(command: list[str]) -> AsyncIterator[tuple[trio.Process, httpx.AsyncClient]]:
-    """A CLI server process; yields it and a client. SIGTERM on exit if it still runs."""
-    async with trio.open_nursery() as nursery:
-        proc: trio.Process = await nursery.start(
-            partial(trio.run_process, command, stdout=PIPE, check=False)
-        )
-        try:
-            assert proc.stdout is not None
-            url = await read_serving_url(proc, proc.stdout)
-            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-                yield proc, client
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            await proc.wait()
 
 
 async def submit_all(clients: list[httpx.AsyncClient], start: int, stop: int) -> list[str]:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
-import orjson
 import pytest
-import trio
 
-from support import finished, running_server
+from support import finished, running_server, send_and_read_to_close
 
 pytestmark = pytest.mark.usefixtures("both_http_paths")
 
@@ -50,21 +46,6 @@ async def test_an_oversized_body_is_413_and_the_server_keeps_serving() -> None:
         # the next request (a new connection, as the last was closed) is answered
         ok = await client.post("/jobs", params={"wait": 30}, json={"input": {"n": 1}})
         assert ok.status_code == 200
-
-
-async def send_and_read_to_close(client: httpx.AsyncClient, request: bytes) -> tuple[bytes, Any]:
-    """Send raw bytes to the server, read its answer until it closes the connection (10 s at
-    most); the status line and headers, and the JSON body."""
-    host, port = client.base_url.host, client.base_url.port
-    assert port is not None
-    with trio.fail_after(10):
-        stream = await trio.open_tcp_stream(host, port)
-        await stream.send_all(request)
-        answer = b""
-        while chunk := await stream.receive_some():
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return head, orjson.loads(body)
 
 
 POST_HEAD = b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
