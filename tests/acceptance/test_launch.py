@@ -197,23 +197,23 @@ HYPERCORN_ENV = {
 }
 
 
+async def start_plain_hypercorn(nursery: trio.Nursery, workdir: Path) -> trio.Process:
+    """``hypercorn -k trio graphnursery.asgi:app`` with no config file, as a user types it."""
+    command = [*PLAIN_HYPERCORN, "graphnursery.asgi:app"]
+    env = {**os.environ, **HYPERCORN_ENV}
+    runner = partial(trio.run_process, command, stderr=PIPE, env=env, cwd=workdir, check=False)
+    process: trio.Process = await nursery.start(runner)
+    return process
+
+
 async def test_plain_hypercorn_launch_serves_jobs_and_leaves_no_worker_behind(
     workdir: Path,
 ) -> None:
     """``hypercorn -k trio graphnursery.asgi:app``, with no config file: hypercorn's worker
     process is daemonic, and the graph's worker processes start anyway; stopping hypercorn
     stops them all, a busy one included."""
-    env = {**os.environ, **HYPERCORN_ENV}
     async with trio.open_nursery() as nursery:
-        proc = await nursery.start(
-            partial(
-                trio.run_process,
-                [*PLAIN_HYPERCORN, "graphnursery.asgi:app"],
-                stderr=PIPE,
-                env=env,
-                cwd=workdir,
-            )
-        )
+        proc = await start_plain_hypercorn(nursery, workdir)
         try:
             url = await read_until(proc.stderr, HYPERCORN_LINE)
             async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -233,18 +233,8 @@ async def test_plain_hypercorn_launch_serves_jobs_and_leaves_no_worker_behind(
 async def test_graph_workers_die_with_a_killed_server_process_even_mid_job(
     workdir: Path,
 ) -> None:
-    env = {**os.environ, **HYPERCORN_ENV}
     async with trio.open_nursery() as nursery:
-        proc = await nursery.start(
-            partial(
-                trio.run_process,
-                [*PLAIN_HYPERCORN, "graphnursery.asgi:app"],
-                stderr=PIPE,
-                env=env,
-                cwd=workdir,
-                check=False,
-            )
-        )
+        proc = await start_plain_hypercorn(nursery, workdir)
         url = await read_until(proc.stderr, HYPERCORN_LINE)
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             busy = (await client.post("/jobs", json={"input": {"sleep": 60}})).json()

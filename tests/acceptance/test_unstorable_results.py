@@ -6,11 +6,8 @@ restarts of a real CLI server, where a job never runs more than ``max_attempts``
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +15,10 @@ import httpx
 import pytest
 import trio
 
+import support
 from graphnursery import JobStatus
 from stores import T0, opened, queued
-from support import PIPE, finished, read_serving_url, running_server
+from support import finished, running_server
 
 GRAPH = "tests/graphs/unstorable.py"
 
@@ -85,22 +83,9 @@ async def test_a_sqlite_job_left_running_with_no_attempts_left_ends_crashed_on_s
         assert (ran_again["status"], ran_again["attempts"]) == ("completed", 2)
 
 
-@asynccontextmanager
-async def cli_server(store: str) -> AsyncIterator[tuple[trio.Process, httpx.AsyncClient]]:
+def cli_server(store: str) -> AbstractAsyncContextManager[tuple[trio.Process, httpx.AsyncClient]]:
     command = [sys.executable, "-m", "graphnursery", "serve", GRAPH, "--port", "0"]
-    async with trio.open_nursery() as nursery:
-        proc: trio.Process = await nursery.start(
-            partial(trio.run_process, [*command, "--store", store], stdout=PIPE, check=False)
-        )
-        try:
-            assert proc.stdout is not None
-            url = await read_serving_url(proc, proc.stdout)
-            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-                yield proc, client
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            await proc.wait()
+    return support.cli_server([*command, "--store", store])
 
 
 async def test_a_cli_server_keeps_serving_past_an_unstorable_result_and_restarts_clean(
