@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
+
 from graphnursery import Job, JobStatus
 from graphnursery.jobs import new_job_id
 from graphnursery.store import Store, open_store
@@ -21,6 +23,11 @@ async def opened(url: str, **options: float) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+def as_json(value: Any) -> bytes:
+    """A result as the engine hands it to a store: JSON text, as the worker encoded it."""
+    return orjson.dumps(value)
 
 
 def queued(job_input: Any = None, created_at: float = T0, timeout: float = 30.0) -> Job:

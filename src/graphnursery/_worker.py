@@ -5,7 +5,7 @@ Trio nor Quart and keeps its own imports light. Nothing here raises into trio-pa
 every call returns a plain tuple, because an exception the graph raises may not survive
 pickling on its way back to the server.
 
-    ("ok", result, logs)                          result is JSON-compatible Python data
+    ("ok", result, logs)                          result is the graph's answer as JSON (bytes)
     ("error", type, message, traceback, logs)     the graph (or loading it) raised
 
 ``logs`` are the graph's own ``logging`` records during the job, as
@@ -27,6 +27,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from . import _processes
 from .jobs import JSON_INTEGERS
@@ -121,6 +123,27 @@ def make_caller(graph: Any) -> Callable[[Any], Any]:
 #: The integers a job store keeps: JSON has no limit, but the stores' encoder (orjson) holds
 #: signed and unsigned 64-bit ones (the same rule as for a job's input).
 MIN_INT, MAX_INT = JSON_INTEGERS
+
+
+def encode_result(value: Any) -> bytes:
+    """The graph's return value as JSON text, encoded once, here: the server, the store and
+    every reader pass these bytes on as they are. Raises ResultNotSerializable saying why.
+
+    orjson encodes what it can natively (dataclasses and subclasses of the JSON types
+    included; pydantic models through ``model_dump``); what it refuses goes through
+    :func:`to_json`, which converts non-string keys or names what has no JSON form.
+    """
+    try:
+        return orjson.dumps(value, default=_model_dump, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(to_json(value))
+
+
+def _model_dump(value: Any) -> Any:
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump) and not isinstance(value, type):
+        return model_dump(mode="json")
+    raise TypeError(type(value).__name__)
 
 
 def to_json(value: Any) -> Any:
@@ -347,7 +370,7 @@ def _call_graph(job_input: Any) -> Reply:
             if _loop is None or _loop.is_closed():
                 _loop = asyncio.new_event_loop()
             result = _loop.run_until_complete(_as_coroutine(result))
-        return ("ok", _bounded(to_json(result)), _job_logs.take())
+        return ("ok", _bounded(encode_result(result)), _job_logs.take())
     except BaseException as exc:
         return (*_describe_exception(exc), _job_logs.take())
 
@@ -356,18 +379,14 @@ class ResultTooLarge(ValueError):
     """The graph's result is larger than ``max_result_bytes`` as JSON."""
 
 
-def _bounded(result: Any) -> Any:
-    """``result`` if its JSON fits ``max_result_bytes``; measured here, before it crosses to
-    the server and into the store (where it would cost several times its size)."""
+def _bounded(result: bytes) -> bytes:
+    """``result`` if it fits ``max_result_bytes``: refused here, before it crosses to the
+    server and into the store."""
     limit = _settings.max_result_bytes
-    if limit and not isinstance(result, bool | int | float | None):
-        import orjson  # only once a limit is set: the module stays light to import
-
-        size = len(orjson.dumps(result))
-        if size > limit:
-            raise ResultTooLarge(
-                f"the result is {size:,} bytes as JSON, more than max_result_bytes ({limit:,})"
-            )
+    if limit and len(result) > limit:
+        raise ResultTooLarge(
+            f"the result is {len(result):,} bytes as JSON, more than max_result_bytes ({limit:,})"
+        )
     return result
 
 

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 #: The integers a job's input and result may hold: 64 bits, signed or not (what the stores'
 #: JSON encoder keeps exactly).
 JSON_INTEGERS = (-(2**63), 2**64 - 1)
@@ -50,7 +52,9 @@ class JobError:
 class Job:
     """One job as it stands. Immutable: a store replaces the record on every transition.
 
-    Times are seconds since the epoch, taken from the engine's clock.
+    Times are seconds since the epoch, taken from the engine's clock. The result is kept
+    as the JSON text the worker encoded (``result_json``): stores write it and the HTTP
+    layer answers with it as it is; :attr:`result` decodes it.
     """
 
     id: str
@@ -61,10 +65,15 @@ class Job:
     attempts: int = 0
     started_at: float | None = None
     completed_at: float | None = None
-    result: Any = None
+    result_json: bytes | None = None
     error: JobError | None = None
     max_attempts: int = 1
     errors: tuple[JobError, ...] = ()  # each failed attempt's error, in order (last = error)
+
+    @property
+    def result(self) -> Any:
+        """The result as Python data (decoded at each access), None until completed."""
+        return None if self.result_json is None else orjson.loads(self.result_json)
 
     @property
     def duration(self) -> float | None:
@@ -86,7 +95,7 @@ class Outcome:
     """How one attempt at a job ended, as the executor saw it."""
 
     status: JobStatus
-    result: Any = None
+    result: bytes | None = None  # the result's JSON text, as the worker encoded it
     error: JobError | None = None
     logs: tuple[tuple[int, str, str], ...] = ()  # the graph's log records: level, logger, message
     traceback: str = ""  # the graph's traceback, for the server log only

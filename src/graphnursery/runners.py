@@ -278,6 +278,7 @@ class _Finisher:
             for _ in range(self.DISPATCH_PASSES):
                 await trio.lowlevel.cancel_shielded_checkpoint()
             await self._record(job_id, outcome)
+            del outcome  # not kept until the next result: it may be large
 
     async def _record(self, job_id: str, outcome: Outcome) -> None:
         try:

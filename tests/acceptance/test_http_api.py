@@ -247,3 +247,30 @@ async def test_batch_submit_stops_at_a_full_queue_and_says_how_many_were_refused
         assert int(response.headers["retry-after"]) >= 1
         full = await client.post("/jobs/batch", json={"jobs": jobs[:1]})
         assert full.status_code == 429
+
+
+async def test_an_integer_past_64_bits_is_refused_naming_where_it_is() -> None:
+    """JSON readers turn such integers into floats; a job refuses them instead of losing digits."""
+    wide = 2**64  # one past the largest unsigned 64-bit integer
+    async with running_server(ECHO) as client:
+        body = b'{"input": {"ids": [1, %d]}}' % wide
+        headers = {"content-type": "application/json"}
+        response = await client.post("/jobs", content=body, headers=headers)
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_body"
+        assert response.json()["detail"][0]["field"] == "input.ids.1"
+        assert str(wide) in response.json()["detail"][0]["message"]
+        seed = b'{"messages": [{"role": "user", "content": "hi"}], "data": {"n": -%d}}' % wide
+        refused = await client.post("/execute", content=seed, headers=headers)
+        assert (refused.status_code, refused.json()["detail"][0]["field"]) == (400, "data.n")
+        assert (await client.get("/stats")).json()["total"] == 0  # nothing was queued
+
+        # The widest integers that fit, and long digit runs that are no integer, pass exactly.
+        edges = b'{"input": [18446744073709551615, -9223372036854775808, "12345678901234567890",'
+        edges += b" 1.2345678901234567890123]}"
+        accepted = await client.post("/jobs", content=edges, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        job = await finished(client, accepted.json()["jobId"])
+        assert job["result"] == {
+            "echo": [2**64 - 1, -(2**63), "12345678901234567890", 1.2345678901234567]
+        }

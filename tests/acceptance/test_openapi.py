@@ -14,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from graphnursery import Config, create_app
+from graphnursery.jobs import JSON_INTEGERS
 
 SERVING = re.compile(r"graphnursery: serving .* on (http://\S+?)[, ]")
 
@@ -64,6 +65,15 @@ def test_docs_page_is_served(server_url: str) -> None:
     assert "openapi.json" in response.text
 
 
+def holds_wide_integer(value: object) -> bool:
+    low, high = JSON_INTEGERS
+    if isinstance(value, dict):
+        return any(holds_wide_integer(item) for item in value.values())
+    if isinstance(value, list):
+        return any(holds_wide_integer(item) for item in value)
+    return isinstance(value, int) and not low <= value <= high
+
+
 def test_api_never_answers_5xx_nor_off_schema(api_schema: schemathesis.BaseSchema) -> None:
     """Every operation, a bounded number of generated requests each, all of schemathesis'
     checks: no 5xx, status codes, content types and bodies as documented."""
@@ -77,7 +87,14 @@ def test_api_never_answers_5xx_nor_off_schema(api_schema: schemathesis.BaseSchem
             # An opaque cursor only the server makes cannot be described by a schema: any
             # other string is rightly refused, which is not "valid data rejected".
             lists = case.operation.path == "/jobs" and case.method == "GET"
-            excluded = [schemathesis.checks.positive_data_acceptance] if lists else []
+            # Nor can JSON Schema bound the integers inside an "any value" input: the
+            # schema says in words that past 64 bits they are refused (and test_http_api
+            # checks that they are, naming where).
+            excluded = (
+                [schemathesis.checks.positive_data_acceptance]
+                if lists or holds_wide_integer(case.body)
+                else []
+            )
             case.call_and_validate(excluded_checks=excluded)
 
         check()

@@ -58,6 +58,26 @@ def tuple_result(input):
     return (1, "two", None)
 
 
+def mixed_result(input):
+    return {"answer": Answer(text="hi", score=0.5), "points": [Point(1, 2)], 1: "one"}
+
+
+def enum_and_uuid_result(input):
+    import enum
+    import uuid
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    return {"colour": Colour.RED, "id": uuid.UUID(int=1)}
+
+
+def datetime_result(input):
+    import datetime
+
+    return {"at": datetime.datetime(2026, 1, 1)}
+
+
 def object_result(input):
     return object()
 

@@ -6,7 +6,7 @@ import trio
 
 from graphnursery import JobError, JobStatus
 from graphnursery.store import Store
-from stores import T0, opened, queued
+from stores import T0, as_json, opened, queued
 
 CANCELLED = JobError("Cancelled", "cancelled by the client")
 
@@ -17,7 +17,7 @@ async def test_jobs_survive_closing_and_reopening(durable_url: str) -> None:
         await store.add(done)
         await store.add(waiting)
         await store.start(done.id, T0 + 1)
-        finished = await store.finish(done.id, JobStatus.COMPLETED, T0 + 2, {"kept": True})
+        finished = await store.finish(done.id, JobStatus.COMPLETED, T0 + 2, as_json({"kept": True}))
     async with opened(durable_url) as store:
         assert await store.get(done.id) == finished
         assert await store.get(waiting.id) == waiting
@@ -50,7 +50,7 @@ async def test_cancel_ends_queued_and_running_jobs_but_not_terminal_ones(
             await store.add(job)
         await store.start(running.id, T0)
         await store.start(done.id, T0)
-        await store.finish(done.id, JobStatus.COMPLETED, T0 + 1, 1)
+        await store.finish(done.id, JobStatus.COMPLETED, T0 + 1, as_json(1))
         for job in (waiting, running):
             cancelled = await store.cancel(job.id, T0 + 2, CANCELLED)
             assert cancelled.status is JobStatus.CANCELLED

@@ -16,7 +16,7 @@ from graphnursery.errors import StoreUnavailable
 from graphnursery.store import _pg_retry
 from graphnursery.store.postgres import PostgresStore
 from postgres import allow_login, terminate
-from stores import T0, queued
+from stores import T0, as_json, queued
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ async def test_a_retry_recognises_what_its_first_try_committed(
         assert (claimed.id, claimed.attempts) == (claimed_job.id, 1)
         assert await store.start(claimed_job.id, T0) == claimed
         lose_commit_answers()
-        done = await store.finish(claimed_job.id, JobStatus.COMPLETED, T0 + 2, {"ok": 1})
+        done = await store.finish(claimed_job.id, JobStatus.COMPLETED, T0 + 2, as_json({"ok": 1}))
         assert done is not None and done.result == {"ok": 1}  # not refused as a lost lease
 
         await store.add(started_job)

@@ -10,7 +10,7 @@ import trio
 
 from graphnursery import JobError, JobStatus
 from graphnursery.errors import StoreError
-from stores import T0, opened, queued
+from stores import T0, as_json, opened, queued
 
 LEASE = {"lease_seconds": 30.0}
 
@@ -58,11 +58,11 @@ async def test_a_result_written_under_a_stale_lease_is_refused(postgres_url: str
         [second] = await b.claim(1, T0 + 5)
         assert second.attempts == 2
         # a comes back and writes its result: fenced off by the lease token
-        assert await a.finish(job.id, JobStatus.COMPLETED, T0 + 6, {"by": "a"}) is None
+        assert await a.finish(job.id, JobStatus.COMPLETED, T0 + 6, as_json({"by": "a"})) is None
         running = await b.get(job.id)
         assert running is not None and running.status is JobStatus.RUNNING
         assert await b.start(job.id, T0 + 5) == second
-        done = await b.finish(job.id, JobStatus.COMPLETED, T0 + 7, {"by": "b"})
+        done = await b.finish(job.id, JobStatus.COMPLETED, T0 + 7, as_json({"by": "b"}))
         assert done is not None and done.result == {"by": "b"}
         assert await a.get(job.id) == done
 
@@ -127,7 +127,7 @@ async def test_a_replica_hears_submits_results_and_cancels_made_on_another(
             await b.add(job)
             await heard.until(lambda: heard.work >= 1)
             await b.start(job.id, T0)
-            await b.finish(job.id, JobStatus.COMPLETED, T0 + 1, 42)
+            await b.finish(job.id, JobStatus.COMPLETED, T0 + 1, as_json(42))
             await heard.until(lambda: job.id in heard.done)
             await b.add(other)
             cancel = JobError("Cancelled", "by a client")
@@ -155,7 +155,7 @@ async def test_the_heartbeat_renews_leases_and_reports_lost_ones(postgres_url: s
             assert taken.id == lost.id
             await heard.until(lambda: lost.id in heard.lost)
             await b.start(lost.id, T0)
-            assert await b.finish(lost.id, JobStatus.COMPLETED, T0 + 1, "by b") is not None
+            assert await b.finish(lost.id, JobStatus.COMPLETED, T0 + 1, as_json("by b")) is not None
             # the other outlives several lease periods because a keeps renewing it
             for _ in range(3):
                 with trio.fail_after(5):
@@ -204,7 +204,7 @@ async def test_an_expired_lease_with_no_attempts_left_ends_crashed_not_claimed_a
             await heard.until(lambda: job.id in heard.done)  # long-polls elsewhere wake
             assert await b.claim(1, T0 + 6) == [] and await a.claim(1, T0 + 6) == []
             # its lease is gone: a's result, should it come back, is refused
-            assert await a.finish(job.id, JobStatus.COMPLETED, T0 + 7, "late") is None
+            assert await a.finish(job.id, JobStatus.COMPLETED, T0 + 7, as_json("late")) is None
             assert await b.get(job.id) == crashed
             nursery.cancel_scope.cancel()
         assert heard.done == [job.id]

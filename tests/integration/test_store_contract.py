@@ -9,7 +9,7 @@ import pytest
 from graphnursery import JobError, JobStatus
 from graphnursery.jobs import new_job_id
 from graphnursery.store import Store
-from stores import T0, queued
+from stores import T0, as_json, queued
 
 
 async def test_a_new_job_reads_back_as_it_was_added(store: Store) -> None:
@@ -60,7 +60,9 @@ async def test_finish_records_the_outcome(
     job = queued()
     await store.add(job)
     await store.start(job.id, T0 + 1)
-    done = await store.finish(job.id, status, T0 + 3, result, error)
+    done = await store.finish(
+        job.id, status, T0 + 3, None if result is None else as_json(result), error
+    )
     assert done is not None
     assert (done.status, done.result, done.error) == (status, result, error)
     assert done.completed_at == T0 + 3
@@ -75,7 +77,7 @@ async def test_a_terminal_job_is_never_overwritten(store: Store) -> None:
     timed_out = JobError("TimeoutError", "too slow")
     first = await store.finish(job.id, JobStatus.TIMED_OUT, T0 + 2, None, timed_out)
     assert first is not None
-    assert await store.finish(job.id, JobStatus.COMPLETED, T0 + 3, {"late": True}) is None
+    assert await store.finish(job.id, JobStatus.COMPLETED, T0 + 3, as_json({"late": True})) is None
     assert await store.get(job.id) == first
 
 
@@ -90,7 +92,7 @@ async def test_a_queued_job_can_end_without_running(store: Store) -> None:
 
 
 async def test_finishing_an_unknown_job_is_none(store: Store) -> None:
-    assert await store.finish(new_job_id(), JobStatus.COMPLETED, T0, 1) is None
+    assert await store.finish(new_job_id(), JobStatus.COMPLETED, T0, as_json(1)) is None
 
 
 async def test_remove_forgets_a_job(store: Store) -> None:
@@ -108,7 +110,7 @@ async def test_evict_deletes_only_jobs_finished_before_the_cutoff(store: Store) 
         await store.add(job)
     for job, at in ((old, T0 + 10), (recent, T0 + 100)):
         await store.start(job.id, at - 1)
-        await store.finish(job.id, JobStatus.COMPLETED, at, "ok")
+        await store.finish(job.id, JobStatus.COMPLETED, at, as_json("ok"))
     await store.start(running.id, T0)
     assert await store.evict(T0 + 50) == 1
     assert await store.get(old.id) is None
@@ -125,7 +127,7 @@ async def test_counts_follow_every_transition(store: Store) -> None:
         await store.add(job)
     for job in jobs[:3]:
         await store.start(job.id, T0)
-    await store.finish(jobs[0].id, JobStatus.COMPLETED, T0 + 1, 1)
+    await store.finish(jobs[0].id, JobStatus.COMPLETED, T0 + 1, as_json(1))
     await store.finish(jobs[1].id, JobStatus.FAILED, T0 + 1, None, JobError("E", "m"))
     await store.finish(jobs[3].id, JobStatus.CANCELLED, T0 + 1, None, JobError("C", "m"))
     counts = await store.counts()
@@ -157,7 +159,7 @@ async def test_an_idempotency_key_is_forgotten_with_its_job(store: Store) -> Non
     job = queued()
     await store.add(job, "key-1")
     await store.start(job.id, T0 + 1)
-    await store.finish(job.id, JobStatus.COMPLETED, T0 + 2, result=1)
+    await store.finish(job.id, JobStatus.COMPLETED, T0 + 2, result=as_json(1))
     assert await store.evict(T0 + 3) == 1
     assert await store.find_by_key("key-1") is None
     again = queued()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 from graphnursery import _worker
@@ -17,7 +18,12 @@ def run(spec: str, job_input: object = None) -> tuple[object, ...]:
 
 
 def call(job_input: object = None) -> tuple[object, ...]:
-    return _worker.run_job(job_input)[:-1]
+    """The reply of one job, its result decoded, without its trailing log records."""
+    reply = _worker.run_job(job_input)[:-1]
+    if reply[0] == "ok":
+        assert isinstance(reply[1], bytes)  # encoded once, in the worker
+        return ("ok", orjson.loads(reply[1]))
+    return reply
 
 
 @pytest.mark.parametrize(
@@ -61,16 +67,32 @@ def test_default_attribute_is_graph_then_create_graph() -> None:
         ("pydantic_result", {"text": "hi", "score": 0.5}),
         ("dataclass_result", {"x": 1, "y": 2}),
         ("tuple_result", [1, "two", None]),
+        (
+            "mixed_result",
+            {"answer": {"text": "hi", "score": 0.5}, "points": [{"x": 1, "y": 2}], "1": "one"},
+        ),
+        (
+            "enum_and_uuid_result",
+            {"colour": "red", "id": "00000000-0000-0000-0000-000000000001"},
+        ),
     ],
 )
 def test_results_become_json(attr: str, expected: object) -> None:
     assert run(f"tests/graphs/kinds.py:{attr}") == ("ok", expected)
 
 
-def test_result_without_json_form_is_an_error() -> None:
-    reply = run("tests/graphs/kinds.py:object_result")
+@pytest.mark.parametrize(
+    ("attr", "named"), [("object_result", "object"), ("datetime_result", "datetime")]
+)
+def test_result_without_json_form_is_an_error(attr: str, named: str) -> None:
+    reply = run(f"tests/graphs/kinds.py:{attr}")
     assert reply[:2] == ("error", "ResultNotSerializable")
-    assert "object" in reply[2]  # type: ignore[operator]
+    assert f"value of type {named} has no JSON form" in reply[2]  # type: ignore[operator]
+
+
+def test_the_result_is_sent_as_its_json_text() -> None:
+    _worker.initialize("examples/echo.py")
+    assert _worker.run_job({"a": [1, "x"]})[:2] == ("ok", b'{"echo":{"a":[1,"x"]}}')
 
 
 def test_graph_exception_comes_back_as_type_message_traceback() -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 import trio
 
+from . import bodies
+from .bodies import Parts
 from .errors import body_too_large
 from .fastpath import FastPath, Handler, Match
 from .handlers import Reply
@@ -54,17 +55,21 @@ def raw_headers(headers: dict[str, str]) -> RawHeaders:
 
 
 async def send_json(
-    send: Any, status: int, body: bytes, request_id: str, extra: RawHeaders
+    send: Any, status: int, body: bytes | Parts, request_id: str, extra: RawHeaders
 ) -> None:
-    """Write a whole JSON answer on an ASGI ``send`` (the layers in front of Quart)."""
+    """Write a whole JSON answer (whole, or in parts) on an ASGI ``send`` (the layers in
+    front of Quart)."""
+    parts: Parts = [body] if isinstance(body, bytes) else body
     headers = [
         (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
+        (b"content-length", str(bodies.size(parts)).encode()),
         (b"x-request-id", request_id.encode()),
         *extra,
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    for part in parts[:-1]:
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": parts[-1]})
 
 
 async def _refuse_unread(scope: dict[str, Any], receive: Any, headers: Params) -> Reply:
@@ -117,7 +122,7 @@ class Front:
         try:
             pipeline.authorize(headers, scope["path"])
             status, reply, extra = await handler(scope, receive, headers, *args)
-            body = orjson.dumps(reply)
+            body: bytes | Parts = bodies.encode(reply)
         except Exception as exc:
             status, body, extra = pipeline.answer_error(exc)
         await send_json(send, status, body, request_id, raw_headers(extra) if extra else [])

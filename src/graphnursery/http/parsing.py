@@ -7,13 +7,15 @@ the fast path read a request with the same code, and refuse a bad one with the s
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Protocol
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from ..config import Config
-from ..jobs import JobStatus
+from ..jobs import JSON_INTEGERS, JobStatus
 from .errors import HttpError, bad_field, invalid_body
 from .schemas import BatchSubmit, GeneralSubmit, SeedSubmit, seed_input
 
@@ -48,7 +50,30 @@ def load_json_object(raw: bytes) -> dict[str, Any]:
         raise HttpError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise HttpError(400, "invalid_body", "request body must be a JSON object")
+    if _LONG_DIGITS.search(raw):
+        _refuse_wide_integers(json.loads(raw), "body")
     return body
+
+
+#: 19 digits in a row: where an integer past 64 bits may be, which orjson reads as a float.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _refuse_wide_integers(value: Any, path: str) -> None:
+    """Refuse an integer a job cannot keep exactly (past 64 bits), naming where it is.
+
+    Only bodies with a 19-digit run come here, read again by ``json`` (which keeps big
+    integers exact) to tell ``12345678901234567890123`` from a float or a string of digits.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_wide_integers(item, f"{path}.{key}" if path != "body" else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_wide_integers(item, f"{path}.{index}")
+    elif isinstance(value, int) and not JSON_INTEGERS[0] <= value <= JSON_INTEGERS[1]:
+        message = f"integer {value} is past the 64 bits a job keeps exactly; send it as a string"
+        raise bad_field("invalid_body", path, message, "integer")
 
 
 def parse_submit(raw: bytes) -> tuple[Any, float | None, int | None]:

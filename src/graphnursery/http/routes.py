@@ -6,12 +6,13 @@ documents is here, for the OpenAPI document. Probes and statistics are in ``prob
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from quart import Quart, Response, request
 from quart_schema import document
 
+from . import bodies
 from .handlers import JobHandlers, Reply
 from .openapi import SUBMIT_ERRORS, answers, waiting_submit
 from .pipeline import Pipeline
@@ -28,9 +29,19 @@ from .schemas import (
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    parts = bodies.encode(body)
+    if len(parts) == 1:
+        return Response(parts[0], status=status, headers=headers, content_type="application/json")
+    # A large result, written as it is in parts (see .bodies).
+    length = {"Content-Length": str(bodies.size(parts))}
     return Response(
-        orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+        _each(parts), status, {**(headers or {}), **length}, content_type="application/json"
     )
+
+
+async def _each(parts: bodies.Parts) -> AsyncIterator[bytes | memoryview]:
+    for part in parts:
+        yield part
 
 
 def respond(reply: Reply) -> Response:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr, create_model
 
 from ..jobs import Job, JobStatus
+from .bodies import LARGE_RESULT, LargeResult
 
 Timeout = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Attempts = Annotated[int, Field(ge=1, le=100)]
@@ -22,8 +24,17 @@ class Message(BaseModel):
     content: StrictStr
 
 
+#: What every submit body may hold, said in its schema.
+WIDE_INTEGERS = (
+    "Integers anywhere in the body must fit 64 bits, signed or unsigned (a job keeps them"
+    " exactly); a wider one is refused with 400 naming where it is: send it as a string."
+)
+
+
 class SeedSubmit(BaseModel):
     """The seed's body: ``{messages, data?, metadata?}``; the graph receives all three."""
+
+    model_config = ConfigDict(json_schema_extra={"description": WIDE_INTEGERS})
 
     messages: Annotated[list[Message], Field(min_length=1)]
     data: dict[str, Any] | None = None
@@ -34,6 +45,8 @@ class SeedSubmit(BaseModel):
 
 class GeneralSubmit(BaseModel):
     """The general body: ``{input}``, any JSON value handed to the graph as it is."""
+
+    model_config = ConfigDict(json_schema_extra={"description": WIDE_INTEGERS})
 
     input: Any
     timeoutSeconds: Timeout | None = None
@@ -55,6 +68,17 @@ def iso(timestamp: float) -> str:
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
+
+
+def result_body(result_json: bytes) -> Any:
+    """A job's result as the API shows it: the worker's JSON text passed on as it is (a
+    large one in parts, see :mod:`.bodies`), decoded only where :func:`with_content` may
+    apply."""
+    if result_json[:1] == b"{" and b'"messages"' in result_json:
+        return with_content(orjson.loads(result_json))
+    if len(result_json) >= LARGE_RESULT:
+        return LargeResult(result_json)
+    return orjson.Fragment(result_json)
 
 
 def with_content(result: Any) -> Any:
@@ -88,7 +112,7 @@ def job_body(job: Job, position: int | None = None, *, with_input: bool = False)
     if duration is not None:
         body["durationMs"] = round(duration * 1000)
     if job.status is JobStatus.COMPLETED:
-        body["result"] = with_content(job.result)
+        body["result"] = result_body(job.result_json or b"null")
     if job.error is not None:
         body["error"] = {"type": job.error.type, "message": job.error.message}
     if job.max_attempts > 1:

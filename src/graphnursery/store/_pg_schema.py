@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -66,6 +68,17 @@ def describe(conninfo: str) -> str:
     return f"{parts.get('user', '')}@{host}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
+class JsonText(Loader):
+    """Reads a ``json`` column as its text, in bytes: a result is passed on as it is."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def _read_json_as_text(connection: Connection) -> None:
+    connection.adapters.register_loader("json", JsonText)
+
+
 def open_pool(conninfo: str, max_size: int) -> tuple[ConnectionPool[Connection], str]:
     """A pool of up to ``max_size`` connections on a migrated database, and the name of
     the ``NOTIFY`` channel of its schema. Blocks: call it on a thread.
@@ -83,6 +96,7 @@ def open_pool(conninfo: str, max_size: int) -> tuple[ConnectionPool[Connection],
         max_size=max_size,
         open=False,
         name="graphnursery",
+        configure=_read_json_as_text,
         # No check= on taking a connection: a failed check waits ~1 s before the next one,
         # while an operation that finds its connection dead is retried after 0.1 s (see
         # _pg_retry), and the pool replaces the dead connection when it comes back.

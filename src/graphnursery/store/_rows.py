@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -78,30 +78,6 @@ def dump_error(error: JobError | None) -> str | None:
     return dump_json({"type": error.type, "message": error.message})
 
 
-class Recorded(NamedTuple):
-    """A job's end as a store records it (:func:`encode_outcome`)."""
-
-    status: JobStatus
-    result: Any
-    result_json: str  # the result's JSON text
-    error: JobError | None  # cleaned (:func:`clean_error`)
-
-
-def encode_outcome(job_id: str, status: JobStatus, result: Any, error: JobError | None) -> Recorded:
-    """How a store records a job's end, with its result encoded and its error cleaned.
-
-    A result that cannot be encoded (the worker refuses most; this is the last guard) makes
-    the job ``failed`` with ``ResultNotSerializable``, rather than the write failing.
-    """
-    try:
-        result_json = dump_json(result)
-    except TypeError as exc:
-        log.warning("job %s: its %s result cannot be stored (%s)", job_id, status.value, exc)
-        refused = JobError("ResultNotSerializable", clean_text(str(exc)))
-        return Recorded(JobStatus.FAILED, None, "null", refused)
-    return Recorded(status, result, result_json, None if error is None else clean_error(error))
-
-
 def load_json(text: str | bytes | None) -> Any:
     return None if text is None else orjson.loads(text)
 
@@ -119,7 +95,7 @@ def row_to_job(row: Sequence[Any]) -> Job:
         attempts=attempts,
         started_at=started,
         completed_at=completed,
-        result=load_json(result),
+        result_json=result.encode() if isinstance(result, str) else result,
         error=None
         if error_value is None
         else JobError(error_value["type"], error_value["message"]),

@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ..jobs import Job, JobError, JobStatus
 from ._rows import (
+    JOB_COLUMNS,
     TERMINAL_SQL,
     dump_error,
-    encode_outcome,
     job_params,
     list_query,
     row_to_job,
@@ -70,6 +70,13 @@ class Dialect:
     def param(self, name: str) -> str:
         return self.named.format(name)
 
+    def columns_but_result(self) -> str:
+        """The select list with NULL for the result: a finish returns the row without it
+        (its caller has the result in hand; read back, a large one would cost a copy)."""
+        columns = self.columns.split(", ")
+        columns[JOB_COLUMNS.index("result")] = "NULL"
+        return ", ".join(columns)
+
     def append_error(self, name: str) -> str:
         """``errors`` with the error in the named parameter appended."""
         return self.appended.format(self.param(name))
@@ -105,7 +112,8 @@ class Statements:
         """The UPDATE that makes a job terminal, if ``where`` holds; returns its row.
 
         Sets ``status``, ``completed_at``, ``result``, ``error`` (JSON text or NULL, also
-        appended to ``errors`` when there is one) and clears the lease.
+        appended to ``errors`` when there is one) and clears the lease. The row it returns
+        has no result (:meth:`Dialect.columns_but_result`).
         """
         d, p = self.dialect, self.dialect.param
         return (
@@ -114,7 +122,7 @@ class Statements:
             f" errors = CASE WHEN {p('error')}{d.jsonb} IS NULL THEN errors"
             f" ELSE {d.append_error('error')} END,"
             " lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
-            f" WHERE id = {p('id')} AND ({where}) RETURNING {d.columns}"
+            f" WHERE id = {p('id')} AND ({where}) RETURNING {d.columns_but_result()}"
         )
 
 
@@ -227,22 +235,26 @@ class SQLStore(Store, Generic[C]):
         job_id: str,
         status: JobStatus,
         completed_at: float,
-        result: Any = None,
+        result: bytes | None = None,
         error: JobError | None = None,
     ) -> Job | None:
         if unstorable_key(job_id):
             return None
         token = self._take_lease(job_id)
-        recorded = encode_outcome(job_id, status, result, error)
         params = {
             "id": job_id,
-            "status": recorded.status.value,
+            "status": status.value,
             "completed_at": completed_at,
-            "result": recorded.result_json,
-            "error": dump_error(recorded.error),
+            "result": None if result is None else self._json_text(result),
+            "error": dump_error(error),
             "token": token,
         }
-        return await self._finish(params)
+        job = await self._finish(params)
+        return job if job is None or result is None else job.replace(result_json=result)
+
+    def _json_text(self, text: bytes) -> Any:
+        """JSON text as this database's driver takes it for a JSON column: as it is."""
+        return text
 
     async def list_jobs(
         self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None

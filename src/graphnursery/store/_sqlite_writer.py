@@ -85,23 +85,29 @@ class Writer:
         await trio.to_thread.run_sync(self._thread.join)
 
     def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    operation = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if operation is None:
-                    stopping = True
-                    break
-                batch.append(operation)
+        while (batch := self._next_batch()) is not None:
             self._run_batch(batch)
+            del batch  # not kept while the thread waits: results in it may be large
         self._connection.close()
+
+    def _next_batch(self) -> list[_Operation] | None:
+        """The operations queued now (at least one; it waits for it), or None to stop.
+
+        Stopping runs what was queued before the stop first."""
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < MAX_BATCH:
+            try:
+                operation = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if operation is None:
+                self._queue.put(None)  # stop once this batch is committed
+                break
+            batch.append(operation)
+        return batch
 
     def _run_batch(self, batch: list[_Operation]) -> None:
         connection = self._connection

@@ -103,10 +103,13 @@ class Store(abc.ABC):
         job_id: str,
         status: JobStatus,
         completed_at: float,
-        result: Any = None,
+        result: bytes | None = None,
         error: JobError | None = None,
     ) -> Job | None:
-        """Move a job to a terminal status; None if it is unknown or already terminal."""
+        """Move a job to a terminal status; None if it is unknown or already terminal.
+
+        ``result`` is the result's JSON text as the worker encoded it, kept as it is.
+        """
 
     async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
         """queued|running -> cancelled; None if the job is unknown or already terminal.

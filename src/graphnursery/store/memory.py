@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Mapping
-from typing import Any
 
 from ..jobs import Job, JobError, JobStatus
-from ._rows import INTERRUPTED, clean_error, decode_cursor, encode_outcome, split_page
+from ._rows import INTERRUPTED, clean_error, decode_cursor, split_page
 from .base import Store
 
 
@@ -77,17 +76,21 @@ class MemoryStore(Store):
         job_id: str,
         status: JobStatus,
         completed_at: float,
-        result: Any = None,
+        result: bytes | None = None,
         error: JobError | None = None,
     ) -> Job | None:
         job = self._jobs.get(job_id)
         if job is None or job.status.is_terminal:
             return None
-        # Held to what the durable stores keep: the HTTP layer encodes it the same way.
-        status, result, _, error = encode_outcome(job_id, status, result, error)
+        # Errors are held to what the durable stores keep (NUL and lone surrogates escaped).
+        error = None if error is None else clean_error(error)
         errors = job.errors if error is None else (*job.errors, error)
         done = job.replace(
-            status=status, completed_at=completed_at, result=result, error=error, errors=errors
+            status=status,
+            completed_at=completed_at,
+            result_json=result,
+            error=error,
+            errors=errors,
         )
         self._put(done, job)
         self._finished.append((completed_at, job_id))

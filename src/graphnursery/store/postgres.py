@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import trio
+from psycopg.types.json import Json
 from psycopg_pool import ConnectionPool
 
 from ..errors import StoreError
@@ -183,6 +184,9 @@ class PostgresStore(SQLStore[Connection]):
         if job is not None:
             self._leases.tokens[job_id] = token
         return job
+
+    def _json_text(self, text: bytes) -> Any:
+        return Json(text, dumps=_as_it_is)  # sent as the json column's text, not as bytea
 
     def _take_lease(self, job_id: str) -> str | None:
         return self._leases.tokens.pop(job_id, None)
@@ -377,3 +381,7 @@ class PostgresStore(SQLStore[Connection]):
 
 
 __all__ = ["PostgresStore"]
+
+
+def _as_it_is(text: bytes) -> bytes:
+    return text
