@@ -261,8 +261,12 @@ async def test_submit_many_returns_what_a_full_queue_took_or_raises_if_none(gate
         AsyncClient(url, retries=patient) as client,
         AsyncClient(url, retries=NO_RETRIES) as plain,
     ):
-        await client.run({"warm": True})  # the worker is idle, its runner waits for a job
-        await client.submit(gate.hold())  # handed straight to it: the queue stays empty
+        held = await client.submit(gate.hold())
+
+        async def held_runs() -> bool:  # off the queue, so all three places are free
+            return (await client.get(held.id)).status is JobStatus.RUNNING
+
+        await until(held_runs, "the held job to run")
         jobs = await client.submit_many([{"i": i} for i in range(10)])
         assert len(jobs) == 3  # the rest were not queued: the queue stayed full
         with pytest.raises(TooManyRequests):
