@@ -4,8 +4,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from support import Gate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -24,6 +28,14 @@ def workdir(tmp_path: Path) -> Path:
     for name in ("examples", "tests"):
         (tmp_path / name).symlink_to(ROOT / name)
     return tmp_path
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Gate:
+    """A ``support.Gate`` in the test's temporary directory, closed until the test opens it."""
+    from support import Gate
+
+    return Gate(tmp_path / "gate")
 
 
 @pytest.fixture

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,26 +38,108 @@ async def running_server(graph: str, **settings: Any) -> AsyncIterator[httpx.Asy
         nursery.cancel_scope.cancel()
 
 
+@contextmanager
+def deadline(seconds: float, waiting_for: str) -> Iterator[None]:
+    """``trio.fail_after``, failing with what the test waited for instead of a bare timeout."""
+    try:
+        with trio.fail_after(seconds):
+            yield
+    except trio.TooSlowError:
+        raise AssertionError(f"waited {seconds:g} s for {waiting_for}") from None
+
+
+async def until(
+    holds: Callable[[], Awaitable[bool]], waiting_for: str, seconds: float = 30
+) -> None:
+    """Check a condition the server only reports when asked (no event to wait on) every 20 ms
+    until it holds; an ``AssertionError`` naming it after ``seconds``."""
+    with deadline(seconds, waiting_for):
+        for _ in itertools.count():
+            if await holds():
+                return
+            await trio.sleep(0.02)
+
+
 async def finished(client: httpx.AsyncClient, job_id: str, wait: float = 30) -> dict[str, Any]:
-    """Long-poll a job until it is terminal."""
-    response = await client.get(f"/jobs/{job_id}", params={"wait": wait})
-    assert response.status_code == 200, response.text
-    job = response.json()
-    assert job["status"] in TERMINAL, job
+    """Long-poll a job until it is terminal, ``wait`` seconds at most. A retried job's
+    long-poll also answers at each requeue: then ask again."""
+    job: dict[str, Any] = {}
+    with deadline(wait, f"job {job_id} to end"):
+        while job.get("status") not in TERMINAL:
+            response = await client.get(f"/jobs/{job_id}", params={"wait": wait})
+            assert response.status_code == 200, response.text
+            job = response.json()
     return job
 
 
-async def read_until(stream: trio.abc.ReceiveStream, pattern: re.Pattern[str]) -> str:
-    """Read a process's output until ``pattern`` matches; its first group."""
+async def until_running(
+    client: httpx.AsyncClient, job_id: str, seconds: float = 30
+) -> dict[str, Any]:
+    """The job once the server says it runs (``seconds`` at most)."""
+    job: dict[str, Any] = {}
+
+    async def runs() -> bool:
+        nonlocal job
+        job = (await client.get(f"/jobs/{job_id}")).json()
+        assert job["status"] in {"queued", "running"}, job
+        return job["status"] == "running"
+
+    await until(runs, f"job {job_id} to run", seconds)
+    return job
+
+
+async def answers(
+    client: httpx.AsyncClient, path: str, status: int, seconds: float = 30
+) -> httpx.Response:
+    """``GET path`` once it answers ``status`` (a change the server makes on its own, such
+    as draining after a signal), ``seconds`` at most."""
+    response: httpx.Response | None = None
+
+    async def holds() -> bool:
+        nonlocal response
+        response = await client.get(path)
+        return response.status_code == status
+
+    await until(holds, f"{path} to answer {status}", seconds)
+    assert response is not None
+    return response
+
+
+class Gate:
+    """Holds ``tests/graphs/toolbox.py`` jobs until the test opens it: a job whose input is
+    ``gate.hold(...)`` waits in its worker until the gate's file exists. A step that needs a
+    job still running (or still queued behind it) then holds however slow the machine is."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def hold(self, **job_input: Any) -> dict[str, Any]:
+        """A toolbox input that waits for this gate, then does what ``job_input`` says."""
+        return {"gate": str(self.path), **job_input}
+
+    def open(self) -> None:
+        self.path.touch()
+
+
+async def read_until(
+    stream: trio.abc.ReceiveStream, pattern: re.Pattern[str], seconds: float = 60
+) -> str:
+    """Read a process's output until ``pattern`` matches (``seconds`` at most); its first group."""
     buffer = b""
-    while True:
-        chunk = await stream.receive_some()
-        if not chunk:
-            raise AssertionError(f"process exited before printing it: {buffer.decode()}")
-        buffer += chunk
-        match = pattern.search(buffer.decode())
-        if match:
-            return match.group(1)
+    try:
+        with trio.fail_after(seconds):
+            while True:
+                chunk = await stream.receive_some()
+                if not chunk:
+                    raise AssertionError(f"process exited before printing it: {buffer.decode()}")
+                buffer += chunk
+                match = pattern.search(buffer.decode())
+                if match:
+                    return match.group(1)
+    except trio.TooSlowError:
+        raise AssertionError(
+            f"no {pattern.pattern!r} in {seconds:g} s; printed: {buffer.decode()}"
+        ) from None
 
 
 async def read_serving_url(proc: trio.Process, stdout: trio.abc.ReceiveStream) -> str:

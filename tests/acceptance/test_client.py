@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
@@ -39,7 +39,7 @@ from graphnursery import (
 from graphnursery.client import NO_RETRIES
 from graphnursery.jobs import JobStatus
 from graphnursery.server import serve
-from support import readme_block
+from support import Gate, deadline, readme_block, until
 
 ECHO = "examples/echo.py"
 FLAKY = "examples/flaky.py"
@@ -60,17 +60,29 @@ async def server(graph: str, **settings: Any) -> AsyncIterator[str]:
         nursery.cancel_scope.cancel()
 
 
+Exchange = tuple[str, str, int]
+
+
 class Recording(httpx.AsyncHTTPTransport):
-    """httpx's transport, noting each request's method, path and answer status."""
+    """httpx's transport, noting each request's method, path and answer status (under Trio)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.exchanges: list[tuple[str, str, int]] = []
+        self.exchanges: list[Exchange] = []
+        self._noted = trio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
         self.exchanges.append((request.method, request.url.path, response.status_code))
+        self._noted.set()
+        self._noted = trio.Event()
         return response
+
+    async def until(self, holds: Callable[[list[Exchange]], bool], waiting_for: str) -> None:
+        """Wait until the exchanges so far satisfy ``holds`` (30 s at most)."""
+        with deadline(30, waiting_for):
+            while not holds(self.exchanges):
+                await self._noted.wait()
 
 
 async def test_submit_get_wait_run_round_trip() -> None:
@@ -103,30 +115,41 @@ async def test_submit_get_wait_run_round_trip() -> None:
         }
 
 
-async def test_wait_long_polls_until_the_job_is_terminal() -> None:
+async def test_wait_long_polls_until_the_job_is_terminal(gate: Gate) -> None:
     transport = Recording()
-    async with server(SLEEP) as url, AsyncClient(url, poll_wait=0.02, transport=transport) as c:
-        job = await c.submit({})
-        done = await c.wait(job.id)
-        assert done.status is JobStatus.COMPLETED and done.result == {"slept": 0.1}
-        polls = [x for x in transport.exchanges if x[:2] == ("GET", f"/jobs/{job.id}")]
-        # a 100 ms job outlasts several 20 ms long-polls; the client asked again each time
-        assert len(polls) >= 2 and all(status == 200 for *_, status in polls)
+    async with server(TOOLBOX) as url, AsyncClient(url, poll_wait=0.02, transport=transport) as c:
+        job = await c.submit(gate.hold())
+
+        def polls(exchanges: list[Exchange]) -> list[Exchange]:
+            return [x for x in exchanges if x[:2] == ("GET", f"/jobs/{job.id}")]
+
+        async def open_after_two_polls() -> None:
+            await transport.until(lambda seen: len(polls(seen)) >= 2, "two long-polls")
+            gate.open()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(open_after_two_polls)
+            done = await c.wait(job.id)
+        assert done.status is JobStatus.COMPLETED and done.result["input"] == gate.hold()
+        # the job outlasted two 20 ms long-polls; the client asked again each time
+        assert len(polls(transport.exchanges)) >= 2
+        assert all(status == 200 for *_, status in polls(transport.exchanges))
 
 
-async def test_wait_raises_wait_timeout_with_the_job_as_last_seen() -> None:
-    async with server(SLEEP) as url, AsyncClient(url) as client:
-        job = await client.submit({})
+async def test_wait_raises_wait_timeout_with_the_job_as_last_seen(gate: Gate) -> None:
+    async with server(TOOLBOX) as url, AsyncClient(url) as client:
+        job = await client.submit(gate.hold())
         with pytest.raises(WaitTimeout) as caught:
             await client.wait(job.id, timeout=0.01)
         assert isinstance(caught.value, TimeoutError)
         assert caught.value.job.id == job.id
         assert not caught.value.job.done
-        # the job was not touched: it still completes
-        assert (await client.wait(job.id)).status is JobStatus.COMPLETED
 
         with pytest.raises(WaitTimeout):
-            await client.run({}, wait_timeout=0.01)
+            await client.run(gate.hold(), wait_timeout=0.01)
+        gate.open()
+        # the job was not touched: it still completes
+        assert (await client.wait(job.id)).status is JobStatus.COMPLETED
 
 
 async def test_run_raises_job_failed_with_the_graph_error() -> None:
@@ -180,21 +203,17 @@ async def test_api_errors_are_typed() -> None:
         assert [d["field"] for d in too_long.value.detail or []] == ["timeoutSeconds"]
 
 
-async def test_queue_full_is_retried_after_retry_after_then_accepted() -> None:
-    # one worker, room for one waiting job: two 0.5 s jobs fill the server for ~1 s
+async def test_queue_full_is_retried_after_retry_after_then_accepted(gate: Gate) -> None:
+    # one worker, room for one waiting job: two jobs held at the gate fill the server
     async with server(TOOLBOX, queue_size=1) as url:
         async with AsyncClient(url, retries=NO_RETRIES) as plain:
-            accepted = 0
-            for _ in range(100):
-                # the second is refused until the worker has taken the first off the queue
-                try:
-                    await plain.submit({"sleep": 0.5})
-                    accepted += 1
-                except TooManyRequests:
-                    pass
-                if accepted == 2:
-                    break
-            assert accepted == 2
+            first = await plain.submit(gate.hold())
+
+            async def first_runs() -> bool:  # off the queue, so the next one has room
+                return (await plain.get(first.id)).status is JobStatus.RUNNING
+
+            await until(first_runs, "the first job to run")
+            await plain.submit(gate.hold())
             with pytest.raises(TooManyRequests) as full:
                 await plain.submit({})
             assert full.value.status == 429 and full.value.code == "queue_full"
@@ -207,7 +226,16 @@ async def test_queue_full_is_retried_after_retry_after_then_accepted() -> None:
                 await client.submit({})
 
         transport = Recording()
-        async with AsyncClient(url, retries=Retries(max_attempts=3), transport=transport) as c:
+
+        async def open_once_refused() -> None:
+            await transport.until(lambda seen: bool(seen), "the first answer")
+            gate.open()  # the held jobs end, and the queue has room before the retry
+
+        async with (
+            AsyncClient(url, retries=Retries(max_attempts=3), transport=transport) as c,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(open_once_refused)
             start = trio.current_time()
             job = await c.submit({"n": 3})
             waited = trio.current_time() - start
@@ -225,20 +253,26 @@ async def test_submit_many_queues_every_input_in_order_in_batches() -> None:
     assert [job.result["echo"] for job in done] == inputs
 
 
-async def test_submit_many_returns_what_a_full_queue_took_or_raises_if_none() -> None:
-    # one worker held by a 5 s job, room for three waiting ones
+async def test_submit_many_returns_what_a_full_queue_took_or_raises_if_none(gate: Gate) -> None:
+    # one worker held at the gate, room for three waiting jobs
     patient = Retries(max_attempts=2, backoff=0.05)
     async with (
         server(TOOLBOX, queue_size=3) as url,
         AsyncClient(url, retries=patient) as client,
         AsyncClient(url, retries=NO_RETRIES) as plain,
     ):
-        await client.run({"warm": True})  # the worker is idle, its runner waits for a job
-        await client.submit({"sleep": 5})  # handed straight to it: the queue stays empty
+        await client.run({"warm": True})  # a short job: the server's Retry-After is short too
+        held = await client.submit(gate.hold())
+
+        async def held_runs() -> bool:  # off the queue, so all three places are free
+            return (await client.get(held.id)).status is JobStatus.RUNNING
+
+        await until(held_runs, "the held job to run")
         jobs = await client.submit_many([{"i": i} for i in range(10)])
         assert len(jobs) == 3  # the rest were not queued: the queue stayed full
         with pytest.raises(TooManyRequests):
             await plain.submit_many([{"i": 99}])
+        gate.open()
         done = [await client.wait(job.id, timeout=30) for job in jobs]
     assert [job.result["input"] for job in done] == [{"i": 0}, {"i": 1}, {"i": 2}]
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import trio
 
-from support import PIPE, read_serving_url
+from support import PIPE, Gate, answers, read_serving_url, until_running
 
 TOOLBOX = "tests/graphs/toolbox.py"
 
@@ -28,13 +28,9 @@ async def long_poll(client: httpx.AsyncClient, job_id: str, results: dict[str, A
     results[job_id] = response.json()
 
 
-async def wait_until_running(client: httpx.AsyncClient, job_ids: list[str]) -> None:
-    for job_id in job_ids:
-        while (await client.get(f"/jobs/{job_id}")).json()["status"] != "running":
-            await client.get(f"/jobs/{job_id}", params={"wait": 0.05})
-
-
-async def test_sigterm_lets_running_jobs_finish_and_cancels_queued_ones(workdir: Path) -> None:
+async def test_sigterm_lets_running_jobs_finish_and_cancels_queued_ones(
+    workdir: Path, gate: Gate
+) -> None:
     async with trio.open_nursery() as nursery:
         proc = await nursery.start(
             partial(trio.run_process, command("--shutdown-grace", "30"), stdout=PIPE, cwd=workdir)
@@ -43,23 +39,23 @@ async def test_sigterm_lets_running_jobs_finish_and_cancels_queued_ones(workdir:
         results: dict[str, Any] = {}
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             submit = partial(client.post, "/jobs")
-            running = [(await submit(json={"input": {"sleep": 1.5}})).json()["jobId"] for _ in "ab"]
+            # both workers held at the gate, so the rest stay queued until the signal
+            running = [(await submit(json={"input": gate.hold()})).json()["jobId"] for _ in "ab"]
             queued = [(await submit(json={"input": {"n": n}})).json()["jobId"] for n in range(5)]
-            await wait_until_running(client, running)
+            for job_id in running:
+                await until_running(client, job_id)
             async with trio.open_nursery() as polls:
                 for job_id in running + queued:
                     polls.start_soon(long_poll, client, job_id, results)
                 proc.send_signal(signal.SIGTERM)
+                health = await answers(client, "/health", 503)  # once the signal is handled
+                assert health.json()["status"] == "draining"
                 # while draining, the server answers, but takes no new job
                 refused = await submit(json={"input": {}})
-                while refused.status_code != 503:  # the signal may not be handled yet
-                    assert refused.status_code == 202
-                    refused = await submit(json={"input": {}})
+                assert refused.status_code == 503, refused.text
                 assert refused.json()["code"] == "draining"
                 assert "retry-after" in refused.headers
-                health = await client.get("/health")
-                assert health.status_code == 503
-                assert health.json()["status"] == "draining"
+                gate.open()  # the running jobs end only now, inside the drain
         assert await proc.wait() == 0
     assert [results[job_id]["status"] for job_id in running] == ["completed", "completed"]
     assert [results[job_id]["status"] for job_id in queued] == ["cancelled"] * 5
@@ -80,10 +76,9 @@ async def test_a_second_signal_stops_at_once(workdir: Path) -> None:
         url = await read_serving_url(proc, proc.stdout)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             job_id = (await client.post("/jobs", json={"input": {"sleep": 120}})).json()["jobId"]
-            await wait_until_running(client, [job_id])
+            await until_running(client, job_id)
             proc.send_signal(signal.SIGTERM)
-            while (await client.get("/health")).status_code != 503:
-                await client.get("/live")
+            await answers(client, "/health", 503)
             start = trio.current_time()
             proc.send_signal(signal.SIGTERM)
             status = await proc.wait()

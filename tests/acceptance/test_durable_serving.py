@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import trio
 
-from support import TERMINAL
+from support import TERMINAL, Gate
 from support import cli_server as server
 
 JOBS = 300
@@ -143,18 +143,27 @@ async def test_postgres_a_killed_replicas_jobs_finish_on_the_survivor(postgres_u
         assert any(job["attempts"] == 2 for job in jobs)  # a's running jobs, re-run on b
 
 
+async def open_soon(gate: Gate) -> None:
+    """Open the gate once the long-poll beside it has (most likely) reached its server. Were
+    it later, the long-poll would answer at once: the test would still pass, never flake."""
+    await trio.sleep(0.2)
+    gate.open()
+
+
 async def test_postgres_a_job_submitted_to_one_replica_is_read_and_long_polled_on_another(
-    postgres_url: str,
+    postgres_url: str, gate: Gate
 ) -> None:
     command = serve_command(postgres_url, "--workers", "1")
     async with server(command) as (_, client_a), server(command) as (_, client_b):
-        response = await client_a.post("/jobs", json={"input": {"sleep": 0.5}})
+        response = await client_a.post("/jobs", json={"input": gate.hold()})
         assert response.status_code == 202
         job_id = response.json()["jobId"]
         seen = (await client_b.get(f"/jobs/{job_id}")).json()
         assert seen["jobId"] == job_id
-        assert seen["status"] in {"queued", "running"}
+        assert seen["status"] in {"queued", "running"}  # held at the gate until it opens
         start = trio.current_time()
-        job = await long_poll(client_b, job_id, wait=30)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(open_soon, gate)
+            job = await long_poll(client_b, job_id, wait=30)
         assert job["status"] == "completed"
         assert trio.current_time() - start < 10  # woken by the notice, not by the 30 s timeout

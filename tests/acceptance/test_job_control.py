@@ -7,7 +7,7 @@ import os
 import pytest
 
 from graphnursery import AsyncClient, Conflict
-from support import finished, running_server
+from support import Gate, finished, running_server, until_running
 
 TOOLBOX = "tests/graphs/toolbox.py"
 
@@ -20,18 +20,19 @@ def process_exists(pid: int) -> bool:
     return True
 
 
-async def test_cancel_a_queued_job_and_it_never_runs() -> None:
+async def test_cancel_a_queued_job_and_it_never_runs(gate: Gate) -> None:
     async with running_server(TOOLBOX) as client:
-        running = (await client.post("/jobs", json={"input": {"sleep": 0.5}})).json()
+        running = (await client.post("/jobs", json={"input": gate.hold()})).json()
         queued = (await client.post("/jobs", json={"input": {"n": 1}})).json()
         waiting = await client.get(f"/jobs/{queued['jobId']}")
-        assert waiting.json()["status"] == "queued"
+        assert waiting.json()["status"] == "queued"  # the only worker is held at the gate
 
         response = await client.post(f"/jobs/{queued['jobId']}/cancel")
         assert response.status_code == 200
         assert response.json()["status"] == "cancelled"
         assert response.json()["error"]["type"] == "Cancelled"
 
+        gate.open()
         assert (await finished(client, running["jobId"]))["status"] == "completed"
         job = await finished(client, queued["jobId"])
         assert job["status"] == "cancelled"
@@ -46,9 +47,7 @@ async def test_cancel_a_running_job_kills_its_worker_and_the_next_job_runs() -> 
         first = (await client.post("/jobs", params={"wait": 30}, json={"input": {}})).json()
         worker_pid = first["result"]["pid"]
         slow = (await client.post("/jobs", json={"input": {"sleep": 60}})).json()
-        # a long-poll opened before the cancel answers when the job ends
-        while (await client.get(f"/jobs/{slow['jobId']}")).json()["status"] != "running":
-            await client.get(f"/jobs/{slow['jobId']}", params={"wait": 0.05})
+        await until_running(client, slow["jobId"])
         response = await client.post(f"/jobs/{slow['jobId']}/cancel")
         assert response.json()["status"] == "cancelled"
         assert not process_exists(worker_pid)
@@ -93,7 +92,7 @@ async def test_list_pages_through_jobs_of_one_status() -> None:
         ok = (await client.post("/jobs", params={"wait": 30}, json={"input": {}})).json()
         seen: list[str] = []
         cursor = None
-        while True:
+        for _ in ids:  # a page at least per job: a cursor that never ends fails here
             params = {"status": "failed", "limit": 2, **({"cursor": cursor} if cursor else {})}
             page = (await client.get("/jobs", params=params)).json()
             assert len(page["jobs"]) <= 2
@@ -101,6 +100,8 @@ async def test_list_pages_through_jobs_of_one_status() -> None:
             cursor = page["nextCursor"]
             if cursor is None:
                 break
+        else:
+            raise AssertionError(f"more pages than jobs: {seen}")
         assert seen == ids
         assert ok["jobId"] not in seen
         everything = (await client.get("/jobs")).json()

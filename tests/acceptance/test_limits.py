@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from support import finished, running_server, send_and_read_to_close
+from support import finished, running_server, send_and_read_to_close, until_running
 
 pytestmark = pytest.mark.usefixtures("both_http_paths")
 
@@ -104,7 +104,8 @@ async def test_retry_after_grows_with_the_queue() -> None:
     async with running_server(TOOLBOX, queue_size=2) as client:
         # a job of known length first, so the estimate has a recent duration to go by
         await client.post("/jobs", params={"wait": 30}, json={"input": {"sleep": 0.2}})
-        await client.post("/jobs", json={"input": {"sleep": 30}})  # runs
+        runs = (await client.post("/jobs", json={"input": {"sleep": 30}})).json()["jobId"]
+        await until_running(client, runs)  # off the queue, so both places are free
         for _ in range(2):  # fill the queue
             assert (await client.post("/jobs", json={"input": {"sleep": 30}})).status_code == 202
         rejected = await client.post("/jobs", json={"input": {}})
@@ -112,7 +113,8 @@ async def test_retry_after_grows_with_the_queue() -> None:
         small = int(rejected.headers["retry-after"])
     async with running_server(TOOLBOX, queue_size=40) as client:
         await client.post("/jobs", params={"wait": 30}, json={"input": {"sleep": 0.2}})
-        await client.post("/jobs", json={"input": {"sleep": 30}})
+        runs = (await client.post("/jobs", json={"input": {"sleep": 30}})).json()["jobId"]
+        await until_running(client, runs)
         for _ in range(40):
             assert (await client.post("/jobs", json={"input": {"sleep": 30}})).status_code == 202
         rejected = await client.post("/jobs", json={"input": {}})

@@ -27,7 +27,8 @@ async def test_job_past_its_timeout_is_timed_out_and_the_next_runs_on_a_fresh_wo
         slow = await finished(client, await submit(client, {"sleep": 60}, timeoutSeconds=0.5))
         assert slow["status"] == "timed_out"
         assert slow["error"]["type"] == "TimeoutError"
-        assert 0.5 <= seconds_between(slow["startedAt"], slow["completedAt"]) < 1.5
+        # stopped at its 0.5 s, not at the 60 s it asked for (10x slack for a busy machine)
+        assert 0.5 <= seconds_between(slow["startedAt"], slow["completedAt"]) < 5
         after = await finished(client, await submit(client, {}))
         assert after["status"] == "completed"
         assert after["result"]["pid"] != before["result"]["pid"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 
-from support import PIPE, read_serving_url, running_server
+from support import PIPE, answers, read_serving_url, running_server, until_running
 
 TOOLBOX = "tests/graphs/toolbox.py"
 ASSET = re.compile(r"""<(?:script|link|img)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""")
@@ -52,14 +52,10 @@ async def test_a_draining_server_is_not_ready(workdir: Path) -> None:
         url = await read_serving_url(proc, proc.stdout)
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             job = (await client.post("/jobs", json={"input": {"sleep": 60}})).json()
-            while (await client.get(f"/jobs/{job['jobId']}")).json()["status"] != "running":
-                await client.get(f"/jobs/{job['jobId']}", params={"wait": 0.05})
+            await until_running(client, job["jobId"])
+            assert (await client.get("/ready")).json()["ready"] is True
             proc.send_signal(signal.SIGTERM)
-            ready = await client.get("/ready")
-            while ready.status_code == 200:  # until the signal is handled
-                assert ready.json()["ready"] is True
-                ready = await client.get("/ready")
-            assert ready.status_code == 503
+            ready = await answers(client, "/ready", 503)  # once the signal is handled
             assert ready.json() == {"status": "draining", "ready": False}
             assert (await client.get("/live")).json() == {"status": "alive", "alive": True}
         proc.send_signal(signal.SIGTERM)  # the second signal: stop now

@@ -5,23 +5,16 @@ from __future__ import annotations
 import os
 import signal
 
-from support import running_server
+from procs import all_gone
+from support import Gate, finished, running_server, until_running
 
 TOOLBOX = "tests/graphs/toolbox.py"
-
-
-async def final(client, job_id: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    """Long-poll until terminal: a retried job's long-poll also answers at each requeue."""
-    while True:
-        job = (await client.get(f"/jobs/{job_id}", params={"wait": 30})).json()
-        if job["status"] in {"completed", "failed", "timed_out", "cancelled", "crashed"}:
-            return job  # type: ignore[no-any-return]
 
 
 async def test_a_crashing_job_is_a_dead_letter_after_max_attempts_and_retry_reruns_it() -> None:
     async with running_server(TOOLBOX, max_attempts=2, retry_backoff=0.05) as client:
         submitted = (await client.post("/jobs", json={"input": {"crash": 9}})).json()
-        job = await final(client, submitted["jobId"])
+        job = await finished(client, submitted["jobId"])
         assert job["status"] == "crashed"
         assert job["attempts"] == 2
         assert job["maxAttempts"] == 2
@@ -31,7 +24,7 @@ async def test_a_crashing_job_is_a_dead_letter_after_max_attempts_and_retry_reru
 
         retried = await client.post(f"/jobs/{job['jobId']}/retry")
         assert retried.status_code == 202
-        again = await final(client, retried.json()["jobId"])
+        again = await finished(client, retried.json()["jobId"])
         assert again["jobId"] != job["jobId"]
         assert again["status"] == "crashed" and again["attempts"] == 2
         running = (await client.post("/jobs", json={"input": {"sleep": 30}})).json()
@@ -39,16 +32,17 @@ async def test_a_crashing_job_is_a_dead_letter_after_max_attempts_and_retry_reru
         assert conflict.status_code == 409
 
 
-async def test_a_worker_killed_from_outside_mid_job_is_retried() -> None:
+async def test_a_worker_killed_from_outside_mid_job_is_retried(gate: Gate) -> None:
     async with running_server(TOOLBOX, max_attempts=2, retry_backoff=0.05) as client:
         pid = (await client.post("/jobs", params={"wait": 30}, json={"input": {}})).json()
         pid = pid["result"]["pid"]
-        # the next job runs in the same worker; kill it from outside while the job sleeps
-        submitted = (await client.post("/jobs", json={"input": {"sleep": 0.5}})).json()
-        while (await client.get(f"/jobs/{submitted['jobId']}")).json()["status"] != "running":
-            await client.get(f"/jobs/{submitted['jobId']}", params={"wait": 0.05})
+        # the next job runs in the same worker; kill it from outside while the job is held
+        submitted = (await client.post("/jobs", json={"input": gate.hold()})).json()
+        await until_running(client, submitted["jobId"])
         os.kill(pid, signal.SIGKILL)
-        job = await final(client, submitted["jobId"])
+        await all_gone([pid])
+        gate.open()  # only the second attempt, in a fresh worker, gets past the gate
+        job = await finished(client, submitted["jobId"])
         assert job["status"] == "completed"
         assert job["attempts"] == 2
         assert job["errors"][0]["type"] == "WorkerCrashed"
@@ -59,12 +53,12 @@ async def test_a_worker_killed_from_outside_mid_job_is_retried() -> None:
 async def test_per_job_max_attempts_and_no_retry_of_a_failure_by_default() -> None:
     async with running_server(TOOLBOX) as client:
         job = (await client.post("/jobs", json={"input": {"crash": 3}, "maxAttempts": 3})).json()
-        crashed = await final(client, job["jobId"])
+        crashed = await finished(client, job["jobId"])
         assert crashed["attempts"] == 3
         failed = (
             await client.post("/jobs", json={"input": {"raise": "x"}, "maxAttempts": 3})
         ).json()
-        assert (await final(client, failed["jobId"]))["attempts"] == 1  # failed is not retry_on
+        assert (await finished(client, failed["jobId"]))["attempts"] == 1  # failed is not retry_on
         bad = await client.post("/jobs", json={"input": 1, "maxAttempts": 0})
         assert bad.status_code == 400
         assert bad.json()["detail"][0]["field"] == "maxAttempts"

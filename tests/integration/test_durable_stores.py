@@ -69,12 +69,12 @@ async def test_list_pages_through_jobs_in_creation_order_by_status(durable_url: 
             await store.start(job.id, T0 + 10)
         expected = sorted(jobs, key=lambda job: (job.created_at, job.id))
         seen, cursor = [], None
-        while True:
+        for _ in jobs:  # fewer pages than jobs: a cursor that never ends fails below
             page, cursor = await store.list_jobs(limit=3, cursor=cursor)
             seen += [job.id for job in page]
             if cursor is None:
                 break
-        assert seen == [job.id for job in expected]
+        assert cursor is None and seen == [job.id for job in expected]
         running, cursor = await store.list_jobs(JobStatus.RUNNING, limit=10)
         assert [job.id for job in running] == [j.id for j in expected if j in jobs[::3]]
         assert cursor is None
@@ -95,13 +95,13 @@ async def assert_resumes(store: Store, expected: list[str]) -> None:
         assert [job.id for job in claimed] == expected
         return
     seen, cursor = [], None
-    while True:
+    for _ in range(len(expected) + 1):  # a cursor that never ends fails below
         page, cursor = await store.resume(cursor, 2)
         assert all(entry.wait == 0 for entry in page)
         seen += [entry.job_id for entry in page]
         if cursor is None:
             break
-    assert seen == expected
+    assert cursor is None and seen == expected
 
 
 async def test_submits_arriving_together_share_commits(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -35,7 +35,10 @@ async def _read_request(stream: trio.SocketStream, buffer: bytearray) -> bytes:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
     while len(buffer) < end + length:
-        buffer += await stream.receive_some(4096)
+        chunk = await stream.receive_some(4096)
+        if not chunk:  # closed mid-body: fail, rather than read the closed stream forever
+            raise trio.EndOfChannel
+        buffer += chunk
     request = bytes(buffer[: end + length])
     del buffer[: end + length]
     return request

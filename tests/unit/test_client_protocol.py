@@ -91,14 +91,20 @@ async def test_429_and_503_wait_retry_after_then_succeed(
 
 async def test_retry_after_as_an_http_date(autojump_clock: trio.testing.MockClock) -> None:
     # autojump moves Trio's clock, not the wall clock: the date is a fixed 30 s ahead of now
-    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    # (to the second, as HTTP dates are), and the client reads the wall clock once it has it
+    before = datetime.now(UTC)
+    when = format_datetime(before + timedelta(seconds=30), usegmt=True)
     _, handler = answers(
         error(429, "queue_full", {"Retry-After": when}), httpx.Response(202, json=QUEUED)
     )
     async with async_client(handler) as client:
         start = trio.current_time()
         await client.submit({})
-        assert 27 <= trio.current_time() - start <= 31
+        waited = trio.current_time() - start
+    # the date less the wall clock when the client read it: however slow the machine, no
+    # more than 30 s, and no less than 29 s less the wall-clock time the test took
+    took = (datetime.now(UTC) - before).total_seconds()
+    assert 29 - took <= waited <= 30
 
 
 async def test_without_retry_after_the_backoff_doubles(
