@@ -25,7 +25,7 @@ import trio
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..errors import StoreUnavailable
-from ._pg_schema import Connection
+from ._pg_schema import Connection, read_json_as_text
 
 log = logging.getLogger("graphnursery.store.postgres")
 
@@ -149,6 +149,7 @@ def _in_transaction(
             return fn(connection)
     except PoolTimeout:
         with psycopg.connect(conninfo, connect_timeout=int(POOL_WAIT)) as connection:
+            read_json_as_text(connection)
             return fn(connection)
     except psycopg.OperationalError:
         # Its connection broke: the idle ones likely did too (a server restart, terminated

@@ -75,7 +75,8 @@ class JsonText(Loader):
         return bytes(data)
 
 
-def _read_json_as_text(connection: Connection) -> None:
+def read_json_as_text(connection: Connection) -> None:
+    """How every connection of the store is set up (the pool's, and one made beside it)."""
     connection.adapters.register_loader("json", JsonText)
 
 
@@ -96,7 +97,7 @@ def open_pool(conninfo: str, max_size: int) -> tuple[ConnectionPool[Connection],
         max_size=max_size,
         open=False,
         name="graphnursery",
-        configure=_read_json_as_text,
+        configure=read_json_as_text,
         # No check= on taking a connection: a failed check waits ~1 s before the next one,
         # while an operation that finds its connection dead is retried after 0.1 s (see
         # _pg_retry), and the pool replaces the dead connection when it comes back.
