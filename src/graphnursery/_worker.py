@@ -136,7 +136,8 @@ def encode_result(value: Any) -> bytes:
     try:
         return orjson.dumps(value, default=_model_dump, option=orjson.OPT_PASSTHROUGH_DATETIME)
     except orjson.JSONEncodeError:
-        return orjson.dumps(to_json(value))
+        pass  # out of the except block: to_json's error is not chained to orjson's
+    return orjson.dumps(to_json(value))
 
 
 def _model_dump(value: Any) -> Any:
