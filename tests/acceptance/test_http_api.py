@@ -247,3 +247,29 @@ async def test_batch_submit_stops_at_a_full_queue_and_says_how_many_were_refused
         assert int(response.headers["retry-after"]) >= 1
         full = await client.post("/jobs/batch", json={"jobs": jobs[:1]})
         assert full.status_code == 429
+
+
+async def test_batch_jobs_take_their_own_timeout_and_attempts_and_at_most_1000_jobs() -> None:
+    async with running_server(TOOLBOX, workers=2) as client:
+        jobs = [
+            {"input": {"sleep": 60}, "timeoutSeconds": 0.5},
+            {"input": {"crash": 1}, "maxAttempts": 2},
+            {"input": {"crash": 1}},
+            {"input": {"n": 1}},
+        ]
+        response = await client.post("/jobs/batch", json={"jobs": jobs})
+        assert response.status_code == 202, response.text
+        ended = [await finished(client, job["jobId"], wait=60) for job in response.json()["jobs"]]
+        assert [(job["status"], job["attempts"]) for job in ended] == [
+            ("timed_out", 1),  # its own 0.5 s, not the server's 300 s
+            ("crashed", 2),  # its own two attempts
+            ("crashed", 1),  # the server's one
+            ("completed", 1),
+        ]
+        too_many = await client.post(
+            "/jobs/batch", json={"jobs": [{"input": n} for n in range(1001)]}
+        )
+        assert too_many.status_code == 400, too_many.text
+        assert too_many.json()["code"] == "invalid_body"
+        assert too_many.json()["detail"][0]["field"] == "jobs"
+        assert (await client.get("/stats")).json()["total"] == 4  # none of the 1,001 was queued
