@@ -273,3 +273,28 @@ async def test_batch_jobs_take_their_own_timeout_and_attempts_and_at_most_1000_j
         assert too_many.json()["code"] == "invalid_body"
         assert too_many.json()["detail"][0]["field"] == "jobs"
         assert (await client.get("/stats")).json()["total"] == 4  # none of the 1,001 was queued
+
+
+async def test_the_configured_limits_bound_requests_and_are_in_the_document() -> None:
+    async with running_server(ECHO, max_job_timeout=10, job_timeout=5, max_wait=2) as client:
+        over = await client.post("/jobs", json={"input": 1, "timeoutSeconds": 11})
+        assert over.status_code == 400, over.text
+        assert over.json()["detail"][0]["field"] == "timeoutSeconds"
+        at_most = await client.post("/jobs", json={"input": 1, "timeoutSeconds": 10})
+        assert at_most.status_code == 202, at_most.text
+        too_long = await client.get(f"/jobs/{at_most.json()['jobId']}", params={"wait": 3})
+        assert too_long.status_code == 400, too_long.text
+        assert too_long.json()["code"] == "invalid_parameter"
+        assert (await finished(client, at_most.json()["jobId"], wait=2))["status"] == "completed"
+        document = (await client.get("/openapi.json")).json()
+    for model in ("GeneralSubmit", "SeedSubmit"):
+        timeout = document["components"]["schemas"][model]["properties"]["timeoutSeconds"]
+        assert timeout["anyOf"][0]["maximum"] == 10
+    waits = [
+        parameter["schema"]["anyOf"][0]["maximum"]
+        for path in document["paths"].values()
+        for operation in path.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "wait"
+    ]
+    assert waits and set(waits) == {2}
