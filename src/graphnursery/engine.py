@@ -39,6 +39,8 @@ from .store import Store, open_store
 log = get_logger("graphnursery.engine")
 
 CANCELLED_ERROR = JobError("Cancelled", "cancelled by request")
+#: Seconds a drain waits, once the grace is over, for the jobs it killed to be recorded.
+STOP_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +105,20 @@ class Engine:
         New submits raise EngineClosed at once; jobs still queued end ``cancelled``
         (memory store) or stay queued for the next start or another replica (durable
         stores). Returns True if every running job finished in time; those that did not
-        are stopped when the engine closes, like any unfinished job.
+        are killed then and end like any unfinished job, before this returns: their
+        long-polls answer while the server still serves.
         """
         self._stop_accepting()
         self._draining = True
         self._intake.stop_bringing_in()
         await self._set_aside_queued()
         log.info("draining", running=self._runners.active, grace_seconds=grace)
-        return await self._runners.wait_idle(grace)
+        if await self._runners.wait_idle(grace):
+            return True
+        log.warning("grace period over: stopping the jobs still running")
+        self._runners.stop_all()
+        await self._runners.wait_idle(STOP_WAIT)
+        return False
 
     async def submit(
         self,

@@ -96,10 +96,7 @@ class Lifecycle:
         if engine is None or self._drain_started:
             return True
         self._drain_started = True
-        clean = await engine.drain(self.config.shutdown_grace)
-        if not clean:
-            log.warning("grace period over: stopping the jobs still running")
-        return clean
+        return await engine.drain(self.config.shutdown_grace)
 
     async def _run_engine(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         started = False

@@ -77,6 +77,8 @@ class Runners:
         # Runs in progress (taken off the queue, result not yet recorded).
         self._active = 0
         self._idle = trio.Event()
+        # Set when the shutdown grace is over: the jobs stopped then are unfinished jobs.
+        self._stopping = False
 
     # -- what the engine asks -----------------------------------------------------------------
 
@@ -91,6 +93,13 @@ class Runners:
     @property
     def active(self) -> int:
         return self._active
+
+    def stop_all(self) -> None:
+        """Kill every job running here (the shutdown grace is over): each ends as any job
+        the engine stops before it finished (``cancelled``, or kept by a durable store)."""
+        self._stopping = True
+        for running in self._running.values():
+            running.scope.cancel()
 
     def stop_here(self, job_id: str) -> trio.Event | None:
         """Stop the job if it runs here; the event is set once its worker is gone."""
@@ -168,7 +177,7 @@ class Runners:
             try:
                 outcome = await self._executor.run(job.input, job.timeout, run_trace.carrier)
             except trio.Cancelled:
-                if not ours.cancel_called:  # the engine is stopping
+                if not ours.cancel_called or self._stopping:  # the engine is stopping
                     with trio.CancelScope(shield=True):
                         if await self._intake.unfinished(job.id, Unfinished.RUNNING):
                             await self.end_cancelled(job.id)

@@ -72,3 +72,14 @@ async def test_two_authorization_headers_are_refused_on_both_paths() -> None:
                 assert response.json()["detail"][0]["field"] == "Authorization"
         listed = await client.get("/jobs", headers={"Authorization": "Bearer k1"})
         assert listed.json()["jobs"] == []  # nothing was submitted
+
+
+async def test_the_openapi_document_and_docs_are_open_with_keys_set() -> None:
+    async with running_server("examples/echo.py", api_key=KEYS) as client:
+        document = await client.get("/openapi.json")
+        assert document.status_code == 200, document.text
+        assert "/jobs" in document.json()["paths"]
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        assert "openapi.json" in docs.text
+        assert (await client.get("/jobs")).status_code == 401  # the API itself is not open

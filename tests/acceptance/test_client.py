@@ -7,6 +7,8 @@ the blocking client in a thread. The server runs in this test's Trio run through
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -350,3 +352,78 @@ async def test_client_sends_its_api_key_and_a_missing_one_is_unauthorized() -> N
             with pytest.raises(Unauthorized) as info:
                 await client.submit({"x": 1})
             assert info.value.code == "unauthorized"
+
+
+async def test_by_default_a_full_queue_is_asked_five_times_then_raised(tmp_path: Any) -> None:
+    """The default ``Retries``: five requests in all, each after the server's Retry-After."""
+    gate = str(tmp_path / "gate")  # never opened: the worker and the queue's place stay taken
+    async with server(TOOLBOX, queue_size=1) as url:
+        async with AsyncClient(url, retries=NO_RETRIES) as plain:
+            running = await plain.submit({"gate": gate})
+            with trio.fail_after(30):
+                for _ in itertools.count():
+                    if (await plain.get(running.id)).status is JobStatus.RUNNING:
+                        break
+                    await trio.sleep(0.02)
+            await plain.submit({"gate": gate})
+        transport = Recording()
+        async with AsyncClient(url, transport=transport) as client:
+            start = trio.current_time()
+            with pytest.raises(TooManyRequests) as full:
+                await client.submit({})
+            waited = trio.current_time() - start
+    assert [status for *_, status in transport.exchanges] == [429] * 5
+    assert full.value.retry_after is not None and full.value.retry_after >= 1
+    assert waited >= 4 * full.value.retry_after  # four waits between the five
+
+
+class FirstRefusal(Recording):
+    """``Recording``, with an event set at the first 503 it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = trio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if response.status_code == 503:
+            self.refused.set()
+        return response
+
+
+async def test_by_default_a_503_is_retried_until_the_server_can_take_the_job(
+    own_role: tuple[str, str],
+) -> None:
+    """The database away: submits answer 503 with Retry-After; the client waits it out and
+    submits again, and once the database is back the job is accepted and runs."""
+    from postgres import allow_login, terminate
+
+    store, role = own_role
+    async with server(ECHO, store=store) as url:
+        async with AsyncClient(url, retries=NO_RETRIES) as plain:
+            assert await plain.run({"n": 0}) == {"echo": {"n": 0}}
+            await trio.to_thread.run_sync(allow_login, role, False)
+            await trio.to_thread.run_sync(terminate, role)
+        # the server says so after 1 s of failing (a request that was waiting on the store
+        # when it went away waits longer: it is given up on, and asked again)
+        async with httpx.AsyncClient(base_url=url, timeout=0.5) as probe:
+            with trio.fail_after(30):
+                for _ in itertools.count():
+                    with contextlib.suppress(httpx.TimeoutException):
+                        if (await probe.get("/health")).status_code == 503:
+                            break
+                    await trio.sleep(0.05)
+        transport = FirstRefusal()
+        async with AsyncClient(url, transport=transport) as client:
+            async with trio.open_nursery() as nursery:
+
+                async def database_back() -> None:
+                    await transport.refused.wait()
+                    await trio.to_thread.run_sync(allow_login, role, True)
+
+                nursery.start_soon(database_back)
+                job = await client.submit({"n": 1})
+            assert (await client.wait(job.id, timeout=30)).result == {"echo": {"n": 1}}
+    statuses = [status for method, path, status in transport.exchanges if path == "/jobs"]
+    assert statuses[0] == 503 and statuses[-1] == 202, statuses
+    assert set(statuses[1:-1]) <= {503} and len(statuses) <= 5, statuses

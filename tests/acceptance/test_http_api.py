@@ -274,3 +274,54 @@ async def test_an_integer_past_64_bits_is_refused_naming_where_it_is() -> None:
         assert job["result"] == {
             "echo": [2**64 - 1, -(2**63), "12345678901234567890", 1.2345678901234567]
         }
+
+
+async def test_batch_jobs_take_their_own_timeout_and_attempts_and_at_most_1000_jobs() -> None:
+    async with running_server(TOOLBOX, workers=2) as client:
+        jobs = [
+            {"input": {"sleep": 60}, "timeoutSeconds": 0.5},
+            {"input": {"crash": 1}, "maxAttempts": 2},
+            {"input": {"crash": 1}},
+            {"input": {"n": 1}},
+        ]
+        response = await client.post("/jobs/batch", json={"jobs": jobs})
+        assert response.status_code == 202, response.text
+        ended = [await finished(client, job["jobId"], wait=60) for job in response.json()["jobs"]]
+        assert [(job["status"], job["attempts"]) for job in ended] == [
+            ("timed_out", 1),  # its own 0.5 s, not the server's 300 s
+            ("crashed", 2),  # its own two attempts
+            ("crashed", 1),  # the server's one
+            ("completed", 1),
+        ]
+        too_many = await client.post(
+            "/jobs/batch", json={"jobs": [{"input": n} for n in range(1001)]}
+        )
+        assert too_many.status_code == 400, too_many.text
+        assert too_many.json()["code"] == "invalid_body"
+        assert too_many.json()["detail"][0]["field"] == "jobs"
+        assert (await client.get("/stats")).json()["total"] == 4  # none of the 1,001 was queued
+
+
+async def test_the_configured_limits_bound_requests_and_are_in_the_document() -> None:
+    async with running_server(ECHO, max_job_timeout=10, job_timeout=5, max_wait=2) as client:
+        over = await client.post("/jobs", json={"input": 1, "timeoutSeconds": 11})
+        assert over.status_code == 400, over.text
+        assert over.json()["detail"][0]["field"] == "timeoutSeconds"
+        at_most = await client.post("/jobs", json={"input": 1, "timeoutSeconds": 10})
+        assert at_most.status_code == 202, at_most.text
+        too_long = await client.get(f"/jobs/{at_most.json()['jobId']}", params={"wait": 3})
+        assert too_long.status_code == 400, too_long.text
+        assert too_long.json()["code"] == "invalid_parameter"
+        assert (await finished(client, at_most.json()["jobId"], wait=2))["status"] == "completed"
+        document = (await client.get("/openapi.json")).json()
+    for model in ("GeneralSubmit", "SeedSubmit"):
+        timeout = document["components"]["schemas"][model]["properties"]["timeoutSeconds"]
+        assert timeout["anyOf"][0]["maximum"] == 10
+    waits = [
+        parameter["schema"]["anyOf"][0]["maximum"]
+        for path in document["paths"].values()
+        for operation in path.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "wait"
+    ]
+    assert waits and set(waits) == {2}

@@ -299,3 +299,53 @@ async def test_each_job_leaves_one_line_in_the_server_log(workdir: Path) -> None
 async def test_log_level_warning_silences_the_lines_of_jobs_that_went_well(workdir: Path) -> None:
     ids, ended = await job_end_lines(workdir, "--log-level", "warning")
     assert [(line["job_id"], line["status"]) for line in ended] == [(ids["failed"], "failed")]
+
+
+async def test_cli_prints_the_workers_traceback_when_the_graph_cannot_be_loaded(
+    workdir: Path,
+) -> None:
+    command = cli_command("tests/graphs/broken_import.py", "--workers", "1")
+    with trio.fail_after(60):
+        result = await trio.run_process(command, capture_stderr=True, check=False, cwd=workdir)
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    # the traceback from the worker process, down to the graph's own line
+    _, traceback = stderr.split("Traceback (most recent call last):\n", 1)[-2:]
+    assert 'broken_import.py", line 3, in <module>' in traceback, stderr
+    assert "import graphnursery_no_such_module" in traceback
+    assert traceback.rstrip().endswith(
+        "ModuleNotFoundError: No module named 'graphnursery_no_such_module'"
+    )
+
+
+async def test_cli_log_is_readable_lines_on_a_terminal(
+    workdir: Path,
+) -> None:
+    """``--log-format auto`` (the default): console lines when stderr is a terminal (JSON
+    lines when it is not: test_environment.py, and the tests above)."""
+    controller, terminal = os.openpty()
+    command = cli_command("tests/graphs/toolbox.py", "--workers", "1", "--store", "memory://")
+    output = b""
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(
+            partial(trio.run_process, command, stdout=PIPE, stderr=terminal, cwd=workdir)
+        )
+        os.close(terminal)  # the server holds it now
+        try:
+            url = await read_serving_url(proc, proc.stdout)
+            job = await serve_job(url)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        reader = trio.lowlevel.FdStream(controller)
+        with trio.fail_after(30):
+            try:
+                while chunk := await reader.receive_some():
+                    output += chunk
+            except trio.BrokenResourceError:  # EIO: the terminal's last holder has ended
+                pass
+        await reader.aclose()
+        assert await proc.wait() == 0
+    lines = [line for line in output.decode(errors="replace").splitlines() if line.strip()]
+    ended = [line for line in lines if "job ended" in line]
+    assert len(ended) == 1 and job["jobId"] in ended[0], lines
+    assert not [line for line in lines if line.lstrip().startswith("{")], lines

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
+import trio
 
 from support import finished, running_server, send_and_read_to_close, until_running
 
@@ -138,3 +140,21 @@ async def test_deep_and_wide_json_gets_an_answer_not_a_5xx() -> None:
         response = await client.post("/jobs", params={"wait": 30}, json=wide)
         assert response.status_code == 200
         assert len(response.json()["result"]["echo"]) == 100_000
+
+
+async def test_an_idempotency_key_is_free_again_once_its_job_is_evicted() -> None:
+    async with running_server(TOOLBOX, result_ttl=0.5) as client:
+        headers = {"Idempotency-Key": "nightly-report"}
+        first = await client.post("/jobs", json={"input": {"n": 1}}, headers=headers)
+        first_id = first.json()["jobId"]
+        await finished(client, first_id)
+        with trio.fail_after(30):  # evicted result_ttl after it ended (swept every ttl/10)
+            for _ in itertools.count():
+                if (await client.get(f"/jobs/{first_id}")).status_code == 404:
+                    break
+                await trio.sleep(0.05)
+        again = await client.post("/jobs", json={"input": {"n": 2}}, headers=headers)
+        assert again.status_code == 202, again.text
+        assert again.json()["jobId"] != first_id
+        job = await finished(client, again.json()["jobId"])
+        assert job["result"]["input"] == {"n": 2}  # a new job, with the repeat's input

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+from pathlib import Path
+
+import pytest
 
 from procs import all_gone
 from support import Gate, finished, running_server, until_running
 
 TOOLBOX = "tests/graphs/toolbox.py"
+STAMPED = "tests/graphs/stamped.py"
 
 
 async def test_a_crashing_job_is_a_dead_letter_after_max_attempts_and_retry_reruns_it() -> None:
@@ -62,3 +67,34 @@ async def test_per_job_max_attempts_and_no_retry_of_a_failure_by_default() -> No
         bad = await client.post("/jobs", json={"input": 1, "maxAttempts": 0})
         assert bad.status_code == 400
         assert bad.json()["detail"][0]["field"] == "maxAttempts"
+
+
+async def test_failed_is_retried_when_retry_on_names_it_with_a_doubling_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """retry_backoff=B: the wait before retry n is drawn from 0..B*2**(n-1) (full jitter)."""
+    backoff, attempts = 0.01, 9
+    caplog.set_level(logging.INFO, logger="graphnursery.engine")
+    stamps = tmp_path / "stamps"
+    settings = {"retry_on": "failed", "max_attempts": attempts, "retry_backoff": backoff}
+    async with running_server(STAMPED, **settings) as client:
+        submitted = (await client.post("/jobs", json={"input": {"stamps": str(stamps)}})).json()
+        job = await finished(client, submitted["jobId"], wait=60)
+    assert (job["status"], job["attempts"]) == ("failed", attempts)
+    assert [e["message"] for e in job["errors"]] == ["still failing"] * attempts
+    retried = [
+        r.msg
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg["event"] == "job will be retried"
+    ]
+    assert [line["attempt"] for line in retried] == list(range(1, attempts))
+    delays = [line["delay_seconds"] for line in retried]
+    for n, delay in enumerate(delays, start=1):
+        assert 0 <= delay <= backoff * 2 ** (n - 1) + 0.001, (n, delays)  # logged rounded to 1 ms
+    # without the doubling no wait could pass B; with it, all eight stay below B once in 2**28
+    assert max(delays) > backoff, delays
+    # each attempt started after the wait the one before it was given
+    starts = [float(line) for line in stamps.read_text().split()]
+    assert len(starts) == attempts
+    for delay, before, after in zip(delays, starts, starts[1:], strict=False):
+        assert after - before >= delay - 0.002, (delays, starts)

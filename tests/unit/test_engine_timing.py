@@ -147,3 +147,22 @@ async def test_drain_waits_for_results_still_being_recorded(
         assert await engine.drain(grace=30)
         finished = await store.get(job.id)
         assert finished is not None and finished.status is JobStatus.COMPLETED
+
+
+async def test_the_retry_backoff_doubles_per_attempt_up_to_its_cap(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each wait is drawn from 0..min(300, B*2**(n-1)); drawn here at its top, so the waits
+    are the ceilings themselves: 100, 200, then 300 (not 400), 300 (not 800)."""
+    import graphnursery.runners
+
+    monkeypatch.setattr(graphnursery.runners.random, "uniform", lambda low, high: high)
+    async with flaky_engine(max_attempts=5, retry_backoff=100) as engine:
+        job = await engine.submit({"key": "e", "fail_times": 4})
+        done = job
+        while not done.status.is_terminal:
+            done = await engine.wait(job.id, 3600)
+    assert (done.status, done.attempts) == (JobStatus.COMPLETED, 5)
+    assert done.started_at is not None
+    # the graph runs in no virtual time: the last attempt starts once the four waits are over
+    assert done.started_at - done.created_at == pytest.approx(100 + 200 + 300 + 300)

@@ -1,0 +1,254 @@
+"""The engine in a thread of its own, with its own Trio loop, so requests never delay jobs.
+
+In one loop, each job waits several scheduler passes (the queue, trio-parallel's limiter and
+pipe, the finisher), and under load every pass first runs every ready request handler: at
+64 pollers a no-op job took 235 ms instead of 1 ms, was polled 7 times, and that polling was
+the load. Here the runners, trio-parallel and the store run in the engine's loop, whose
+passes hold only the engine's own tasks; the HTTP loop calls into it.
+
+:class:`EngineThread` has the :class:`~graphnursery.engine.Engine`'s surface, for the HTTP
+loop. Each ``async`` call runs as a task in the engine's loop (in a copy of the caller's
+context, so traces follow it) and its outcome comes back through the HTTP loop's
+``TrioToken``; a caller cancelled meanwhile cancels its task there. What is only read (the
+queue's length, a job's position, flags) is read directly: those are single reads of plain
+values, which the GIL keeps whole.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import outcome
+import trio
+
+from .config import Config
+from .engine import Engine, EngineStatistics, open_engine
+from .errors import EngineClosed, QueueFull
+from .jobs import Job, JobStatus
+from .metrics import Metrics, PoolStatistics
+from .store import Store
+
+T = TypeVar("T")
+
+
+def _soon(token: trio.lowlevel.TrioToken | None, fn: Callable[..., object], *args: Any) -> bool:
+    """Run ``fn(*args)`` in the loop of ``token`` soon; False if that loop has ended."""
+    if token is None:
+        return False
+    try:
+        token.run_sync_soon(fn, *args)
+    except trio.RunFinishedError:
+        return False
+    return True
+
+
+class EngineThread:
+    """An engine run in a thread of its own; its methods are called from the HTTP loop."""
+
+    def __init__(self, config: Config, store: Store | None, metrics: Metrics) -> None:
+        self.config = config
+        self._store = store
+        self._metrics = metrics
+        self._engine: Engine | None = None
+        self._engine_token: trio.lowlevel.TrioToken | None = None
+        self._calls: trio.Nursery | None = None
+        self._stop: trio.Event | None = None  # an event of the engine's loop
+        self.error: BaseException | None = None
+        # Long-polls, in the HTTP loop: woken through its token when the engine says a job
+        # ended (``Engine.on_job_end``, checked there against this dict).
+        self._waiting: dict[str, trio.Event] = {}
+        self._reads_here = False
+        self._http_token: trio.lowlevel.TrioToken | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the engine's thread; started once the engine is (its workers loaded the
+        graph); returns when the engine stopped, raising what stopped it, if anything did.
+        Cancelled, it stops the engine and waits for its thread to end."""
+        http_token = self._http_token = trio.lowlevel.current_trio_token()
+        started, ended = trio.Event(), trio.Event()
+
+        async def main() -> None:
+            try:
+                async with (
+                    open_engine(self.config, self._store, metrics=self._metrics) as engine,
+                    trio.open_nursery() as calls,
+                ):
+                    self._stop = trio.Event()
+                    engine.on_job_end = self._job_ended
+                    self._reads_here = engine.store.reads_anywhere
+                    self._engine, self._calls = engine, calls
+                    self._engine_token = trio.lowlevel.current_trio_token()
+                    http_token.run_sync_soon(started.set)
+                    await self._stop.wait()
+                    calls.cancel_scope.cancel()
+            finally:
+                self._engine = None
+                _soon(http_token, self._wake_all)
+
+        def thread() -> None:
+            try:
+                trio.run(main)
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                _soon(http_token, ended.set)
+
+        runner = threading.Thread(target=thread, name="graphnursery-engine", daemon=True)
+        runner.start()
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def until_started() -> None:
+                    await started.wait()
+                    task_status.started()
+
+                nursery.start_soon(until_started)
+                await ended.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                self._stop_soon()
+                await ended.wait()
+                await trio.to_thread.run_sync(runner.join)
+        if self.error is not None:
+            raise self.error
+
+    def _stop_soon(self) -> None:
+        if self._stop is not None:
+            _soon(self._engine_token, self._stop.set)
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine
+        if engine is None:
+            raise EngineClosed("the engine is not running")
+        return engine
+
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``await fn(*args, **kwargs)`` as a task of the engine's loop; its outcome here."""
+        token, calls = self._engine_token, self._calls
+        if token is None or calls is None:
+            raise EngineClosed("the engine is not running")
+        http_token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        scope = trio.CancelScope()
+        box: list[outcome.Outcome[T]] = []
+
+        async def call() -> None:
+            with scope:
+                box.append(await outcome.acapture(fn, *args, **kwargs))
+            _soon(http_token, done.set)  # False: nobody waits any more
+
+        context = contextvars.copy_context()
+
+        def spawn() -> None:
+            context.run(calls.start_soon, call)
+
+        if not _soon(token, spawn):
+            raise EngineClosed("the engine stopped")
+        try:
+            await done.wait()
+        except trio.Cancelled:
+            _soon(token, scope.cancel)
+            raise
+        if not box:  # the engine stopped while it ran
+            raise EngineClosed("the engine stopped")
+        result = box[0]
+        if isinstance(result, outcome.Error) and isinstance(result.error, trio.Cancelled):
+            raise EngineClosed("the engine stopped")
+        return result.unwrap()
+
+    # -- the Engine's surface ---------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        engine = self._engine
+        return engine is not None and engine.accepting
+
+    @property
+    def draining(self) -> bool:
+        engine = self._engine
+        return engine is not None and engine.draining
+
+    @property
+    def store_available(self) -> bool:
+        return self.engine.store_available
+
+    async def drain(self, grace: float) -> bool:
+        return await self._call(self.engine.drain, grace)
+
+    async def submit(self, job_input: Any, **options: Any) -> Job:
+        return await self._call(self.engine.submit, job_input, **options)
+
+    async def submit_batch(
+        self, items: Sequence[tuple[Any, float | None, int | None]]
+    ) -> tuple[list[Job], QueueFull | None]:
+        return await self._call(self.engine.submit_batch, items)
+
+    async def get(self, job_id: str) -> Job:
+        if self._reads_here:  # the memory store: read here, no round trip
+            return await self.engine.get(job_id)
+        return await self._call(self.engine.get, job_id)
+
+    async def wait(self, job_id: str, timeout: float) -> Job:
+        """As :meth:`Engine.wait`, waiting here: woken when the engine says the job ended."""
+        if timeout <= 0:
+            return await self.get(job_id)
+        event = self._waiting.get(job_id)
+        if event is None:  # registered before reading: it may end meanwhile
+            event = self._waiting[job_id] = trio.Event()
+        try:
+            job = await self.get(job_id)
+            if not job.status.is_terminal:
+                with trio.move_on_after(timeout):
+                    await event.wait()
+                job = await self.get(job_id)
+        finally:
+            if not event.is_set() and self._waiting.get(job_id) is event:
+                del self._waiting[job_id]
+        return job
+
+    def _job_ended(self, job_id: str) -> None:
+        """In the engine's loop: wake the long-polls of ``job_id`` in the HTTP loop."""
+        if job_id in self._waiting:
+            _soon(self._http_token, self._wake, job_id)
+
+    def _wake(self, job_id: str) -> None:
+        event = self._waiting.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+    def _wake_all(self) -> None:
+        """The engine stopped: every long-poll reads the job again (and hears it is gone)."""
+        waiting, self._waiting = self._waiting, {}
+        for event in waiting.values():
+            event.set()
+
+    async def cancel(self, job_id: str) -> Job:
+        return await self._call(self.engine.cancel, job_id)
+
+    async def resubmit(self, job_id: str) -> Job:
+        return await self._call(self.engine.resubmit, job_id)
+
+    async def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        return await self._call(self.engine.list_jobs, status, limit, cursor)
+
+    async def statistics(self) -> EngineStatistics:
+        return await self._call(self.engine.statistics)
+
+    def position(self, job_id: str) -> int | None:
+        return self.engine.position(job_id)
+
+    def queue_length(self) -> int:
+        return self.engine.queue_length()
+
+    def retry_after(self) -> float:
+        return self.engine.retry_after()
+
+    def pool_statistics(self) -> PoolStatistics:
+        return self.engine.pool_statistics()
