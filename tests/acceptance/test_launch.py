@@ -53,7 +53,7 @@ async def test_cli_with_a_graph_that_cannot_be_imported_exits_nonzero_with_the_e
         check=False,
         cwd=workdir,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1  # the README: "exit with status 1"
     stderr = result.stderr.decode()
     assert "ModuleNotFoundError" in stderr
     assert "graphnursery_no_such_module" in stderr
