@@ -15,7 +15,6 @@ import trio
 from graphnursery import Config, JobError, JobStatus, open_engine
 from graphnursery.engine import SHARED_COUNTS_MAX_AGE
 from graphnursery.executor import InlineExecutor
-from graphnursery.store.postgres import PostgresStore
 from stores import T0, opened, queued
 
 GRAPH = "tests/graphs/toolbox.py"
@@ -118,19 +117,20 @@ async def test_retries_on_postgresql_wait_out_their_backoff_and_dead_letter(
         assert (await engine.wait(flaky.id, 60)).attempts == 1
 
 
-class CountingPostgresStore(PostgresStore):
-    """The real PostgreSQL store, counting the count queries it runs."""
-
-    queries = 0
-
-    async def counts(self) -> Mapping[JobStatus, int]:
-        self.queries += 1
-        return await super().counts()
-
-
 async def test_a_shared_stores_counts_are_one_query_for_health_checks_arriving_together(
     postgres_url: str,
 ) -> None:
+    from graphnursery.store.postgres import PostgresStore  # here: it needs psycopg
+
+    class CountingPostgresStore(PostgresStore):
+        """The real PostgreSQL store, counting the count queries it runs."""
+
+        queries = 0
+
+        async def counts(self) -> Mapping[JobStatus, int]:
+            self.queries += 1
+            return await super().counts()
+
     config = Config(graph="examples/echo.py", workers=1, store=postgres_url)
     store = CountingPostgresStore(postgres_url)  # open_engine opens and closes it
     async with open_engine(config, store) as engine:
