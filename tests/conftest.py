@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,14 @@ GRAPHS = ROOT / "tests" / "graphs"
 # Graph specs in tests are paths relative to the repository root, as a user would type them.
 os.chdir(ROOT)
 sys.path.insert(0, str(ROOT / "tests"))
+
+from postgres import IN_CI, MISSING_PSYCOPG, SKIPPED  # noqa: E402  (needs the path above)
+
+#: A test module that imports psycopg (or the store that does) when it is imported: every
+#: test in it needs PostgreSQL.
+IMPORTS_PSYCOPG = re.compile(r"^(import psycopg|from graphnursery\.store\.postgres import)", re.M)
+#: The modules left out because psycopg is not installed.
+NOT_COLLECTED: list[str] = []
 
 
 @pytest.fixture
@@ -56,6 +65,22 @@ def own_role(postgres_url: str) -> Iterator[tuple[str, str]]:
         yield role
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if MISSING_PSYCOPG is not None and IN_CI:
+        raise pytest.UsageError(f"{MISSING_PSYCOPG}: the PostgreSQL tests must run in CI")
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """Without psycopg, leave out the modules that cannot even be imported (saying so at the
+    end), rather than failing their collection with a bare ModuleNotFoundError."""
+    if MISSING_PSYCOPG is None or collection_path.suffix != ".py":
+        return None
+    if IMPORTS_PSYCOPG.search(collection_path.read_text()):
+        NOT_COLLECTED.append(str(collection_path.relative_to(ROOT)))
+        return True
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses the PostgreSQL server, so ``-m 'not postgres'`` leaves them."""
@@ -67,12 +92,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    from postgres import SKIPPED
-
-    if SKIPPED:
+    if SKIPPED or NOT_COLLECTED:
         terminalreporter.section("POSTGRESQL TESTS SKIPPED", sep="!", red=True, bold=True)
-        terminalreporter.write_line(f"{len(SKIPPED)} tests did not run: {SKIPPED[0]}")
-        terminalreporter.write_line("In CI (CI=true) this is a failure.")
+        if NOT_COLLECTED:
+            terminalreporter.write_line(f"{MISSING_PSYCOPG}; not collected:")
+            for module in NOT_COLLECTED:
+                terminalreporter.write_line(f"  {module}")
+        if SKIPPED:
+            terminalreporter.write_line(f"{len(SKIPPED)} tests did not run: {SKIPPED[0]}")
+        terminalreporter.write_line("In CI (CI=true, CI=1, ...) this is a failure.")
 
 
 @pytest.fixture(params=["fast path", "quart"])

@@ -1,7 +1,8 @@
 """A real PostgreSQL for tests: each test gets a schema of its own, dropped afterwards.
 
 The server is ``GRAPHNURSERY_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
-In CI (``CI=true``) an unreachable server fails the test; elsewhere it skips, saying why.
+In CI (``CI`` set to anything but ``0``/``false``/``no``/``off``: ``CI=true``, ``CI=1``, ...) an
+unreachable server, or psycopg not installed, fails the run; elsewhere the tests skip, saying why.
 """
 
 from __future__ import annotations
@@ -12,32 +13,45 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
+try:
+    import psycopg
+except ImportError as exc:  # the 'postgres' extra (part of the 'test' extra) is not installed
+    MISSING_PSYCOPG: str | None = (
+        f"psycopg is not installed ({exc}): install the test extras, pip install -e '.[test]'"
+    )
+else:
+    MISSING_PSYCOPG = None
+
 BASE_URL = os.environ.get("GRAPHNURSERY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+#: Whether this run is CI's, where the PostgreSQL tests must run: ``CI`` as CI services set
+#: it (``true``, ``1``, ``yes``...), not unset, empty or ``0``/``false``/``no``/``off``.
+IN_CI = os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no", "off"}
 
 
 #: Why the PostgreSQL tests were skipped, for the end-of-run banner (see conftest.py).
 SKIPPED: list[str] = []
 
 
-def _unreachable(reason: str) -> None:
-    message = f"PostgreSQL at {BASE_URL} is unreachable ({reason})"
-    if os.environ.get("CI") == "true":
+def _cannot_run(message: str, hint: str) -> None:
+    if IN_CI:
         pytest.fail(f"{message}: the PostgreSQL tests must run in CI")
     SKIPPED.append(message)
-    pytest.skip(f"SKIPPING POSTGRESQL TESTS: {message}; set GRAPHNURSERY_TEST_POSTGRES")
+    pytest.skip(f"SKIPPING POSTGRESQL TESTS: {message}; {hint}")
+
+
+def _unreachable(reason: str) -> None:
+    message = f"PostgreSQL at {BASE_URL} is unreachable ({reason})"
+    _cannot_run(message, "set GRAPHNURSERY_TEST_POSTGRES")
 
 
 @contextmanager
 def postgres_schema() -> Iterator[str]:
     """A store URL whose tables live in a fresh schema; the schema is dropped on exit."""
-    try:
-        import psycopg
-    except ImportError as exc:
-        _unreachable(f"psycopg is not installed: {exc}")
-        raise
+    if MISSING_PSYCOPG is not None:
+        _cannot_run(MISSING_PSYCOPG, "the PostgreSQL server was not tried")
     schema = f"gn_test_{uuid.uuid4().hex[:12]}"
     try:
         with psycopg.connect(BASE_URL, autocommit=True, connect_timeout=3) as connection:

@@ -26,7 +26,11 @@ async def test_missing_or_wrong_key_is_a_json_401() -> None:
             assert response.headers["www-authenticate"] == "Bearer"
         assert (await client.get("/stats")).status_code == 401
         assert (await client.get("/metrics")).status_code == 401
-        assert (await client.get("/stats", headers={"Authorization": "Bearer x"})).json()
+        wrong = await client.get("/stats", headers={"Authorization": "Bearer x"})
+        assert (wrong.status_code, wrong.json()["code"]) == (401, "unauthorized")
+        right = await client.get("/stats", headers={"Authorization": "Bearer second-key"})
+        assert right.status_code == 200, right.text
+        assert right.json()["total"] == 0  # the refused submits left no job behind
 
 
 async def test_each_configured_key_is_accepted_and_probes_stay_open() -> None:

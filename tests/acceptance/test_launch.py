@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 from functools import partial
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from support import PIPE, read_serving_url, read_until
+from support import PIPE, README, read_serving_url, read_until
 
 HYPERCORN_LINE = re.compile(r"Running on (http://[\d.]+:\d+)")
 
@@ -53,7 +54,7 @@ async def test_cli_with_a_graph_that_cannot_be_imported_exits_nonzero_with_the_e
         check=False,
         cwd=workdir,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1  # the README: "exit with status 1"
     stderr = result.stderr.decode()
     assert "ModuleNotFoundError" in stderr
     assert "graphnursery_no_such_module" in stderr
@@ -67,27 +68,53 @@ async def test_cli_rejects_an_invalid_setting_naming_it() -> None:
     assert "'workers'" in result.stderr.decode()
 
 
+#: The README's hypercorn command with the shipped config, word for word.
+README_HYPERCORN = "hypercorn --config python:graphnursery.hypercorn_config graphnursery.asgi:app"
+#: Where the shipped config binds when GRAPHNURSERY_HOST/PORT are not set (the README).
+DEFAULT_BIND = ("127.0.0.1", 8000)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as hypercorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 async def test_hypercorn_launch_with_the_shipped_config_serves_a_job(workdir: Path) -> None:
-    env = {**os.environ, "GRAPHNURSERY_GRAPH": "examples/echo.py", "GRAPHNURSERY_WORKERS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "hypercorn",
-        "--config",
-        "python:graphnursery.hypercorn_config",
-    ]
-    command += ["--bind", "127.0.0.1:0", "graphnursery.asgi:app"]
+    """The README's command as written, its bind the shipped config's: 127.0.0.1:8000 when
+    that port is free, else the port GRAPHNURSERY_PORT names (as the README says it reads)."""
+    assert README_HYPERCORN in README.read_text()
+    program, *args = README_HYPERCORN.split()
+    command = [str(Path(sys.executable).with_name(program)), *args]
+    env = {**os.environ, "GRAPHNURSERY_GRAPH": "examples/echo.py"}
+    host, port = DEFAULT_BIND
+    if not port_is_free(host, port):  # something else on this machine listens there
+        port = free_port()
+        env["GRAPHNURSERY_PORT"] = str(port)
     async with trio.open_nursery() as nursery:
         proc = await nursery.start(
             partial(trio.run_process, command, stderr=PIPE, env=env, cwd=workdir)
         )
         try:
             url = await read_until(proc.stderr, HYPERCORN_LINE)
+            assert url == f"http://{host}:{port}"
             job = await serve_job(url)
-            assert job["status"] == "completed"
+            assert job["result"] == {"echo": {"via": "cli"}}
         finally:
             proc.send_signal(signal.SIGTERM)
-        await proc.wait()
+        with trio.fail_after(60):
+            assert await proc.wait() == 0
 
 
 def cli_command(*args: str) -> list[str]:

@@ -1,4 +1,9 @@
-"""The engine on durable stores, in process with real worker processes."""
+"""The engine on durable stores, in process, with real stores and real worker processes.
+
+One test runs its graph in this process instead (``InlineExecutor``): a retry's backoff across
+a restart, where what the graph does does not matter. The shared-counts test counts the
+real PostgreSQL store's count queries by subclassing it; the store still answers them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,6 @@ import trio
 from graphnursery import Config, JobError, JobStatus, open_engine
 from graphnursery.engine import SHARED_COUNTS_MAX_AGE
 from graphnursery.executor import InlineExecutor
-from graphnursery.store import open_store
 from stores import T0, opened, queued
 from support import Gate, until
 
@@ -124,21 +128,24 @@ async def test_retries_on_postgresql_wait_out_their_backoff_and_dead_letter(
 async def test_a_shared_stores_counts_are_one_query_for_health_checks_arriving_together(
     postgres_url: str,
 ) -> None:
+    from graphnursery.store.postgres import PostgresStore  # here: it needs psycopg
+
+    class CountingPostgresStore(PostgresStore):
+        """The real PostgreSQL store, counting the count queries it runs."""
+
+        queries = 0
+
+        async def counts(self) -> Mapping[JobStatus, int]:
+            self.queries += 1
+            return await super().counts()
+
     config = Config(graph="examples/echo.py", workers=1, store=postgres_url)
-    store = open_store(postgres_url)  # open_engine opens and closes it
-    queries = 0
-    count = store.counts
-
-    async def counting() -> Mapping[JobStatus, int]:
-        nonlocal queries
-        queries += 1
-        return await count()
-
-    store.counts = counting  # type: ignore[method-assign]
-    async with open_engine(config, store, executor=InlineExecutor(config.graph)) as engine:
+    store = CountingPostgresStore(postgres_url)  # open_engine opens and closes it
+    async with open_engine(config, store) as engine:
         job = await engine.submit({"n": 1})
         await engine.wait(job.id, 30)
         seen: list[int] = []
+        before = store.queries
 
         async def health() -> None:
             seen.append((await engine.statistics()).completed)
@@ -146,7 +153,7 @@ async def test_a_shared_stores_counts_are_one_query_for_health_checks_arriving_t
         async with trio.open_nursery() as nursery:
             for _ in range(20):
                 nursery.start_soon(health)
-        assert (queries, seen) == (1, [1] * 20)
+        assert (store.queries - before, seen) == (1, [1] * 20)
         await trio.sleep(SHARED_COUNTS_MAX_AGE)  # the counts may be this old, no older
         assert (await engine.statistics()).completed == 1
-        assert queries == 2
+        assert store.queries - before == 2

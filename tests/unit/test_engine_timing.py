@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
-from graphnursery import Config, Job, JobNotFound, JobStatus, QueueFull, open_engine
+from graphnursery import Config, Job, JobError, JobNotFound, JobStatus, QueueFull, open_engine
 from graphnursery.executor import InlineExecutor
 from graphnursery.store.memory import MemoryStore
 
@@ -31,17 +32,42 @@ async def test_finished_jobs_are_evicted_after_result_ttl(autojump_clock: trio.a
         assert (await engine.statistics()).total == 0
 
 
+class HeldExecutor(InlineExecutor):
+    """Runs each job in this process once the test sets ``release``: until then the job
+    stays running, however far virtual time moves."""
+
+    def __init__(self, graph: str) -> None:
+        super().__init__(graph)
+        self.release = trio.Event()
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        await self.release.wait()
+        return await super().run(*args, **kwargs)
+
+
+def held_engine(**settings: object):  # type: ignore[no-untyped-def]
+    config = Config(graph="examples/echo.py", workers=1, store="memory://", **settings)  # type: ignore[arg-type]
+    executor = HeldExecutor(config.graph)
+    return executor, open_engine(config, executor=executor)
+
+
 async def test_wait_gives_up_after_its_timeout_and_returns_the_job_as_it_stands(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    async with engine_for() as engine:
-        start = trio.current_time()
+    executor, opening = held_engine()
+    async with opening as engine:
         job = await engine.submit({})
+        start = trio.current_time()
         # wait(0) answers at once, whatever the state
-        assert (await engine.wait(job.id, 0)).id == job.id
+        assert (await engine.wait(job.id, 0)).status is not JobStatus.COMPLETED
+        assert trio.current_time() == start
+        # the job cannot end before it is released: the wait runs out, and says how it stands
+        stands = await engine.wait(job.id, 30)
+        assert trio.current_time() - start == pytest.approx(30)
+        assert stands.id == job.id and stands.status is JobStatus.RUNNING
+        executor.release.set()
         done = await engine.wait(job.id, 30)
-        assert done.status is JobStatus.COMPLETED
-        assert trio.current_time() - start < 30
+        assert done.status is JobStatus.COMPLETED and done.result == {"echo": {}}
 
 
 async def test_queue_full_raises_with_a_retry_estimate(autojump_clock: trio.abc.Clock) -> None:
@@ -61,12 +87,20 @@ async def test_queue_full_raises_with_a_retry_estimate(autojump_clock: trio.abc.
 async def test_unfinished_jobs_end_cancelled_when_the_engine_stops(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    async with engine_for(queue_size=10) as engine:
+    _, opening = held_engine(queue_size=10)  # never released: no job can finish
+    async with opening as engine:
         jobs = [await engine.submit({}) for _ in range(5)]
+        await trio.testing.wait_all_tasks_blocked()  # the runner took the first one
+        assert [(await engine.get(job.id)).status for job in jobs] == [
+            JobStatus.RUNNING,
+            *[JobStatus.QUEUED] * 4,
+        ]
         store = engine.store
     states = [await store.get(job.id) for job in jobs]
-    assert all(s is not None and s.status.is_terminal for s in states)
-    assert any(s is not None and s.status is JobStatus.CANCELLED for s in states)
+    # the running one and the four queued ones: every one ends cancelled, saying why
+    assert [s.status if s else None for s in states] == [JobStatus.CANCELLED] * 5
+    shutdown = JobError("Cancelled", "the server shut down before the job finished")
+    assert [s.error if s else None for s in states] == [shutdown] * 5
 
 
 def flaky_engine(**settings: object):  # type: ignore[no-untyped-def]

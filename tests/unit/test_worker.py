@@ -130,11 +130,55 @@ def test_worker_module_imports_neither_trio_nor_quart() -> None:
     assert out.stdout.strip() == "[]"
 
 
+#: The public names the README and the spec name: the entry points, the job's record, and
+#: the exception tree of ``graphnursery.errors`` without the store's errors.
+PUBLIC_NAMES = {
+    *("serve_graph", "serve", "create_app", "open_engine", "Engine", "EngineStatistics"),
+    *("Config", "Client", "AsyncClient", "Retries", "Job", "JobError", "JobStatus"),
+    *("GraphNurseryError", "ConfigError", "GraphLoadError", "JobNotFound", "QueueFull"),
+    *("EngineClosed", "EngineFailed", "JobConflict", "ClientError", "TransportError"),
+    *("UnexpectedResponse", "WaitTimeout", "ApiError", "InvalidRequest", "Unauthorized"),
+    *("NotFound", "Conflict", "PayloadTooLarge", "TooManyRequests", "Unavailable"),
+    *("ServerError", "JobUnsuccessful", "JobFailed", "JobTimedOut", "JobCrashed"),
+    "JobCancelled",
+}
+
+
 def test_public_names_are_exported() -> None:
     import graphnursery
 
+    assert set(graphnursery.__all__) == PUBLIC_NAMES
     for name in graphnursery.__all__:
-        assert getattr(graphnursery, name) is not None
+        value = getattr(graphnursery, name)
+        assert value.__name__ == name, name  # the object itself, not a stand-in
+        assert value.__module__.startswith("graphnursery."), name
+
+
+def test_the_exception_tree_is_the_one_errors_documents() -> None:
+    """Every error class of ``graphnursery.errors`` is drawn in its docstring's tree, and
+    each one drawn directly subclasses the one it is drawn under."""
+    import re
+
+    from graphnursery import errors
+
+    assert errors.__doc__ is not None
+    tree = errors.__doc__.split("\n\n")[1]  # the drawing: the docstring's second paragraph
+    drawn: dict[str, type] = {}
+    parents: dict[int, type] = {}
+    for line in tree.splitlines():
+        name = re.search(r"[A-Z][A-Za-z]+", line)
+        assert name is not None, line
+        depth = (name.start() - 4) // 4  # four columns a level, under a four-column indent
+        cls = getattr(errors, name.group())
+        if depth:
+            assert parents[depth - 1] in cls.__bases__, (cls, parents[depth - 1])
+        parents[depth] = drawn[name.group()] = cls
+    defined = {
+        name: value
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.GraphNurseryError)
+    }
+    assert drawn == defined
 
 
 def test_graph_log_records_come_back_with_the_reply() -> None:
