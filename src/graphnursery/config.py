@@ -80,6 +80,11 @@ class Config:
     fast_path: bool = _setting(
         True, "answer submits and job reads below Quart (same answers, less CPU per request)"
     )
+    engine_thread: bool = _setting(
+        True,
+        "run the engine (runners, worker processes, store) in a thread with a Trio loop of "
+        "its own, so busy HTTP never delays jobs",
+    )
     log_format: str = _setting("auto", "json, console, or auto (console on a TTY, else json)")
     api_key: str = _setting(
         "", "API keys clients must send as 'Authorization: Bearer KEY' (comma-separated)"

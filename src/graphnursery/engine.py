@@ -16,7 +16,7 @@ running jobs' worker processes are killed and every unfinished job ends ``cancel
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +80,10 @@ class Engine:
             config, store, executor, self._queue, self._intake, metrics, self.clock, self._wake
         )
         self._done: dict[str, trio.Event] = {}
+        #: Called with each job that ended (or that a shared store said ended), after its
+        #: long-polls here are woken: how an engine in a thread of its own tells the HTTP
+        #: loop (see ``engine_thread``).
+        self.on_job_end: Callable[[str], None] | None = None
         self._accepting = True
         self._draining = False
         self._stopped = False
@@ -167,6 +171,22 @@ class Engine:
             self._runners.trace_carriers[job.id] = carrier
         self.metrics.jobs_submitted.inc()
         return job
+
+    async def submit_batch(
+        self, items: Sequence[tuple[Any, float | None, int | None]]
+    ) -> tuple[list[Job], QueueFull | None]:
+        """Queue ``(input, timeout, max attempts)`` items in order, until the queue is full:
+        the jobs queued, and the refusal that stopped it (None if all were). Other errors
+        raise as :meth:`submit`'s."""
+        accepted: list[Job] = []
+        for job_input, timeout, max_attempts in items:
+            try:
+                accepted.append(
+                    await self.submit(job_input, timeout=timeout, max_attempts=max_attempts)
+                )
+            except QueueFull as full:
+                return accepted, full
+        return accepted, None
 
     async def get(self, job_id: str) -> Job:
         job = await self.store.get(job_id)
@@ -277,6 +297,8 @@ class Engine:
         event = self._done.pop(job_id, None)
         if event is not None:
             event.set()
+        if self.on_job_end is not None:
+            self.on_job_end(job_id)
 
     def _forget_waiter(self, job_id: str, event: trio.Event) -> None:
         if not event.is_set() and self._done.get(job_id) is event:
@@ -335,7 +357,7 @@ class _EngineEvents:
 
 
 @contextmanager
-def _unwrap_single_error() -> Iterator[None]:
+def unwrap_single_error() -> Iterator[None]:
     """Let an error raised in the ``async with open_engine()`` body out as itself.
 
     The body runs inside the engine's nursery, which would wrap it in an ExceptionGroup.
@@ -378,7 +400,7 @@ async def open_engine(
             engine = Engine(config, store, running_executor, metrics or Metrics())
             stop_watching = engine.metrics.watch(engine.pool_statistics)
             try:
-                with _unwrap_single_error():
+                with unwrap_single_error():
                     async with trio.open_nursery() as nursery:
                         await nursery.start(store.run_background, _EngineEvents(engine))
                         await nursery.start(engine._intake.run)

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import outcome
 import trio
 
 from .config import Config
-from .engine import Engine, EngineStatistics, open_engine
+from .engine import Engine, EngineStatistics, open_engine, unwrap_single_error
 from .errors import EngineClosed, QueueFull
 from .jobs import Job, JobStatus
 from .metrics import Metrics, PoolStatistics
@@ -252,3 +253,26 @@ class EngineThread:
 
     def pool_statistics(self) -> PoolStatistics:
         return self.engine.pool_statistics()
+
+
+#: What the HTTP layer calls: the engine in its own loop, or in the HTTP loop.
+AnyEngine = Engine | EngineThread
+
+
+@asynccontextmanager
+async def open_engine_thread(
+    config: Config, store: Store | None = None, *, metrics: Metrics | None = None
+) -> AsyncIterator[EngineThread]:
+    """As :func:`~graphnursery.engine.open_engine`, with the engine in a thread of its own.
+
+    Returns once the engine started; if it stops while the body runs, the body is cancelled
+    and what stopped the engine is raised.
+    """
+    threaded = EngineThread(config, store, metrics or Metrics())
+    with unwrap_single_error():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(threaded.run)
+            try:
+                yield threaded
+            finally:
+                nursery.cancel_scope.cancel()

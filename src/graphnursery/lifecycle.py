@@ -21,7 +21,8 @@ import trio
 from quart_trio import QuartTrio
 
 from .config import Config
-from .engine import Engine, open_engine
+from .engine import open_engine
+from .engine_thread import AnyEngine, open_engine_thread
 from .errors import EngineClosed
 from .logs import get_logger
 from .metrics import Metrics
@@ -46,7 +47,7 @@ class Lifecycle:
         self.config = config
         self._store = store
         self._metrics = metrics
-        self.engine: Engine | None = None
+        self.engine: AnyEngine | None = None
         self.startup_error: BaseException | None = None
         # Set when the engine dies while the server still serves, with what killed it.
         self.failed = trio.Event()
@@ -81,7 +82,7 @@ class Lifecycle:
             await self.drain()
             self._stopped.set()
 
-    def require_engine(self) -> Engine:
+    def require_engine(self) -> AnyEngine:
         if self.engine is None:
             raise EngineClosed("the engine is not running")
         return self.engine
@@ -101,7 +102,8 @@ class Lifecycle:
     async def _run_engine(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         started = False
         try:
-            async with open_engine(self.config, self._store, metrics=self._metrics) as engine:
+            opened = open_engine_thread if self.config.engine_thread else open_engine
+            async with opened(self.config, self._store, metrics=self._metrics) as engine:
                 self.engine = engine
                 started = True
                 task_status.started()

@@ -16,8 +16,7 @@ import trio
 
 from .. import tracing
 from ..config import Config
-from ..engine import Engine
-from ..errors import QueueFull
+from ..engine_thread import AnyEngine
 from ..jobs import Job
 from ..logs import get_logger
 from .errors import retry_after, timeout_refused
@@ -42,7 +41,7 @@ class JobHandlers:
     """The job routes, over the running engine (``engine()`` raises ``EngineClosed`` when
     there is none)."""
 
-    def __init__(self, engine: Callable[[], Engine], config: Config) -> None:
+    def __init__(self, engine: Callable[[], AnyEngine], config: Config) -> None:
         self._engine = engine
         self._config = config
 
@@ -105,18 +104,9 @@ class JobHandlers:
                 and item.timeoutSeconds > self._config.max_job_timeout
             ):
                 raise timeout_refused(f"jobs.{index}.timeoutSeconds", self._config.max_job_timeout)
-        accepted: list[Job] = []
-        rejected: QueueFull | None = None
-        for item in batch.jobs:
-            try:
-                accepted.append(
-                    await engine.submit(
-                        item.input, timeout=item.timeoutSeconds, max_attempts=item.maxAttempts
-                    )
-                )
-            except QueueFull as full:
-                rejected = full
-                break
+        accepted, rejected = await engine.submit_batch(
+            [(item.input, item.timeoutSeconds, item.maxAttempts) for item in batch.jobs]
+        )
         if not accepted and rejected is not None:
             raise rejected
         if wait:
@@ -131,7 +121,7 @@ class JobHandlers:
         }
         return status, reply, {} if rejected is None else retry_after(rejected.retry_after)
 
-    async def _submit(self, engine: Engine, headers: Params, body: bytes) -> Job:
+    async def _submit(self, engine: AnyEngine, headers: Params, body: bytes) -> Job:
         job_input, timeout, attempts = parse_submit(body)
         key = idempotency_key(headers)
         with tracing.remote_parent(headers):
@@ -142,5 +132,5 @@ class JobHandlers:
         return job
 
 
-def _position(engine: Engine, job: Job) -> int:
+def _position(engine: AnyEngine, job: Job) -> int:
     return engine.position(job.id) or 0

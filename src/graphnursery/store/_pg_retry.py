@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -54,14 +55,17 @@ class Retrying:
         self.unavailable_exit = unavailable_exit
         #: When an operation first failed since the last success (Trio's clock); None: up.
         self._down_since: float | None = None
+        #: The same moment on the monotonic clock, for :attr:`available`, which any thread
+        #: may read (an engine in a thread of its own has a Trio clock of its own).
+        self._down_since_monotonic: float | None = None
         self._warned = False  # that the database is unreachable: one retry failed too
 
     @property
     def available(self) -> bool:
         # A dead pooled connection (the database restarted, a failover) costs one retry of
         # ~0.1 s: not worth refusing work for. Unreachable means failing for a while.
-        down_since = self._down_since
-        return down_since is None or trio.current_time() - down_since < UNAVAILABLE_AFTER
+        down_since = self._down_since_monotonic
+        return down_since is None or time.monotonic() - down_since < UNAVAILABLE_AFTER
 
     async def run(
         self,
@@ -113,7 +117,7 @@ class Retrying:
         """Note a failed try; how long the database has been unreachable."""
         now = trio.current_time()
         if self._down_since is None:
-            self._down_since = now
+            self._down_since, self._down_since_monotonic = now, time.monotonic()
         elif not self._warned:  # one dropped connection is not worth a warning; two are
             self._warned = True
             log.warning(
@@ -131,7 +135,8 @@ class Retrying:
                 self.where,
                 trio.current_time() - (self._down_since or 0.0),
             )
-        self._down_since, self._warned = None, False
+        self._down_since = self._down_since_monotonic = None
+        self._warned = False
 
 
 def _in_transaction(

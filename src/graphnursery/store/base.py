@@ -54,10 +54,14 @@ class Store(abc.ABC):
     - ``shared = True`` (durable too): several servers use the store at once (PostgreSQL).
       A job reaches a runner only by being claimed (:meth:`claim`), never straight from
       ``submit``, so that each job runs on one server.
+
+    And ``reads_anywhere = True`` when :meth:`get` awaits nothing of Trio's (memory): the
+    HTTP loop may read jobs itself while the engine runs in a thread of its own.
     """
 
     durable: bool = False
     shared: bool = False
+    reads_anywhere: bool = False
 
     @property
     def available(self) -> bool:

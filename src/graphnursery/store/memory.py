@@ -58,6 +58,8 @@ class MemoryStore(Store):
     async def remove(self, job_id: str) -> None:
         self._forget(job_id)
 
+    reads_anywhere = True  # get() is a dict lookup of immutable jobs
+
     async def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
