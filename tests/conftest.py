@@ -103,6 +103,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("In CI (CI=true, CI=1, ...) this is a failure.")
 
 
+@pytest.fixture(params=["engine thread", "one loop"])
+def both_engine_loops(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test with the engine in a thread of its own (the default) and in the HTTP loop."""
+    import support
+
+    support.DEFAULTS["engine_thread"] = request.param == "engine thread"
+    try:
+        yield request.param
+    finally:
+        support.DEFAULTS.pop("engine_thread", None)
+
+
 @pytest.fixture(params=["fast path", "quart"])
 def both_http_paths(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run a test against the job routes' fast path and against the Quart routes alone."""

@@ -9,7 +9,7 @@ import trio
 
 from support import finished, running_server
 
-pytestmark = pytest.mark.usefixtures("both_http_paths")
+pytestmark = pytest.mark.usefixtures("both_http_paths", "both_engine_loops")
 
 ECHO = "examples/echo.py"
 TOOLBOX = "tests/graphs/toolbox.py"

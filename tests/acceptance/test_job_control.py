@@ -9,6 +9,8 @@ import pytest
 from graphnursery import AsyncClient, Conflict
 from support import Gate, finished, running_server, until_running
 
+pytestmark = pytest.mark.usefixtures("both_engine_loops")
+
 TOOLBOX = "tests/graphs/toolbox.py"
 
 

@@ -12,6 +12,8 @@ import pytest
 from procs import all_gone
 from support import Gate, finished, running_server, until_running
 
+pytestmark = pytest.mark.usefixtures("both_engine_loops")
+
 TOOLBOX = "tests/graphs/toolbox.py"
 STAMPED = "tests/graphs/stamped.py"
 

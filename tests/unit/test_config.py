@@ -110,3 +110,27 @@ def test_the_cli_names_a_malformed_variable_and_where_it_came_from() -> None:
         ["serve", "examples/echo.py", "--queue-size", "3"], {"GRAPHNURSERY_QUEUE_SIZE": "lots"}
     )
     assert config.queue_size == 3
+
+
+def test_the_readme_settings_table_lists_every_setting_with_its_default() -> None:
+    """The README's table of settings is the user's reference: one row per setting, each
+    default as the Config has it (those with no plain default say so in words)."""
+    from pathlib import Path
+
+    from graphnursery.config import settings
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = text[text.index("| setting | default | meaning |") :].split("\n\n", 1)[0]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    shown = {name.strip().strip("`"): default.strip().strip("`") for name, default in rows}
+    assert sorted(shown) == sorted(field.name for field in settings())
+    words = {"graph": "(required)", "workers": "CPU count", "api_key": "(none)"}
+    for field in settings():
+        value = field.default
+        if isinstance(value, bool):
+            expected = str(value).lower()
+        elif isinstance(value, float) and value.is_integer():
+            expected = str(int(value))
+        else:
+            expected = words.get(field.name, str(value))
+        assert shown[field.name] == expected, field.name
