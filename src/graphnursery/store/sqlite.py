@@ -28,7 +28,9 @@ import fcntl
 import logging
 import os
 import sqlite3
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -36,7 +38,14 @@ import trio
 
 from ..errors import StoreError, StoreLocked
 from ..jobs import Job, JobError, JobStatus
-from ._rows import INTERRUPTED, JOB_COLUMNS, NO_ATTEMPTS_LEFT, TERMINAL_SQL, dump_error
+from ._rows import (
+    INTERRUPTED,
+    JOB_COLUMNS,
+    NO_ATTEMPTS_LEFT,
+    TERMINAL_SQL,
+    dump_error,
+    unstorable_key,
+)
 from ._sql import Dialect, SQLStore, Statements, one_job
 from ._sqlite_writer import Writer
 from .base import Backlogged
@@ -111,6 +120,11 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         self._resume_until = 0  # the largest seq of a job queued when the store opened
         self.recovered = 0  # running jobs requeued on open
         self.crashed = 0  # running jobs ended crashed on open (no attempts left)
+        # Reads of one job: on a read-only connection of the calling thread (WAL lets it
+        # read what was committed while the writer writes), not through the writer.
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -211,7 +225,37 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         writer, self._writer = self._writer, None
         if writer is not None:
             await writer.stop()
+        with self._readers_lock:
+            readers, self._reader_connections = self._reader_connections, []
+            self._readers = threading.local()
+        for reader in readers:
+            reader.close()
         self._unlock()
+
+    reads_anywhere = True  # get() reads on the calling thread's own connection
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job as last committed, read on this thread's read-only connection: a
+        primary-key lookup, cheaper done here than handed to the writer thread and back."""
+        if unstorable_key(job_id):
+            return None
+        try:
+            return one_job(self._reader(), self.sql.by_id, {"id": job_id})
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read job {job_id} from {self.path}: {exc}") from None
+
+    def _reader(self) -> sqlite3.Connection:
+        reader: sqlite3.Connection | None = getattr(self._readers, "connection", None)
+        if reader is None:
+            if self._writer is None:
+                raise StoreError(f"the SQLite store at {self.path} is closed")
+            uri = f"file:{urllib.parse.quote(self.real_path)}?mode=ro"
+            reader = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            reader.execute("PRAGMA busy_timeout=5000")
+            self._readers.connection = reader
+            with self._readers_lock:
+                self._reader_connections.append(reader)
+        return reader
 
     def _lock(self, path: str) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
