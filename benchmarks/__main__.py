@@ -9,17 +9,141 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from . import report, scenarios
-from .report import Progress
-from .server import Server, start_server
+from .client import split_target
+from .report import GRAPHNURSERY, Progress
+from .server import DEFAULT_STORE, Server, start_server
 
 HTTP_MODES = ("poll", "wait", "batch")
 MODES = (*HTTP_MODES, "engine", "direct")
+#: Modes also run against every ``--compare`` server (servers that speak the seed API).
+COMPARE_MODES = ("poll",)
+#: ``--store`` names; anything else is passed to ``--store`` as it is (a URL).
+STORES = {"memory": "memory://", "default": DEFAULT_STORE}
+
+
+@dataclass(frozen=True)
+class Compared:
+    """A server of another implementation driven beside graphnursery (``--compare``)."""
+
+    label: str
+    url: str
+    pid: int | None = None
+
+
+def parse_compare(raw: str) -> list[tuple[str | None, str]]:
+    """``[LABEL=]URL[,[LABEL=]URL...]`` -> [(label or None, url)]."""
+    found: list[tuple[str | None, str]] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        label, sep, url = part.partition("=")
+        if not sep or label.startswith("http"):
+            label, url = "", part
+        label = label.strip()
+        try:
+            split_target(url.strip())
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        if label.startswith(GRAPHNURSERY):
+            raise argparse.ArgumentTypeError(f"label {label!r} is taken by graphnursery's runs")
+        found.append((label or None, url.strip()))
+    if not found:
+        raise argparse.ArgumentTypeError(f"expected [LABEL=]URL, got {raw!r}")
+    return found
+
+
+def parse_pids(raw: str) -> list[tuple[str | None, int]]:
+    """``[LABEL=]PID[,...]`` -> [(label or None, pid)]."""
+    found: list[tuple[str | None, int]] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        label, sep, pid = part.rpartition("=")
+        try:
+            found.append((label.strip() if sep else None, int(pid)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected [LABEL=]PID, got {part!r}") from None
+    if not found:
+        raise argparse.ArgumentTypeError(f"expected [LABEL=]PID, got {raw!r}")
+    return found
+
+
+def compared_servers(
+    urls: list[list[tuple[str | None, str]]], pids: list[list[tuple[str | None, int]]]
+) -> list[Compared]:
+    """``--compare`` and ``--compare-pid`` values -> servers; unlabelled pids go in order to
+    the servers that have no labelled one. Default labels: compare, compare2, ..."""
+    flat = [item for group in urls for item in group]
+    labels: list[str] = []
+    for n, (label, _) in enumerate(flat, 1):
+        name = label or ("compare" if n == 1 else f"compare{n}")
+        if name in labels:
+            raise ValueError(f"--compare: label {name!r} used twice")
+        labels.append(name)
+    by_label: dict[str, int] = {}
+    in_order: list[int] = []
+    for label, pid in (item for group in pids for item in group):
+        if label is None:
+            in_order.append(pid)
+        elif label not in labels:
+            raise ValueError(f"--compare-pid: no --compare server is labelled {label!r}")
+        else:
+            by_label[label] = pid
+    unassigned = [label for label in labels if label not in by_label]
+    if len(in_order) > len(unassigned):
+        raise ValueError("--compare-pid: more pids than --compare servers")
+    by_label.update(zip(unassigned, in_order, strict=False))
+    return [
+        Compared(label, url, by_label.get(label))
+        for label, (_, url) in zip(labels, flat, strict=True)
+    ]
+
+
+def graphnursery_servers(stores: list[str], target: str | None) -> list[tuple[str, str | None]]:
+    """(label, store) per graphnursery server an HTTP run is measured on."""
+    if target:
+        return [(GRAPHNURSERY, None)]
+    if len(stores) == 1:
+        return [(GRAPHNURSERY, stores[0])]
+    return [(f"{GRAPHNURSERY}[{store}]", store) for store in stores]
+
+
+def run_plan(
+    modes: list[str],
+    concurrency: list[int],
+    repeat: int,
+    ours: list[tuple[str, str | None]],
+    compared: list[Compared],
+) -> list[tuple[str, int, int, str | None, str | None, Compared | None]]:
+    """Every run in order: (mode, c, repeat, server label, store, compared server or None).
+
+    For one mode x concurrency, each repeat measures every graphnursery server and every
+    compared one in turn, in the reverse order every other repeat (A B, B A, A B), so a drift
+    in the machine's load does not favour whichever runs first.
+    """
+    plan: list[tuple[str, int, int, str | None, str | None, Compared | None]] = []
+    for mode, c in itertools.product(modes, concurrency):
+        for r in range(repeat):
+            if mode not in HTTP_MODES:
+                label = GRAPHNURSERY if mode == "engine" else None
+                plan.append((mode, c, r, label, None, None))
+                continue
+            turn: list[tuple[str | None, str | None, Compared | None]] = [
+                (label, store, None) for label, store in ours
+            ]
+            if mode in COMPARE_MODES:
+                turn += [(other.label, None, other) for other in compared]
+            if r % 2:
+                turn.reverse()
+            plan += [(mode, c, r, label, store, other) for label, store, other in turn]
+    return plan
 
 
 def _list(kind: type, choices: Sequence[Any] | None = None) -> Any:
@@ -51,6 +175,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="drive this server instead of starting one")
     p.add_argument("--server-pid", type=int, help="with --target: its pid, for CPU and RSS")
     p.add_argument("--api", choices=("native", "seed"), default="native")
+    p.add_argument(
+        "--store",
+        type=_list(str),
+        default=["memory"],
+        help="graphnursery's store, comma list (each alternated like --compare): memory, "
+        "default (the CLI's own: SQLite ./graphnursery.db, in a fresh directory per run) or a URL",
+    )
+    p.add_argument(
+        "--compare",
+        type=parse_compare,
+        action="append",
+        default=[],
+        metavar="[LABEL=]URL",
+        help="also run every poll-mode run against this seed-API server, alternating with "
+        "graphnursery's runs (repeatable or a comma list; needs --api seed)",
+    )
+    p.add_argument(
+        "--compare-pid",
+        type=parse_pids,
+        action="append",
+        default=[],
+        metavar="[LABEL=]PID",
+        help="the pid of a --compare server, for CPU and RSS (in --compare order unless labelled)",
+    )
     p.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
     p.add_argument("--no-chart", action="store_true")
     p.add_argument(
@@ -76,27 +224,48 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "poll_interval_ms": scenarios.POLL_INTERVAL * 1000,
         "long_poll_s": scenarios.LONG_POLL,
         "repeat": max(args.repeat, 1),
+        "stores": None if args.target else args.store,
+        "compare": [
+            {"label": c.label, "url": c.url, "pid": c.pid}
+            for c in compared_servers(args.compare, args.compare_pid)
+        ],
     }
 
 
-def _run_one(settings: dict[str, Any], args: argparse.Namespace, mode: str, c: int) -> Any:
+def _run_one(
+    settings: dict[str, Any],
+    args: argparse.Namespace,
+    mode: str,
+    c: int,
+    label: str | None = None,
+    store: str | None = None,
+    compared: Compared | None = None,
+) -> Any:
     graph, jobs = settings["graph"], settings["jobs"]
     workers, queue_size = settings["workers"], settings["queue_size"]
     if mode == "batch" and not args.queue_size:
         # C requests of BATCH_SIZE jobs are in flight: a smaller queue turns some away each
         # round, and the run would measure Retry-After waits instead of throughput.
         queue_size = max(queue_size, c * scenarios.BATCH_SIZE)
-    progress = Progress(f"{settings['scenario']} {mode:>6} c={c:<3}", jobs)
+    who = f" {label}" if label and (compared or settings["compare"] or len(args.store) > 1) else ""
+    progress = Progress(f"{settings['scenario']} {mode:>6} c={c:<3}{who}", jobs)
     server: Server | None = None
+    workdir: tempfile.TemporaryDirectory[str] | None = None
     try:
         if mode == "engine":
             return trio.run(scenarios.run_engine, graph, workers, queue_size, c, jobs, progress)
         if mode == "direct":
             return scenarios.run_direct(graph, workers, c, jobs, progress)
-        if args.target:
+        if compared is not None:
+            url, pid = compared.url, compared.pid
+        elif args.target:
             url, pid = args.target, args.server_pid
         else:
-            server = start_server(graph, workers, queue_size)
+            store_url = STORES.get(store or "memory", store or "memory://")
+            if store_url == DEFAULT_STORE:  # its ./graphnursery.db: fresh, out of the checkout
+                workdir = tempfile.TemporaryDirectory(prefix="graphnursery-bench-")
+            cwd = workdir.name if workdir else None
+            server = start_server(graph, workers, queue_size, store=store_url, cwd=cwd)
             url, pid = server.url, server.pid
         if mode == "backlog":
             assert pid is not None, "backlog needs --server-pid with --target"
@@ -119,12 +288,25 @@ def _run_one(settings: dict[str, Any], args: argparse.Namespace, mode: str, c: i
             code = server.stop()
             if code != 0:
                 print(f"warning: the server exited with code {code}", file=sys.stderr)
+        if workdir is not None:
+            workdir.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.api == "seed" and "wait" in args.mode:
         print("--api seed has no long-poll: use --mode poll", file=sys.stderr)
+        return 2
+    if args.compare and (args.api != "seed" or "poll" not in args.mode):
+        print("--compare drives seed-API servers: use --api seed --mode poll", file=sys.stderr)
+        return 2
+    try:
+        compared = compared_servers(args.compare, args.compare_pid)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args.compare_pid and not args.compare:
+        print("--compare-pid needs --compare", file=sys.stderr)
         return 2
     settings = _settings(args)
     root = Path(__file__).resolve().parent.parent
@@ -137,12 +319,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     runs: list[dict[str, Any]] = []
-    for mode, c, repeat in itertools.product(
-        settings["modes"], settings["concurrency"], range(settings["repeat"])
-    ):
+    ours = graphnursery_servers(args.store, args.target)
+    plan = run_plan(settings["modes"], settings["concurrency"], settings["repeat"], ours, compared)
+    for mode, c, repeat, label, store, other in plan:
         load_before = os.getloadavg()[0]
-        measured = _run_one(settings, args, mode, c)
+        measured = _run_one(settings, args, mode, c, label, store, other)
         run = {
+            "server": label,
+            "url": other.url if other else args.target,
+            "store": store,
             "scenario": settings["scenario"],
             "mode": mode,
             "api": settings["api"] if mode in HTTP_MODES else None,
@@ -158,8 +343,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for run in runs:
         if run["mode"] == "backlog":
             print("backlog:", " ".join(f"{k}={run.get(k)}" for k in report.BACKLOG_KEYS))
+    comparison = report.comparison(runs)
+    if comparison:
+        print(report.comparison_table(comparison))
 
-    document = {"started": started, "settings": settings, "machine": machine, "runs": runs}
+    document = {
+        "started": started,
+        "settings": settings,
+        "machine": machine,
+        "runs": runs,
+        "comparison": comparison,
+    }
     stem = f"{started}-{settings['scenario']}"
     path = report.write_results(args.results_dir, stem, document)
     print(f"results: {path}")
@@ -170,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"chart: {chart}")
 
     problems = [
-        f"{r['mode']} c={r['concurrency']}: {r['completed']}/{r['jobs']} completed, "
+        f"{r['server'] or ''} {r['mode']} c={r['concurrency']}: "
+        f"{r['completed']}/{r['jobs']} completed, "
         f"{r['failed']} failed, {r['lost']} lost, {r['errors']} errors"
         for r in runs
         if r["lost"] or r["failed"] or r["errors"] or r["completed"] < r["jobs"]

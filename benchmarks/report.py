@@ -131,6 +131,11 @@ def figures(measured: Measured, jobs: int) -> dict[str, Any]:
         "rejected": tally.rejected,
         "lost": tally.lost,
         "errors": tally.errors,
+        # Requests per finished job: 1 + polls in poll mode (the seed API), ~1 in wait mode.
+        "requests_per_job": round(tally.requests / finished, 3)
+        if tally.requests and finished
+        else None,
+        "polls_per_job": round(tally.polls / finished, 3) if tally.requests and finished else None,
     }
     result.update(measured.extra)
     return result
@@ -146,6 +151,7 @@ BACKLOG_KEYS = (
     "peak_rss_mib",
 )
 COLUMNS = (
+    ("server", "server", 14),
     ("mode", "mode", 7),
     ("c", "concurrency", 4),
     ("jobs/s", "jobs_per_s", 8),
@@ -153,6 +159,7 @@ COLUMNS = (
     ("p95", "p95_ms", 8),
     ("p99", "p99_ms", 8),
     ("cpu/job", "cpu_ms_per_job", 8),
+    ("req/job", "requests_per_job", 7),
     ("rss MiB", "peak_rss_mib", 8),
     ("done", "completed", 7),
     ("fail", "failed", 5),
@@ -162,14 +169,87 @@ COLUMNS = (
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    head = " ".join(f"{title:>{width}}" for title, _, width in COLUMNS)
-    lines = [head]
+    def cell(run: dict[str, Any], key: str) -> str:
+        value = run.get(key)
+        return "-" if value is None else str(value)
+
+    widths = [max([width, *(len(cell(run, key)) for run in runs)]) for _, key, width in COLUMNS]
+    lines = [" ".join(f"{title:>{w}}" for (title, _, _), w in zip(COLUMNS, widths, strict=True))]
     for run in runs:
-        cells = []
-        for _, key, width in COLUMNS:
-            value = run.get(key)
-            cells.append(f"{'-' if value is None else value!s:>{width}}")
+        cells = [f"{cell(run, key):>{w}}" for (_, key, _), w in zip(COLUMNS, widths, strict=True)]
         lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+#: The server graphnursery's own runs are labelled with (alone or as a prefix).
+GRAPHNURSERY = "graphnursery"
+COMPARED = ("jobs_per_s", "p50_ms", "p95_ms", "cpu_ms_per_job", "requests_per_job")
+
+
+def _median(values: list[Any]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 3) if present else None
+
+
+def _ratio(ours: float | None, theirs: float | None) -> float | None:
+    if ours is None or not theirs:
+        return None
+    return round(ours / theirs, 3)
+
+
+def comparison(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """graphnursery vs each compared server, per mode x concurrency: medians and ratios.
+
+    One row per (mode, concurrency, graphnursery label, compared label) that both measured;
+    ``<figure>_ratio`` is graphnursery's median divided by the compared server's (jobs/s above
+    1: graphnursery faster; p50 and CPU per job below 1: graphnursery lower).
+    """
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        if run.get("server") is not None:
+            groups.setdefault((run["mode"], run["concurrency"], run["server"]), []).append(run)
+    medians = {
+        key: {name: _median([r.get(name) for r in group]) for name in COMPARED}
+        | {"runs": len(group)}
+        for key, group in groups.items()
+    }
+    rows: list[dict[str, Any]] = []
+    for (mode, c, ours), our_figures in medians.items():
+        if not ours.startswith(GRAPHNURSERY):
+            continue
+        for (other_mode, other_c, theirs), their_figures in medians.items():
+            if (other_mode, other_c) != (mode, c) or theirs.startswith(GRAPHNURSERY):
+                continue
+            row: dict[str, Any] = {
+                "mode": mode,
+                "concurrency": c,
+                "server": ours,
+                "compare": theirs,
+                "runs": our_figures["runs"],
+                "compare_runs": their_figures["runs"],
+            }
+            for name in COMPARED:
+                row[name] = our_figures[name]
+                row[f"compare_{name}"] = their_figures[name]
+                row[f"{name}_ratio"] = _ratio(our_figures[name], their_figures[name])
+            rows.append(row)
+    return rows
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`comparison`: ``ours / theirs = ratio`` per figure (medians)."""
+    titles = (("jobs/s", "jobs_per_s"), ("p50 ms", "p50_ms"), ("cpu/job", "cpu_ms_per_job"))
+    titles += (("req/job", "requests_per_job"),)
+    lines = ["graphnursery / compared (medians; ours / theirs = ratio):"]
+    for row in rows:
+        cells = [f"{row['mode']:>7} c={row['concurrency']:<3} {row['server']} / {row['compare']}:"]
+        for title, name in titles:
+            ours, theirs, ratio = row[name], row[f"compare_{name}"], row[f"{name}_ratio"]
+            cells.append(
+                f"{title} {'-' if ours is None else ours} / {'-' if theirs is None else theirs}"
+                f" = {'-' if ratio is None else ratio}"
+            )
+        lines.append("  ".join(cells))
     return "\n".join(lines)
 
 
@@ -198,12 +278,13 @@ def write_chart(path: Path, runs: list[dict[str, Any]], title: str) -> Path | No
         )
         return None
     figure, (rate_axis, p95_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
-    modes = sorted({run["mode"] for run in runs})
-    for mode in modes:
+    servers = {run.get("server") for run in runs}
+    lines = sorted({(run["mode"], run.get("server")) for run in runs}, key=str)
+    for mode, server in lines:
         # Repeated runs: plot the median of each concurrency.
         by_c: dict[int, list[tuple[float, float]]] = {}
         for run in runs:
-            if run["mode"] == mode and run["jobs_per_s"] is not None:
+            if (run["mode"], run.get("server")) == (mode, server) and run["jobs_per_s"] is not None:
                 by_c.setdefault(run["concurrency"], []).append(
                     (run["jobs_per_s"], run["p95_ms"] or 0.0)
                 )
@@ -214,8 +295,9 @@ def write_chart(path: Path, runs: list[dict[str, Any]], title: str) -> Path | No
         if not points:
             continue
         xs = [p[0] for p in points]
-        rate_axis.plot(xs, [p[1] for p in points], marker="o", label=mode)
-        p95_axis.plot(xs, [p[2] or 0 for p in points], marker="o", label=mode)
+        label = mode if len(servers) == 1 or server is None else f"{mode} ({server})"
+        rate_axis.plot(xs, [p[1] for p in points], marker="o", label=label)
+        p95_axis.plot(xs, [p[2] or 0 for p in points], marker="o", label=label)
     for axis, label in ((rate_axis, "jobs/s"), (p95_axis, "p95 latency (ms)")):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("concurrency")

@@ -48,6 +48,8 @@ class Tally:
     rejected: int = 0  # 429 answers (the job was retried)
     lost: int = 0  # accepted, never seen terminal
     errors: int = 0  # unexpected HTTP answers
+    requests: int = 0  # HTTP requests sent (submits, 429 retries included, and polls)
+    polls: int = 0  # GET /jobs/{id} requests
 
     def record(self, outcome: str, started: float) -> None:
         if outcome == "completed":
@@ -82,6 +84,7 @@ async def _retry_after(response: Response) -> None:
 async def _submit(conn: Connection, path: str, body: bytes, tally: Tally) -> Response:
     while True:
         response = await conn.request("POST", path, body)
+        tally.requests += 1
         if response.status != 429:
             return response
         tally.rejected += 1
@@ -108,6 +111,8 @@ async def http_job(conn: Connection, mode: str, api: str, tally: Tally, deadline
         if mode != "wait":
             await trio.sleep(POLL_INTERVAL)
         response = await conn.request("GET", poll_path)
+        tally.requests += 1
+        tally.polls += 1
         if response.status == 404:
             return "lost"
         if response.status != 200:

@@ -51,10 +51,24 @@ class Server:
         return self.process.returncode
 
 
+#: ``start_server(store=...)``: the CLI's own default store (no ``--store`` flag).
+DEFAULT_STORE = "default"
+
+
 def start_server(
-    graph: str, workers: int, queue_size: int, extra: list[str] | None = None
+    graph: str,
+    workers: int,
+    queue_size: int,
+    extra: list[str] | None = None,
+    store: str = "memory://",
+    cwd: str | None = None,
 ) -> Server:
-    """``python -m graphnursery serve GRAPH --port 0 ...``; returns once it prints its URL."""
+    """``python -m graphnursery serve GRAPH --port 0 ...``; returns once it prints its URL.
+
+    ``store`` is passed as ``--store`` (when the CLI has that flag); ``DEFAULT_STORE`` passes
+    none, so the server keeps jobs where its default says (``./graphnursery.db``, relative to
+    ``cwd``).
+    """
     command = [
         sys.executable,
         "-m",
@@ -71,9 +85,9 @@ def start_server(
         "warning",
         *(extra or []),
     ]
-    if cli_supports("--store"):
-        command += ["--store", "memory://"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
+    if store != DEFAULT_STORE and cli_supports("--store"):
+        command += ["--store", store]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=cwd)
     assert process.stdout is not None
     deadline = time.monotonic() + 120
     seen: list[str] = []

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trio
+from benchmarks.__main__ import (
+    Compared,
+    build_parser,
+    compared_servers,
+    graphnursery_servers,
+    main,
+    run_plan,
+)
 from benchmarks.client import Connection, HttpError
-from benchmarks.report import Progress, figures, write_results
-from benchmarks.scenarios import Measured, Tally
+from benchmarks.report import Progress, comparison, comparison_table, figures, write_results
+from benchmarks.scenarios import POLL_INTERVAL, Measured, Tally, http_job
 from benchmarks.worker_gaps import gaps_ms
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
@@ -146,3 +156,111 @@ def test_worker_gaps_are_per_process_from_one_job_end_to_the_next_start() -> Non
         {"pid": 1, "started": 10.203, "ended": 10.303},
     ]
     assert [round(gap, 3) for gap in gaps_ms(results)] == [1.0, 2.0, 5.0]
+
+
+async def test_seed_poll_mode_polls_every_20_ms_and_counts_requests() -> None:
+    # A seed-API server: POST /execute answers 200 {jobId}; GET /jobs/{id} is "running" three
+    # times, then "completed".
+    seen: list[tuple[float, bytes]] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        buffer = bytearray()
+        for n in range(5):
+            request = await _read_request(stream, buffer)
+            seen.append((trio.current_time(), request.split(b"\r\n", 1)[0]))
+            status = "queued" if n == 0 else "running" if n < 4 else "completed"
+            body = json.dumps({"jobId": "j1", "status": status}).encode()
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+            await stream.send_all(body)
+
+    async with trio.open_nursery() as nursery:
+        port = await _serve(nursery, handler)
+        conn, tally = Connection("127.0.0.1", port), Tally()
+        outcome = await http_job(conn, "poll", "seed", tally, time.monotonic() + 10)
+        await conn.aclose()
+        nursery.cancel_scope.cancel()
+    assert POLL_INTERVAL == 0.02
+    assert outcome == "completed"
+    assert [line for _, line in seen] == [b"POST /execute HTTP/1.1"] + [
+        b"GET /jobs/j1 HTTP/1.1"
+    ] * 4
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
+    assert min(gaps) >= POLL_INTERVAL * 0.95, gaps
+    assert (tally.requests, tally.polls) == (5, 4)
+    tally.completed = 1
+    run = figures(Measured(tally, elapsed=1.0), jobs=1)
+    assert (run["requests_per_job"], run["polls_per_job"]) == (5.0, 4.0)
+
+
+def test_compare_options_labels_pids_and_alternating_plan() -> None:
+    args = build_parser().parse_args(
+        [
+            "--api", "seed", "--mode", "poll,engine", "--concurrency", "16", "--repeat", "3",
+            "--store", "memory,default",
+            "--compare", "ts=http://127.0.0.1:3000,http://127.0.0.1:3001",
+            "--compare", "py=http://127.0.0.1:3002",
+            "--compare-pid", "py=7,42",
+        ]
+    )  # fmt: skip
+    servers = compared_servers(args.compare, args.compare_pid)
+    assert servers == [
+        Compared("ts", "http://127.0.0.1:3000", 42),
+        Compared("compare2", "http://127.0.0.1:3001", None),
+        Compared("py", "http://127.0.0.1:3002", 7),
+    ]
+    ours = graphnursery_servers(args.store, None)
+    assert ours == [("graphnursery[memory]", "memory"), ("graphnursery[default]", "default")]
+    assert graphnursery_servers(["memory"], None) == [("graphnursery", "memory")]
+    plan = run_plan(args.mode, args.concurrency, args.repeat, ours, servers[:1])
+    order = [(mode, r, label) for mode, _, r, label, _, _ in plan]
+    gm, gd = "graphnursery[memory]", "graphnursery[default]"
+    assert order == [
+        ("poll", 0, gm), ("poll", 0, gd), ("poll", 0, "ts"),
+        ("poll", 1, "ts"), ("poll", 1, gd), ("poll", 1, gm),
+        ("poll", 2, gm), ("poll", 2, gd), ("poll", 2, "ts"),
+        ("engine", 0, "graphnursery"), ("engine", 1, "graphnursery"),
+        ("engine", 2, "graphnursery"),
+    ]  # fmt: skip
+    assert [other for *_, other in plan].count(servers[0]) == 3
+
+    with pytest.raises(ValueError, match="more pids"):
+        compared_servers(args.compare[:1], [[(None, 1), (None, 2), (None, 3)]])
+    with pytest.raises(ValueError, match="labelled 'nope'"):
+        compared_servers(args.compare, [[("nope", 1)]])
+    for bad in ("ts=ftp://x:1", "graphnursery=http://127.0.0.1:1", ""):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--compare", bad])
+    # The compared servers speak the seed API only: poll mode, --api seed.
+    assert main(["--mode", "poll", "--compare", "http://127.0.0.1:1"]) == 2
+    assert main(["--api", "seed", "--mode", "engine", "--compare", "http://127.0.0.1:1"]) == 2
+
+
+def test_comparison_is_median_over_median_per_mode_and_concurrency() -> None:
+    def run(server: str, c: int, rate: float, cpu: float | None) -> dict[str, object]:
+        return {"server": server, "mode": "poll", "concurrency": c, "jobs_per_s": rate,
+                "p50_ms": 1000 / rate, "p95_ms": None, "cpu_ms_per_job": cpu,
+                "requests_per_job": 2.0}  # fmt: skip
+
+    runs = [
+        run("graphnursery", 16, 100.0, 2.0),
+        run("ts", 16, 50.0, 4.0),
+        run("graphnursery", 16, 300.0, 1.0),
+        run("ts", 16, 80.0, None),
+        run("graphnursery", 16, 200.0, 3.0),
+        run("ts", 16, 20.0, 8.0),
+        run("graphnursery", 64, 10.0, 1.0),  # nothing to compare with at c=64
+        {"server": None, "mode": "direct", "concurrency": 16, "jobs_per_s": 1.0},
+    ]
+    (row,) = comparison(runs)
+    assert (row["server"], row["compare"], row["concurrency"]) == ("graphnursery", "ts", 16)
+    assert (row["runs"], row["compare_runs"]) == (3, 3)
+    assert (row["jobs_per_s"], row["compare_jobs_per_s"], row["jobs_per_s_ratio"]) == (
+        200.0,
+        50.0,
+        4.0,
+    )
+    assert (row["compare_cpu_ms_per_job"], row["cpu_ms_per_job_ratio"]) == (6.0, 0.333)
+    assert row["p95_ms_ratio"] is None
+    assert row["requests_per_job_ratio"] == 1.0
+    text = comparison_table([row])
+    assert "poll c=16  graphnursery / ts:" in text and "jobs/s 200.0 / 50.0 = 4.0" in text
