@@ -93,3 +93,30 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="schema version 99"):
         async with opened(f"sqlite:///{path}"):
             pass  # pragma: no cover
+
+
+async def test_a_transaction_the_disk_refuses_leaves_the_counts_as_the_file_has_them(
+    tmp_path: Path,
+) -> None:
+    """A commit that fails (the file may not grow: as a full disk) rolls back, and the
+    counts /stats and /health report are read again from the file."""
+    import resource
+    import signal
+
+    async with opened(f"sqlite:///{tmp_path / 'jobs.db'}") as store:
+        kept = queued()
+        await store.add(kept)
+        files = [tmp_path / "jobs.db", tmp_path / "jobs.db-wal"]
+        limit = max(path.stat().st_size for path in files if path.exists())
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            refused = queued({"pad": "x" * 200_000})
+            with pytest.raises(StoreError):
+                await store.add(refused)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, previous)
+        assert await store.get(refused.id) is None
+        assert (await store.counts())[JobStatus.QUEUED] == 1

@@ -124,8 +124,11 @@ class Writer:
             self.transactions += 1
         except Exception as exc:  # the commit itself failed (disk full, I/O error)
             log.exception("SQLite transaction failed")
+            # SQLite may have rolled back on its own (an I/O error): then ROLLBACK fails,
+            # and the counts must be read again all the same.
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
                 self._on_rollback(connection)
             error = StoreError(f"the SQLite transaction failed: {exc}")
             for operation in batch:
