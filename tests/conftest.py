@@ -103,25 +103,36 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("In CI (CI=true, CI=1, ...) this is a failure.")
 
 
-@pytest.fixture(params=["engine thread", "one loop"])
-def both_engine_loops(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run a test with the engine in a thread of its own (the default) and in the HTTP loop."""
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL of each kind: memory, a SQLite file of the test's own, PostgreSQL (a
+    schema of the test's own)."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def _server_setting(name: str, value: object) -> Iterator[None]:
+    """``name = value`` for every test server this test starts (see ``support.DEFAULTS``)."""
     import support
 
-    support.DEFAULTS["engine_thread"] = request.param == "engine thread"
+    support.DEFAULTS[name] = value
     try:
-        yield request.param
+        yield
     finally:
-        support.DEFAULTS.pop("engine_thread", None)
+        support.DEFAULTS.pop(name, None)
+
+
+@pytest.fixture(params=["engine thread", "one loop"])
+def both_engine_loops(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run a test with the engine in a thread of its own (the default) and in the HTTP loop."""
+    yield from _server_setting("engine_thread", request.param == "engine thread")
 
 
 @pytest.fixture(params=["fast path", "quart"])
-def both_http_paths(request: pytest.FixtureRequest) -> Iterator[str]:
+def both_http_paths(request: pytest.FixtureRequest) -> Iterator[None]:
     """Run a test against the job routes' fast path and against the Quart routes alone."""
-    import support
-
-    support.DEFAULTS["fast_path"] = request.param == "fast path"
-    try:
-        yield request.param
-    finally:
-        support.DEFAULTS.pop("fast_path", None)
+    yield from _server_setting("fast_path", request.param == "fast path")

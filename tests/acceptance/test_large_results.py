@@ -7,7 +7,6 @@ What they cost in memory is measured by ``benchmarks/large_results.py``, not ass
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,16 +20,6 @@ pytestmark = pytest.mark.usefixtures("both_http_paths")
 GRAPH = "tests/graphs/big.py"
 #: Past the size answered in parts, and not a whole number of parts.
 SIZE = LARGE_RESULT + 2 * PART + 12_345
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def test_a_large_result_reads_back_exactly_by_every_reader(any_store: str) -> None:

@@ -23,16 +23,6 @@ from support import finished, running_server
 GRAPH = "tests/graphs/unstorable.py"
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 async def submit(client: httpx.AsyncClient, job_input: Any) -> str:
     response = await client.post("/jobs", json={"input": job_input})
     assert response.status_code == 202, response.text
