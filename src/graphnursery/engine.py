@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -32,32 +31,16 @@ from .intake import SHARED_COUNTS_MAX_AGE, Intake, Unfinished, intake_for
 from .jobqueue import JobQueue
 from .jobs import Job, JobError, JobStatus, new_job_id
 from .logs import get_logger
-from .metrics import Metrics, PoolStatistics
+from .metrics import EngineStatistics, Metrics, PoolStatistics
 from .runners import Runners
 from .store import Store, open_store
+from .waiters import Waiters
 
 log = get_logger("graphnursery.engine")
 
 CANCELLED_ERROR = JobError("Cancelled", "cancelled by request")
 #: Seconds a drain waits, once the grace is over, for the jobs it killed to be recorded.
 STOP_WAIT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class EngineStatistics:
-    queued: int
-    running: int
-    completed: int
-    failed: int
-    timed_out: int
-    cancelled: int
-    crashed: int
-    total: int
-    workers: int
-    available_workers: int
-    queue_capacity: int
-    worker_restarts: int
-    uptime: float
 
 
 class Engine:
@@ -79,7 +62,7 @@ class Engine:
         self._runners = Runners(
             config, store, executor, self._queue, self._intake, metrics, self.clock, self._wake
         )
-        self._done: dict[str, trio.Event] = {}
+        self._waiters = Waiters()  # long-polls
         #: Called with each job that ended (or that a shared store said ended), after its
         #: long-polls here are woken: how an engine in a thread of its own tells the HTTP
         #: loop (see ``engine_thread``).
@@ -198,21 +181,9 @@ class Engine:
         """The job once it is terminal, or as it stands after ``timeout`` seconds."""
         if timeout <= 0:
             return await self.get(job_id)
-        # Registered before reading the job: a shared store may report it done meanwhile.
-        event = self._done.get(job_id)
-        if event is None:
-            event = self._done[job_id] = trio.Event()
-        try:
-            job = await self.get(job_id)
-        except JobNotFound:
-            self._forget_waiter(job_id, event)
-            raise
-        if job.status.is_terminal:
-            # Anyone else holding this event reads the job too and finds it terminal.
-            self._forget_waiter(job_id, event)
-            return job
-        with trio.move_on_after(timeout):
-            await event.wait()
+        return await self._waiters.wait(job_id, timeout, self._get_while_running)
+
+    async def _get_while_running(self, job_id: str) -> Job:
         if self._stopped:
             raise EngineClosed("the engine stopped")
         return await self.get(job_id)
@@ -294,15 +265,9 @@ class Engine:
     # -- inside the engine's nursery -----------------------------------------------------
 
     def _wake(self, job_id: str) -> None:
-        event = self._done.pop(job_id, None)
-        if event is not None:
-            event.set()
+        self._waiters.wake(job_id)
         if self.on_job_end is not None:
             self.on_job_end(job_id)
-
-    def _forget_waiter(self, job_id: str, event: trio.Event) -> None:
-        if not event.is_set() and self._done.get(job_id) is event:
-            del self._done[job_id]
 
     def _stop_accepting(self) -> None:
         self._accepting = False
@@ -331,8 +296,7 @@ class Engine:
     def _stopped_now(self) -> None:
         """Whoever still waits on a job hears that the engine is gone."""
         self._stopped = True
-        for event in self._done.values():
-            event.set()
+        self._waiters.wake_all()
 
 
 class _EngineEvents:

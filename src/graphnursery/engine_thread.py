@@ -31,6 +31,7 @@ from .errors import EngineClosed, QueueFull
 from .jobs import Job, JobStatus
 from .metrics import Metrics, PoolStatistics
 from .store import Store
+from .waiters import Waiters
 
 T = TypeVar("T")
 
@@ -60,7 +61,7 @@ class EngineThread:
         self.error: BaseException | None = None
         # Long-polls, in the HTTP loop: woken through its token when the engine says a job
         # ended (``Engine.on_job_end``, checked there against this dict).
-        self._waiting: dict[str, trio.Event] = {}
+        self._waiters = Waiters()
         self._reads_here = False
         self._http_token: trio.lowlevel.TrioToken | None = None
 
@@ -87,7 +88,7 @@ class EngineThread:
                     calls.cancel_scope.cancel()
             finally:
                 self._engine = None
-                _soon(http_token, self._wake_all)
+                _soon(http_token, self._waiters.wake_all)
 
         def thread() -> None:
             try:
@@ -198,35 +199,12 @@ class EngineThread:
         """As :meth:`Engine.wait`, waiting here: woken when the engine says the job ended."""
         if timeout <= 0:
             return await self.get(job_id)
-        event = self._waiting.get(job_id)
-        if event is None:  # registered before reading: it may end meanwhile
-            event = self._waiting[job_id] = trio.Event()
-        try:
-            job = await self.get(job_id)
-            if not job.status.is_terminal:
-                with trio.move_on_after(timeout):
-                    await event.wait()
-                job = await self.get(job_id)
-        finally:
-            if not event.is_set() and self._waiting.get(job_id) is event:
-                del self._waiting[job_id]
-        return job
+        return await self._waiters.wait(job_id, timeout, self.get)
 
     def _job_ended(self, job_id: str) -> None:
         """In the engine's loop: wake the long-polls of ``job_id`` in the HTTP loop."""
-        if job_id in self._waiting:
-            _soon(self._http_token, self._wake, job_id)
-
-    def _wake(self, job_id: str) -> None:
-        event = self._waiting.pop(job_id, None)
-        if event is not None:
-            event.set()
-
-    def _wake_all(self) -> None:
-        """The engine stopped: every long-poll reads the job again (and hears it is gone)."""
-        waiting, self._waiting = self._waiting, {}
-        for event in waiting.values():
-            event.set()
+        if job_id in self._waiters:
+            _soon(self._http_token, self._waiters.wake, job_id)
 
     async def cancel(self, job_id: str) -> Job:
         return await self._call(self.engine.cancel, job_id)

@@ -21,6 +21,23 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 @dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    timed_out: int
+    cancelled: int
+    crashed: int
+    total: int
+    workers: int
+    available_workers: int
+    queue_capacity: int
+    worker_restarts: int
+    uptime: float
+
+
+@dataclass(frozen=True, slots=True)
 class PoolStatistics:
     """The gauges a scrape reads: the queue and the worker processes, as they stand."""
 
