@@ -60,8 +60,11 @@ class EngineThread:
         self._stop: trio.Event | None = None  # an event of the engine's loop
         self.error: BaseException | None = None
         # Long-polls, in the HTTP loop: woken through its token when the engine says a job
-        # ended (``Engine.on_job_end``, checked there against this dict).
+        # ended (``Engine.on_job_end``, which asks whether anyone waits here).
         self._waiters = Waiters()
+        # Calls waiting for their outcome, in the HTTP loop: released when the engine ends.
+        self._pending: set[trio.Event] = set()
+        self._stopping = False  # asked to stop (maybe before the engine started)
         self._reads_here = False
         self._http_token: trio.lowlevel.TrioToken | None = None
 
@@ -79,6 +82,8 @@ class EngineThread:
                     trio.open_nursery() as calls,
                 ):
                     self._stop = trio.Event()
+                    if self._stopping:  # asked while the engine started (see _stop_soon)
+                        self._stop.set()
                     engine.on_job_end = self._job_ended
                     self._reads_here = engine.store.reads_anywhere
                     self._engine, self._calls = engine, calls
@@ -115,10 +120,15 @@ class EngineThread:
                 self._stop_soon()
                 await ended.wait()
                 await trio.to_thread.run_sync(runner.join)
+                for done in self._pending:  # calls the engine never answered: it stopped
+                    done.set()
         if self.error is not None:
             raise self.error
 
     def _stop_soon(self) -> None:
+        # The flag first, then the event: the engine's thread makes the event, then reads
+        # the flag, so one of the two sees the other (the GIL orders them).
+        self._stopping = True
         if self._stop is not None:
             _soon(self._engine_token, self._stop.set)
 
@@ -147,15 +157,21 @@ class EngineThread:
         context = contextvars.copy_context()
 
         def spawn() -> None:
-            context.run(calls.start_soon, call)
+            try:
+                context.run(calls.start_soon, call)
+            except RuntimeError:  # its nursery has closed: the engine is stopping
+                _soon(http_token, done.set)
 
         if not _soon(token, spawn):
             raise EngineClosed("the engine stopped")
+        self._pending.add(done)
         try:
             await done.wait()
         except trio.Cancelled:
             _soon(token, scope.cancel)
             raise
+        finally:
+            self._pending.discard(done)
         if not box:  # the engine stopped while it ran
             raise EngineClosed("the engine stopped")
         result = box[0]
