@@ -85,6 +85,12 @@ class Config:
         "run the engine (runners, worker processes, store) in a thread with a Trio loop of "
         "its own, so busy HTTP never delays jobs",
     )
+    gil_switch_interval: float = _setting(
+        0.0001,
+        "with engine_thread: seconds a thread may keep Python's GIL while another waits for "
+        "it (sys.setswitchinterval; Python's own is 0.005); short, so the engine gets the GIL "
+        "at once however busy HTTP is",
+    )
     log_format: str = _setting("auto", "json, console, or auto (console on a TTY, else json)")
     api_key: str = _setting(
         "", "API keys clients must send as 'Authorization: Bearer KEY' (comma-separated)"
@@ -130,6 +136,7 @@ class Config:
             "body_timeout",
             "lease_seconds",
             "store_unavailable_exit",
+            "gil_switch_interval",
         ):
             _positive_number(self, name)
         if self.job_timeout > self.max_job_timeout:
