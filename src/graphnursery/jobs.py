@@ -69,6 +69,11 @@ class Job:
     error: JobError | None = None
     max_attempts: int = 1
     errors: tuple[JobError, ...] = ()  # each failed attempt's error, in order (last = error)
+    #: The event names the request asked to stream (``streamMode``); None: the graph's
+    #: default (everything a plain graph emits; LangGraph's ``updates`` and ``custom``).
+    stream_mode: tuple[str, ...] | None = None
+    events: int = 0  # the id of the last event in the job's log (0: none yet)
+    events_dropped: int = 0  # events the graph emitted past ``max_job_events``, not kept
 
     @property
     def result(self) -> Any:
@@ -99,3 +104,9 @@ class Outcome:
     error: JobError | None = None
     logs: tuple[tuple[int, str, str], ...] = ()  # the graph's log records: level, logger, message
     traceback: str = ""  # the graph's traceback, for the server log only
+    #: Events the worker sent over the event channel during this attempt (0: none, so none
+    #: is in flight); None when the worker died mid-job and cannot say.
+    events_sent: int | None = 0
+    #: Events an in-process executor collected, as (name, JSON text): worker processes
+    #: send theirs over the event channel instead.
+    events: tuple[tuple[str, bytes], ...] = ()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import trio
 
+from ..events import JobEvent
 from ..jobs import Job, JobError, JobStatus
 from ._rows import INTERRUPTED
 
@@ -36,6 +37,9 @@ class StoreEvents(Protocol):
 
     def work_available(self) -> None:
         """Jobs may be waiting to be claimed."""
+
+    def job_events(self, job_id: str) -> None:
+        """Events were appended to a job's log (wake its streams)."""
 
 
 class Store(abc.ABC):
@@ -139,6 +143,36 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> Mapping[JobStatus, int]:
         """How many kept jobs are in each status."""
+
+    # -- the event log (see ``graphnursery.events``) ---------------------------------------------
+
+    async def append_events(
+        self,
+        job_id: str,
+        attempt: int,
+        events: Sequence[tuple[str, bytes]],
+        *,
+        limit: int = 0,
+        dropped: int = 0,
+    ) -> bool:
+        """Append ``(name, JSON text)`` events to the job's log, in order, each with the
+        next id and ``attempt``.
+
+        With ``limit``, the log keeps at most ``limit`` events: those past it are not
+        kept but counted in the job's ``events_dropped``, and so are ``dropped`` (events
+        the worker did not send). The job's ``events`` becomes the last id.
+        Returns False, changing nothing, when the job is unknown or terminal: a log ends
+        when its job does. A shared store tells the other servers (their streams wake).
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no event log yet")
+
+    async def read_events(
+        self, job_id: str, after: int, limit: int
+    ) -> tuple[Job, list[JobEvent]] | None:
+        """The job and up to ``limit`` events of its log with ids past ``after``, in id
+        order, read at one point in time (so if the job is terminal there, no event
+        follows the ones read); None when the job is unknown or evicted."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no event log yet")
 
     # -- durable stores ----------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from ..events import JobEvent
 from ..jobs import Job, JobError, JobStatus
 from ._rows import INTERRUPTED, clean_error, decode_cursor, split_page
 from .base import Store
@@ -23,6 +24,8 @@ class MemoryStore(Store):
         self._counts: collections.Counter[JobStatus] = collections.Counter()
         self._by_key: dict[str, str] = {}  # idempotency key -> job id
         self._key_of: dict[str, str] = {}  # job id -> idempotency key
+        # Each job's event log, in id order (event ``n`` at index ``n - 1``).
+        self._logs: dict[str, list[JobEvent]] = {}
 
     def _put(self, job: Job, previous: Job | None) -> None:
         if previous is not None:
@@ -48,6 +51,7 @@ class MemoryStore(Store):
 
     def _forget(self, job_id: str) -> Job | None:
         job = self._jobs.pop(job_id, None)
+        self._logs.pop(job_id, None)
         if job is not None:
             self._counts[job.status] -= 1
             key = self._key_of.pop(job_id, None)
@@ -103,6 +107,42 @@ class MemoryStore(Store):
         if job is not None and job.status is JobStatus.RUNNING:
             queued = job.replace(status=JobStatus.QUEUED, errors=(*job.errors, clean_error(error)))
             self._put(queued, job)
+
+    async def append_events(
+        self,
+        job_id: str,
+        attempt: int,
+        events: Sequence[tuple[str, bytes]],
+        *,
+        limit: int = 0,
+        dropped: int = 0,
+    ) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None or job.status.is_terminal:
+            return False
+        log = self._logs.get(job_id)
+        if log is None:
+            log = self._logs[job_id] = []
+        room = len(events) if not limit else max(0, min(len(events), limit - len(log)))
+        last = len(log)
+        for name, data in events[:room]:
+            last += 1
+            log.append(JobEvent(last, attempt, name, data))
+        dropped += len(events) - room
+        if room or dropped:
+            self._jobs[job_id] = job.replace(
+                events=last, events_dropped=job.events_dropped + dropped
+            )
+        return True
+
+    async def read_events(
+        self, job_id: str, after: int, limit: int
+    ) -> tuple[Job, list[JobEvent]] | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        log = self._logs.get(job_id, ())
+        return job, list(log[max(after, 0) : max(after, 0) + limit])
 
     async def list_jobs(
         self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
