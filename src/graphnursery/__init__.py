@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from ._emit import emit as emit
     from .client import AsyncClient as AsyncClient
     from .client import Client as Client
     from .client import Retries as Retries
@@ -60,6 +61,7 @@ _EXPORTS = {
     "Engine": ".engine",
     "EngineStatistics": ".engine",
     "open_engine": ".engine",
+    "emit": "._emit",
     "ApiError": ".errors",
     "ClientError": ".errors",
     "ConfigError": ".errors",

@@ -8,6 +8,9 @@ pickling on its way back to the server.
     ("ok", result, logs)                          result is the graph's answer as JSON (bytes)
     ("error", type, message, traceback, logs)     the graph (or loading it) raised
 
+What the graph streams meanwhile (``graphnursery.emit``, a generator's yields, LangGraph's
+stream modes: ``_streaming``) goes to the server over the event channel (``_emit``).
+
 ``logs`` are the graph's own ``logging`` records during the job, as
 ``(level, logger name, message)``, at most ``MAX_LOG_RECORDS`` of them; the server logs
 them with the job's id.
@@ -19,7 +22,6 @@ import asyncio
 import dataclasses
 import importlib
 import importlib.util
-import inspect
 import logging
 import os
 import sys
@@ -28,10 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from . import _processes
-from .jobs import JSON_INTEGERS
+from . import _processes, _streaming
+from ._emit import StreamSpec, channel
+from ._results import bounded, encode_result
 
 Reply = tuple[Any, ...]
 
@@ -39,13 +40,10 @@ DEFAULT_ATTRS = ("graph", "create_graph")
 
 MAX_LOG_RECORDS = 200
 
+_graph: Any = None
 _call: Callable[[Any], Any] | None = None
 _load_failure: Reply | None = None
 _loop: asyncio.AbstractEventLoop | None = None
-
-
-class ResultNotSerializable(TypeError):
-    """The graph returned something that has no JSON form."""
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -117,85 +115,6 @@ def make_caller(graph: Any) -> Callable[[Any], Any]:
     )
 
 
-# -- results -----------------------------------------------------------------------------
-
-
-#: The integers a job store keeps: JSON has no limit, but the stores' encoder (orjson) holds
-#: signed and unsigned 64-bit ones (the same rule as for a job's input).
-MIN_INT, MAX_INT = JSON_INTEGERS
-
-
-def encode_result(value: Any) -> bytes:
-    """The graph's return value as JSON text, encoded once, here: the server, the store and
-    every reader pass these bytes on as they are. Raises ResultNotSerializable saying why.
-
-    orjson encodes what it can natively (dataclasses and subclasses of the JSON types
-    included; pydantic models through ``model_dump``); what it refuses goes through
-    :func:`to_json`, which converts non-string keys or names what has no JSON form.
-    """
-    try:
-        return orjson.dumps(value, default=_model_dump, option=orjson.OPT_PASSTHROUGH_DATETIME)
-    except orjson.JSONEncodeError:
-        pass  # out of the except block: to_json's error is not chained to orjson's
-    return orjson.dumps(to_json(value))
-
-
-def _model_dump(value: Any) -> Any:
-    model_dump = getattr(value, "model_dump", None)
-    if callable(model_dump) and not isinstance(value, type):
-        return model_dump(mode="json")
-    raise TypeError(type(value).__name__)
-
-
-def to_json(value: Any) -> Any:
-    """Convert a graph's return value to JSON-compatible data, or raise ResultNotSerializable.
-
-    Refused besides what has no JSON form: what the job stores cannot keep, so the job
-    fails saying why rather than its result failing to be written (integers outside the
-    64 bits (signed or not), strings or keys holding a lone surrogate).
-    """
-    if value is None or isinstance(value, bool | float):
-        return value
-    if isinstance(value, str):
-        return _checked_text(value, "string")
-    if isinstance(value, int):
-        if not MIN_INT <= value <= MAX_INT:
-            raise ResultNotSerializable(f"integer {value} is past the 64 bits a job store keeps")
-        return value
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(key, str):
-                key = _checked_text(key, "dict key")
-            elif isinstance(key, int | float | bool) or key is None:
-                key = str(key)
-            else:
-                raise ResultNotSerializable(f"dict key of type {type(key).__name__}")
-            out[key] = to_json(item)
-        return out
-    if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
-    model_dump = getattr(value, "model_dump", None)
-    if callable(model_dump) and not isinstance(value, type):
-        return to_json(model_dump(mode="json"))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    raise ResultNotSerializable(f"value of type {type(value).__name__} has no JSON form")
-
-
-def _checked_text(text: str, what: str) -> str:
-    """``text``, if UTF-8 (so JSON) can encode it: a lone surrogate cannot be."""
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError as exc:
-            raise ResultNotSerializable(
-                f"{what} {text[:40]!r} holds a lone surrogate at index {exc.start},"
-                " which JSON text cannot encode"
-            ) from None
-    return text
-
-
 # -- log capture ---------------------------------------------------------------------------
 
 
@@ -255,6 +174,7 @@ class WorkerSettings:
     #: InlineExecutor): the worker then isolates its process tree (see ``_processes``).
     server_pid: int = 0
     pid_dir: str = ""  # where the server keeps its workers' pids
+    events_address: str = ""  # the server's event socket ("": events kept in this process)
 
 
 _settings = WorkerSettings(spec="")
@@ -291,7 +211,7 @@ def _due_for_retirement() -> bool:
 
 def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) -> None:
     """Worker initializer: load the graph once. Never raises; a failure is kept for later."""
-    global _call, _load_failure, _settings, _jobs_run
+    global _graph, _call, _load_failure, _settings, _jobs_run
     if isinstance(settings, str):
         settings = WorkerSettings(settings, log_level)
     _settings, _jobs_run = settings, 0
@@ -306,10 +226,12 @@ def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) ->
         root.addHandler(_job_logs)
     root.setLevel(log_level)
     try:
-        _call = make_caller(load_graph(spec))
+        channel.connect(settings.events_address)
+        _graph = load_graph(spec)
+        _call = make_caller(_graph)
         _load_failure = None
     except BaseException as exc:
-        _call = None
+        _graph = _call = None
         _load_failure = _describe_exception(exc)
     if settings.server_pid:
         _processes.loaded()
@@ -323,27 +245,47 @@ def check_loaded() -> Reply:
     return ("ok", os.getpid())
 
 
-def run_job(job_input: Any, trace_context: dict[str, str] | None = None) -> Reply:
-    """Call the graph with one job's input (inside the job's trace, when there is one)."""
+def run_job(
+    job_input: Any,
+    trace_context: dict[str, str] | None = None,
+    stream: StreamSpec | None = None,
+) -> Reply:
+    """Call the graph with one job's input (inside the job's trace, when there is one);
+    its events go out on the event channel as ``stream`` says (None: no events)."""
     global _jobs_run
     _jobs_run += 1
+    channel.begin(stream)
     try:
-        return _run_job(job_input, trace_context)
+        return _run_job(job_input, trace_context, stream)
     finally:
+        channel.end()
         if _settings.server_pid:
             _processes.end_of_job()  # what the job started dies with it
 
 
-def run_and_report(job_input: Any, trace_context: dict[str, str] | None = None) -> Reply:
-    """What the executor calls: :func:`run_job`'s reply, and whether this worker retires
-    after it (``max_jobs``, ``max_rss_mb``), so the server counts the recycle."""
+def run_and_report(
+    job_input: Any,
+    trace_context: dict[str, str] | None = None,
+    stream: StreamSpec | None = None,
+) -> tuple[Reply, bool, int]:
+    """What the executor calls: :func:`run_job`'s reply, whether this worker retires
+    after it (``max_jobs``, ``max_rss_mb``), so the server counts the recycle, and how
+    many events it sent (the server waits for those before it records the job's end)."""
     global _retiring
-    reply = run_job(job_input, trace_context)
+    reply = run_job(job_input, trace_context, stream)
     _retiring = _due_for_retirement()
-    return reply, _retiring
+    return reply, _retiring, channel.sent
 
 
-def _run_job(job_input: Any, trace_context: dict[str, str] | None) -> Reply:
+def take_events() -> tuple[tuple[str, bytes], ...]:
+    """The events the last job kept in this process (no event socket: ``InlineExecutor``)."""
+    kept, channel.kept = channel.kept, []
+    return tuple(kept)
+
+
+def _run_job(
+    job_input: Any, trace_context: dict[str, str] | None, stream: StreamSpec | None
+) -> Reply:
     if _call is None:
         # This worker could not load the graph (say, its file broke after the server
         # started): the job fails and says why, rather than the pool retrying forever.
@@ -354,42 +296,32 @@ def _run_job(job_input: Any, trace_context: dict[str, str] | None) -> Reply:
 
         token = context.attach(propagate.extract(trace_context))
         try:
-            return _call_graph(job_input)
+            return _call_graph(job_input, stream)
         finally:
             context.detach(token)
-    return _call_graph(job_input)
+    return _call_graph(job_input, stream)
 
 
-def _call_graph(job_input: Any) -> Reply:
-    global _loop
+def _call_graph(job_input: Any, stream: StreamSpec | None) -> Reply:
     assert _call is not None
+    call = _call
+    if _streaming.is_langgraph(_graph) and stream is not None:
+        call = _streaming.langgraph_caller(_graph, stream.modes)
     try:
-        result = _call(job_input)
-        if inspect.isawaitable(result):
-            # One loop per worker process, kept across jobs, so asyncio clients a graph
-            # caches (LLM SDKs) stay bound to a live loop.
-            if _loop is None or _loop.is_closed():
-                _loop = asyncio.new_event_loop()
-            result = _loop.run_until_complete(_as_coroutine(result))
-        return ("ok", _bounded(encode_result(result)), _job_logs.take())
+        result = _streaming.resolve(call(job_input), _event_loop)
+        return (
+            "ok",
+            bounded(encode_result(result), _settings.max_result_bytes),
+            _job_logs.take(),
+        )
     except BaseException as exc:
         return (*_describe_exception(exc), _job_logs.take())
 
 
-class ResultTooLarge(ValueError):
-    """The graph's result is larger than ``max_result_bytes`` as JSON."""
-
-
-def _bounded(result: bytes) -> bytes:
-    """``result`` if it fits ``max_result_bytes``: refused here, before it crosses to the
-    server and into the store."""
-    limit = _settings.max_result_bytes
-    if limit and len(result) > limit:
-        raise ResultTooLarge(
-            f"the result is {len(result):,} bytes as JSON, more than max_result_bytes ({limit:,})"
-        )
-    return result
-
-
-async def _as_coroutine(awaitable: Any) -> Any:
-    return await awaitable
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """One loop per worker process, kept across jobs, so asyncio clients a graph caches
+    (LLM SDKs) stay bound to a live loop."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop

@@ -68,6 +68,14 @@ class Config:
         50 * 1024 * 1024,
         "largest result a job may return, as JSON; a larger one fails the job (ResultTooLarge)",
     )
+    max_job_events: int = _setting(
+        10_000,
+        "events a job's log keeps (what its graph emits, across attempts); past it they are "
+        "dropped and counted, and the job's end says how many (0: no bound)",
+    )
+    stream_heartbeat: float = _setting(
+        5.0, "seconds between the comments an idle event stream sends to keep it open"
+    )
     max_job_memory_mb: int = _setting(
         0,
         "kill a job's worker process the moment its RSS passes this, mid-job: the job ends "
@@ -137,6 +145,7 @@ class Config:
             "lease_seconds",
             "store_unavailable_exit",
             "gil_switch_interval",
+            "stream_heartbeat",
         ):
             _positive_number(self, name)
         if self.job_timeout > self.max_job_timeout:
@@ -158,7 +167,12 @@ class Config:
             raise ConfigError(
                 "retry_on", f"must name statuses among {', '.join(sorted(RETRYABLE))}"
             )
-        for name in ("max_jobs_per_worker", "max_worker_memory_mb", "max_job_memory_mb"):
+        for name in (
+            "max_jobs_per_worker",
+            "max_worker_memory_mb",
+            "max_job_memory_mb",
+            "max_job_events",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(name, f"must be 0 or a positive integer, got {value!r}")

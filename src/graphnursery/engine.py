@@ -15,6 +15,7 @@ running jobs' worker processes are killed and every unfinished job ends ``cancel
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -26,6 +27,8 @@ from . import tracing
 from .clock import Clock
 from .config import Config
 from .errors import EngineClosed, InvalidTimeout, JobConflict, JobNotFound, QueueFull
+from .eventhub import EventHub, open_event_hub
+from .events import JobEvent
 from .executor import GraphRunner, executor_for
 from .intake import SHARED_COUNTS_MAX_AGE, Intake, Unfinished, intake_for
 from .jobqueue import JobQueue
@@ -34,7 +37,7 @@ from .logs import get_logger
 from .metrics import EngineStatistics, Metrics, PoolStatistics
 from .runners import Runners
 from .store import Store, open_store
-from .waiters import Waiters
+from .waiters import Waiters, Watchers
 
 log = get_logger("graphnursery.engine")
 
@@ -47,7 +50,12 @@ class Engine:
     """Accepts jobs and runs them. Create one with :func:`open_engine`."""
 
     def __init__(
-        self, config: Config, store: Store, executor: GraphRunner, metrics: Metrics
+        self,
+        config: Config,
+        store: Store,
+        executor: GraphRunner,
+        metrics: Metrics,
+        hub: EventHub,
     ) -> None:
         self.config = config
         self.store = store
@@ -60,13 +68,17 @@ class Engine:
             store, self._queue, config.workers, config.lease_seconds, self.clock.now
         )
         self._runners = Runners(
-            config, store, executor, self._queue, self._intake, metrics, self.clock, self._wake
+            config, store, executor, self._queue, self._intake, metrics, self.clock, self._wake, hub
         )
+        hub.on_events = self._events_appended
         self._waiters = Waiters()  # long-polls
+        self._watchers = Watchers()  # streams
         #: Called with each job that ended (or that a shared store said ended), after its
         #: long-polls here are woken: how an engine in a thread of its own tells the HTTP
         #: loop (see ``engine_thread``).
         self.on_job_end: Callable[[str], None] | None = None
+        #: Called with each job whose log grew (here, or in a shared store elsewhere).
+        self.on_job_events: Callable[[str], None] | None = None
         self._accepting = True
         self._draining = False
         self._stopped = False
@@ -114,8 +126,10 @@ class Engine:
         timeout: float | None = None,
         idempotency_key: str | None = None,
         max_attempts: int | None = None,
+        stream_mode: tuple[str, ...] | None = None,
     ) -> Job:
-        """Queue a job. Raises QueueFull when the queue is at capacity, InvalidTimeout for
+        """Queue a job (its graph streams the events ``stream_mode`` names; None: its
+        default). Raises QueueFull when the queue is at capacity, InvalidTimeout for
         a timeout that is not > 0 and <= ``max_job_timeout``, EngineClosed when stopping.
 
         With an ``idempotency_key`` that a kept job was submitted with, queue nothing and
@@ -142,6 +156,7 @@ class Engine:
             created_at=self.clock.now(),
             timeout=timeout,
             max_attempts=max_attempts or self.config.max_attempts,
+            stream_mode=stream_mode,
         )
         job = await self._intake.admit(new, idempotency_key)
         if job is None:
@@ -187,6 +202,19 @@ class Engine:
         if self._stopped:
             raise EngineClosed("the engine stopped")
         return await self.get(job_id)
+
+    async def read_events(self, job_id: str, after: int, limit: int) -> tuple[Job, list[JobEvent]]:
+        """The job and up to ``limit`` events of its log past ``after`` (see
+        :meth:`Store.read_events`). Raises JobNotFound."""
+        found = await self.store.read_events(job_id, after, limit)
+        if found is None:
+            raise JobNotFound(job_id)
+        return found
+
+    def following(self, job_id: str) -> contextlib.AbstractContextManager[Callable[[], trio.Event]]:
+        """For a stream of the job: ``changed()`` in the block gives the event its next
+        change (more events, its end, the engine stopping) sets."""
+        return self._watchers.following(job_id)
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a job: a queued one never runs; a running one's worker process is killed.
@@ -266,8 +294,14 @@ class Engine:
 
     def _wake(self, job_id: str) -> None:
         self._waiters.wake(job_id)
+        self._watchers.wake(job_id)
         if self.on_job_end is not None:
             self.on_job_end(job_id)
+
+    def _events_appended(self, job_id: str) -> None:
+        self._watchers.wake(job_id)
+        if self.on_job_events is not None:
+            self.on_job_events(job_id)
 
     def _stop_accepting(self) -> None:
         self._accepting = False
@@ -297,6 +331,7 @@ class Engine:
         """Whoever still waits on a job hears that the engine is gone."""
         self._stopped = True
         self._waiters.wake_all()
+        self._watchers.wake_all()
 
 
 class _EngineEvents:
@@ -318,6 +353,9 @@ class _EngineEvents:
 
     def work_available(self) -> None:
         self._engine._intake.work_available()
+
+    def job_events(self, job_id: str) -> None:
+        self._engine._events_appended(job_id)
 
 
 @contextmanager
@@ -359,9 +397,13 @@ async def open_engine(
             unavailable_exit=config.store_unavailable_exit,
         )
     await store.open()
+    metrics = metrics or Metrics()
     try:
-        async with executor_for(config, executor) as running_executor:
-            engine = Engine(config, store, running_executor, metrics or Metrics())
+        async with (
+            open_event_hub(store, metrics, config.max_job_events) as hub,
+            executor_for(config, executor, hub.address) as running_executor,
+        ):
+            engine = Engine(config, store, running_executor, metrics, hub)
             stop_watching = engine.metrics.watch(engine.pool_statistics)
             try:
                 with unwrap_single_error():

@@ -16,6 +16,7 @@ values, which the GIL keeps whole.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import sys
 import threading
@@ -29,10 +30,11 @@ import trio
 from .config import Config
 from .engine import Engine, EngineStatistics, open_engine, unwrap_single_error
 from .errors import EngineClosed, QueueFull
+from .events import JobEvent
 from .jobs import Job, JobStatus
 from .metrics import Metrics, PoolStatistics
 from .store import Store
-from .waiters import Waiters
+from .waiters import Waiters, Watchers
 
 T = TypeVar("T")
 
@@ -63,6 +65,8 @@ class EngineThread:
         # Long-polls, in the HTTP loop: woken through its token when the engine says a job
         # ended (``Engine.on_job_end``, which asks whether anyone waits here).
         self._waiters = Waiters()
+        # Streams, in the HTTP loop: woken the same way when a job's log grows.
+        self._watchers = Watchers()
         # Calls waiting for their outcome, in the HTTP loop: released when the engine ends.
         self._pending: set[trio.Event] = set()
         self._stopping = False  # asked to stop (maybe before the engine started)
@@ -86,6 +90,7 @@ class EngineThread:
                     if self._stopping:  # asked while the engine started (see _stop_soon)
                         self._stop.set()
                     engine.on_job_end = self._job_ended
+                    engine.on_job_events = self._job_events
                     self._reads_here = engine.store.reads_anywhere
                     self._engine, self._calls = engine, calls
                     self._engine_token = trio.lowlevel.current_trio_token()
@@ -95,6 +100,7 @@ class EngineThread:
             finally:
                 self._engine = None
                 _soon(http_token, self._waiters.wake_all)
+                _soon(http_token, self._watchers.wake_all)
 
         def thread() -> None:
             try:
@@ -219,9 +225,24 @@ class EngineThread:
         return await self._waiters.wait(job_id, timeout, self.get)
 
     def _job_ended(self, job_id: str) -> None:
-        """In the engine's loop: wake the long-polls of ``job_id`` in the HTTP loop."""
+        """In the engine's loop: wake the long-polls and streams of ``job_id`` in the HTTP
+        loop."""
         if job_id in self._waiters:
             _soon(self._http_token, self._waiters.wake, job_id)
+        self._job_events(job_id)
+
+    def _job_events(self, job_id: str) -> None:
+        """In the engine's loop: wake the streams of ``job_id`` in the HTTP loop."""
+        if job_id in self._watchers:
+            _soon(self._http_token, self._watchers.wake, job_id)
+
+    async def read_events(self, job_id: str, after: int, limit: int) -> tuple[Job, list[JobEvent]]:
+        if self._reads_here:  # memory and SQLite: read here, no round trip
+            return await self.engine.read_events(job_id, after, limit)
+        return await self._call(self.engine.read_events, job_id, after, limit)
+
+    def following(self, job_id: str) -> contextlib.AbstractContextManager[Callable[[], trio.Event]]:
+        return self._watchers.following(job_id)
 
     async def cancel(self, job_id: str) -> Job:
         return await self._call(self.engine.cancel, job_id)

@@ -27,6 +27,7 @@ import trio
 import trio_parallel
 
 from . import _processes, _worker
+from ._emit import StreamSpec
 from .config import Config
 from .errors import GraphLoadError
 from .jobs import JobError, JobStatus, Outcome
@@ -52,7 +53,11 @@ class GraphRunner(Protocol):
     worker_restarts: int
 
     async def run(
-        self, job_input: Any, timeout: float, trace_context: dict[str, str] | None = None
+        self,
+        job_input: Any,
+        timeout: float,
+        trace_context: dict[str, str] | None = None,
+        stream: StreamSpec | None = None,
     ) -> Outcome: ...
 
     def statistics(self) -> ExecutorStatistics: ...
@@ -96,21 +101,27 @@ class Executor:
                 raise GraphLoadError(self.graph, error_type, message, tb)
 
     async def run(
-        self, job_input: Any, timeout: float, trace_context: dict[str, str] | None = None
+        self,
+        job_input: Any,
+        timeout: float,
+        trace_context: dict[str, str] | None = None,
+        stream: StreamSpec | None = None,
     ) -> Outcome:
-        """Run the graph once on ``job_input``; never raises for what the graph does."""
+        """Run the graph once on ``job_input``; never raises for what the graph does.
+        Its events go to the event hub as ``stream`` says."""
         with trio.move_on_after(timeout) as scope:
             try:
-                reply, retiring = await self._context.run_sync(
+                reply, retiring, sent = await self._context.run_sync(
                     _worker.run_and_report,
                     job_input,
                     trace_context,
+                    stream,
                     kill_on_cancel=True,
                     limiter=self._limiter,
                 )
             except trio_parallel.BrokenWorkerError as exc:
                 self._worker_gone()
-                return Outcome(JobStatus.CRASHED, error=self._why_broken(exc))
+                return Outcome(JobStatus.CRASHED, error=self._why_broken(exc), events_sent=None)
             except trio.Cancelled:
                 # The timeout, a cancelled job or the engine stopping: kill_on_cancel killed
                 # the worker process (the next call starts a new one), and with it goes
@@ -121,10 +132,11 @@ class Executor:
             return Outcome(
                 JobStatus.TIMED_OUT,
                 error=JobError("TimeoutError", f"job ran longer than its timeout of {timeout:g} s"),
+                events_sent=None,
             )
         if retiring:  # recycled (max_jobs_per_worker, max_worker_memory_mb)
             self.worker_restarts += 1
-        return outcome_from_reply(reply)
+        return outcome_from_reply(reply, events_sent=sent)
 
     async def watch_memory(self, limit_mb: int) -> None:
         """Kill any worker process whose RSS passes ``limit_mb``, mid-job. Memory cannot be
@@ -170,13 +182,16 @@ class Executor:
         )
 
 
-def outcome_from_reply(reply: tuple[Any, ...]) -> Outcome:
-    """Turn a ``_worker.run_job`` reply into an Outcome."""
+def outcome_from_reply(reply: tuple[Any, ...], **events: Any) -> Outcome:
+    """Turn a ``_worker.run_job`` reply into an Outcome (``events``: how its events went,
+    ``events_sent`` or ``events``, see :class:`Outcome`)."""
     if reply[0] == "ok":
         _, result, logs = reply
-        return Outcome(JobStatus.COMPLETED, result=result, logs=logs)
+        return Outcome(JobStatus.COMPLETED, result=result, logs=logs, **events)
     _, error_type, message, tb, logs = reply
-    return Outcome(JobStatus.FAILED, error=JobError(error_type, message), logs=logs, traceback=tb)
+    return Outcome(
+        JobStatus.FAILED, error=JobError(error_type, message), logs=logs, traceback=tb, **events
+    )
 
 
 def _describe_broken(exc: BaseException) -> str:
@@ -203,6 +218,7 @@ async def open_executor(
     max_worker_memory_mb: int = 0,
     max_job_memory_mb: int = 0,
     max_result_bytes: int = 0,
+    events_address: str = "",
 ) -> AsyncIterator[Executor]:
     """Start ``workers`` processes that load ``graph``; stop them on exit.
 
@@ -210,6 +226,7 @@ async def open_executor(
     leaves it above ``max_worker_memory_mb`` of RSS (0: never); the next job starts a new one.
     One whose RSS passes ``max_job_memory_mb`` is killed at once, mid-job (0: no ceiling).
     A result over ``max_result_bytes`` as JSON fails its job (``ResultTooLarge``; 0: any).
+    The workers send their jobs' events to the event hub at ``events_address``.
     """
     settings = _worker.WorkerSettings(
         spec=graph,
@@ -219,6 +236,7 @@ async def open_executor(
         max_result_bytes=max_result_bytes,
         server_pid=os.getpid(),
         pid_dir=tempfile.mkdtemp(prefix="graphnursery-workers-"),
+        events_address=events_address,
     )
     _allow_worker_processes()
     body_error: BaseException | None = None
@@ -254,9 +272,11 @@ async def open_executor(
 
 
 @asynccontextmanager
-async def executor_for(config: Config, executor: GraphRunner | None) -> AsyncIterator[GraphRunner]:
+async def executor_for(
+    config: Config, executor: GraphRunner | None, events_address: str = ""
+) -> AsyncIterator[GraphRunner]:
     """``executor`` if given (an ``InlineExecutor``, say), else worker processes as
-    ``config`` says."""
+    ``config`` says, sending their events to ``events_address``."""
     if executor is not None:
         yield executor
         return
@@ -268,6 +288,7 @@ async def executor_for(config: Config, executor: GraphRunner | None) -> AsyncIte
         max_worker_memory_mb=config.max_worker_memory_mb,
         max_job_memory_mb=config.max_job_memory_mb,
         max_result_bytes=config.max_result_bytes,
+        events_address=events_address,
     ) as process_executor:
         yield process_executor
 
@@ -307,10 +328,15 @@ class InlineExecutor:
             raise GraphLoadError(graph, error_type, message, tb)
 
     async def run(
-        self, job_input: Any, timeout: float, trace_context: dict[str, str] | None = None
+        self,
+        job_input: Any,
+        timeout: float,
+        trace_context: dict[str, str] | None = None,
+        stream: StreamSpec | None = None,
     ) -> Outcome:
         await trio.lowlevel.checkpoint()
-        return outcome_from_reply(_worker.run_job(job_input, trace_context))
+        reply = _worker.run_job(job_input, trace_context, stream)
+        return outcome_from_reply(reply, events=_worker.take_events())
 
     def statistics(self) -> ExecutorStatistics:
         return ExecutorStatistics(workers=1, running=0, idle_workers=1)

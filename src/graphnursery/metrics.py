@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -90,12 +90,30 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.events_emitted = Counter(
+            "graphnursery_job_events",
+            "Events kept in jobs' logs: what graphs emitted, and their status changes",
+            registry=self.registry,
+        )
+        self.events_dropped = Counter(
+            "graphnursery_job_events_dropped",
+            "Events graphs emitted past max_job_events, not kept (counted when a job ends)",
+            registry=self.registry,
+        )
+        self.streams_open = Gauge(
+            "graphnursery_streams_open",
+            "Event streams (GET /jobs/{id}/events) open now",
+            registry=self.registry,
+        )
+
     def job_started(self, job: Job) -> None:
         if job.started_at is not None:
             self.queue_wait.observe(max(job.started_at - job.created_at, 0.0))
 
     def job_finished(self, job: Job) -> None:
         self._finished[job.status].inc()
+        if job.events_dropped:
+            self.events_dropped.inc(job.events_dropped)
         duration = job.duration
         if duration is not None:
             self.job_duration.observe(max(duration, 0.0))

@@ -26,8 +26,10 @@ from typing import Any
 import trio
 
 from . import tracing
+from ._emit import StreamSpec
 from .clock import Clock
 from .config import Config
+from .eventhub import EventHub
 from .executor import GraphRunner
 from .intake import Intake, Unfinished
 from .jobqueue import JobQueue
@@ -57,8 +59,10 @@ class Runners:
         metrics: Metrics,
         clock: Clock,
         wake: Callable[[str], None],
+        hub: EventHub,
     ) -> None:
         self._config = config
+        self.hub = hub
         self._store = store
         self._executor = executor
         self._queue = queue
@@ -164,19 +168,24 @@ class Runners:
             idle, self._idle = self._idle, trio.Event()
             idle.set()
 
-    async def _run(self, job_id: str, finish: Callable[[str, Outcome], Awaitable[None]]) -> None:
+    async def _run(self, job_id: str, finish: Callable[[Job, Outcome], Awaitable[None]]) -> None:
         carrier = self.trace_carriers.pop(job_id, None)
         job = await self._store.start(job_id, self._clock.now())
         if job is None:  # no longer queued (evicted or already terminal)
             return
         self._metrics.job_started(job)
+        self.hub.begin(job)
+        stream = StreamSpec(job.id, job.attempts, job.stream_mode, self._config.max_job_events)
         # Cancelled when the store says the job is no longer ours to run (cancelled on
         # another replica, or our lease lapsed): then the store already holds its status.
         with trio.CancelScope() as ours, tracing.running(job, carrier) as run_trace:
             running = self._running[job.id] = _RunningJob(ours)
             try:
-                outcome = await self._executor.run(job.input, job.timeout, run_trace.carrier)
+                outcome = await self._executor.run(
+                    job.input, job.timeout, run_trace.carrier, stream
+                )
             except trio.Cancelled:
+                self.hub.abandon(job)
                 if not ours.cancel_called or self._stopping:  # the engine is stopping
                     with trio.CancelScope(shield=True):
                         if await self._intake.unfinished(job.id, Unfinished.RUNNING):
@@ -186,10 +195,12 @@ class Runners:
                 del self._running[job.id]
                 running.stopped.set()
             run_trace.outcome(outcome)
+            self.hub.feed(job, outcome.events)
             if self._retries(job, outcome):
+                await self.hub.end_attempt(job, outcome.events_sent)
                 await self._retry(job, outcome)
             else:
-                await finish(job.id, outcome)
+                await finish(job, outcome)
 
     # -- retries ------------------------------------------------------------------------------
 
@@ -205,6 +216,7 @@ class Runners:
         assert outcome.error is not None
         ceiling = min(MAX_BACKOFF, self._config.retry_backoff * 2 ** (job.attempts - 1))
         delay = random.uniform(0, ceiling)
+        self.hub.retrying(job, outcome.error, delay)
         await self._store.release(job.id, outcome.error, delay)
         self._metrics.jobs_retried.inc()
         log.info(
@@ -228,7 +240,10 @@ def log_job_end(job: Job, graph: str, traceback: str = "") -> None:
         "attempt": job.attempts,
         "duration_ms": _ms(job.duration),
         "queue_ms": None if job.started_at is None else _ms(job.started_at - job.created_at),
+        "events": job.events,
     }
+    if job.events_dropped:
+        fields["events_dropped"] = job.events_dropped
     if job.error is None or job.status is JobStatus.CANCELLED:
         log.info("job ended", **fields)
         return
@@ -269,30 +284,32 @@ class _Finisher:
     def __init__(self, runners: Runners) -> None:
         self._runners = runners
         # One result in flight per runner: a slow store holds its runner back.
-        self._send, self._receive = trio.open_memory_channel[tuple[str, Outcome]](0)
+        self._send, self._receive = trio.open_memory_channel[tuple[Job, Outcome]](0)
 
-    async def finish(self, job_id: str, outcome: Outcome) -> None:
+    async def finish(self, job: Job, outcome: Outcome) -> None:
         self._runners._run_started()
         try:
-            self._send.send_nowait((job_id, outcome))
+            self._send.send_nowait((job, outcome))
         except trio.WouldBlock:
             try:
-                await self._send.send((job_id, outcome))
+                await self._send.send((job, outcome))
             except trio.Cancelled:  # stopping while the last result is recorded
-                await self._record(job_id, outcome)
+                await self._record(job, outcome)
                 raise
 
     async def run(self) -> None:
-        async for job_id, outcome in self._receive:
+        async for job, outcome in self._receive:
             for _ in range(self.DISPATCH_PASSES):
                 await trio.lowlevel.cancel_shielded_checkpoint()
-            await self._record(job_id, outcome)
+            await self._record(job, outcome)
             del outcome  # not kept until the next result: it may be large
 
-    async def _record(self, job_id: str, outcome: Outcome) -> None:
+    async def _record(self, job: Job, outcome: Outcome) -> None:
         try:
             with trio.CancelScope(shield=True):  # a result in hand is written, even on stop
-                await self._runners.finish(job_id, outcome)
+                # The job's events first: a stream that sees it end has seen them all.
+                await self._runners.hub.end_attempt(job, outcome.events_sent)
+                await self._runners.finish(job.id, outcome)
         finally:
             self._runners._run_ended()
 

@@ -28,6 +28,7 @@ from .openapi import OpenAPI
 from .pipeline import DOCS_ASSETS, Pipeline, attach
 from .probes import add_probe_routes
 from .routes import add_job_routes
+from .sse import Streams
 
 __all__ = ["ENGINE_FAILED_EXIT", "create_app"]  # the exit status, where the CLI imports it
 
@@ -71,7 +72,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     pipeline = Pipeline(config, metrics)
     attach(app, pipeline)
     handlers = JobHandlers(lifecycle.require_engine, config)
-    add_job_routes(app, handlers, pipeline)
+    add_job_routes(app, handlers, Streams(lifecycle.require_engine, config, metrics), pipeline)
     add_probe_routes(app, lifecycle, metrics)
 
     fast_path = FastPath(handlers, pipeline) if config.fast_path else None

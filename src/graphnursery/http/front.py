@@ -103,8 +103,8 @@ class Front:
                     # Not routed: refused before any route saw it.
                     return "unmatched", _refuse_unread, ()
                 break
-        if self._fast_path is None:
-            return None
+        if self._fast_path is None or b"stream=" in scope.get("query_string", b""):
+            return None  # a streamed submit is Quart's: its answer is a stream
         return self._fast_path.match(scope["method"], scope["path"])
 
     async def _answer(

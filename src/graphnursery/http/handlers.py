@@ -121,12 +121,22 @@ class JobHandlers:
         }
         return status, reply, {} if rejected is None else retry_after(rejected.retry_after)
 
+    async def submit_to_stream(self, query: Params, headers: Params, body: bytes) -> Job:
+        """``POST /jobs?stream=true`` (and ``/execute``): the job, to stream it."""
+        if query.get("wait") is not None:
+            raise query_error("wait", "a streamed submit answers at once: drop wait or stream")
+        return await self._submit(self._engine(), headers, body)
+
     async def _submit(self, engine: AnyEngine, headers: Params, body: bytes) -> Job:
-        job_input, timeout, attempts = parse_submit(body)
+        submit = parse_submit(body)
         key = idempotency_key(headers)
         with tracing.remote_parent(headers):
             job = await engine.submit(
-                job_input, timeout=timeout, idempotency_key=key, max_attempts=attempts
+                submit.input,
+                timeout=submit.timeout,
+                idempotency_key=key,
+                max_attempts=submit.max_attempts,
+                stream_mode=submit.stream_mode,
             )
         log.debug("job submitted", job_id=job.id)
         return job

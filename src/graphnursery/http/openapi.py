@@ -12,7 +12,7 @@ from quart_schema import OpenAPIProvider, document
 from ..config import Config
 from ..lifecycle import Lifecycle
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .schemas import ErrorModel, WaitQuery
+from .schemas import ErrorModel, SubmitQuery
 
 #: A route function, as quart-schema's decorators take and give it back.
 Route = Callable[..., Any]
@@ -35,6 +35,22 @@ class OpenAPI(OpenAPIProvider):
                 for parameter in operation.get("parameters", []):
                     if parameter["name"] == "wait":
                         parameter["schema"]["anyOf"][0]["maximum"] = config.max_wait
+        for path in ("/jobs/{job_id}/events",):
+            stream = document.get("paths", {}).get(path, {}).get("get")
+            if stream is not None:
+                stream["responses"][200] = {
+                    "description": "Server-Sent Events: the job, each event of its log, its end",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                }
+                stream.setdefault("parameters", []).append(
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "resume after this event id",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                    }
+                )
         metrics = document.get("paths", {}).get("/metrics", {}).get("get")
         if metrics is not None:
             metrics["responses"][200] = {
@@ -61,7 +77,15 @@ def waiting_submit(body: type[BaseModel], answer: type[BaseModel]) -> Callable[[
     """``@document`` for a submit route that takes ``?wait=S``: 202 with what was queued, or
     200 once it has ended, and the submit errors."""
     return document(
-        querystring=WaitQuery,
+        querystring=SubmitQuery,
         request=body,
         responses=answers(answer, *SUBMIT_ERRORS, ok=(200, 202)),
+    )
+
+
+def event_stream(query: type[BaseModel]) -> Callable[[Route], Route]:
+    """``@document`` for a route answering an event stream (its 200 is set in
+    :meth:`OpenAPI.schema`: quart-schema documents JSON bodies only)."""
+    return document(
+        querystring=query, responses={200: (ErrorModel, None), **errors(400, 401, 404, 503)}
     )

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from ..config import Config
+from ..events import parse_stream_mode
 from ..jobs import JSON_INTEGERS, JobStatus
 from .errors import HttpError, bad_field, invalid_body
 from .schemas import BatchSubmit, GeneralSubmit, SeedSubmit, seed_input
@@ -76,19 +78,45 @@ def _refuse_wide_integers(value: Any, path: str) -> None:
         raise bad_field("invalid_body", path, message, "integer")
 
 
-def parse_submit(raw: bytes) -> tuple[Any, float | None, int | None]:
-    """Validate a submit body (seed or general form) -> (graph input, timeout, max attempts).
+@dataclass(frozen=True, slots=True)
+class SubmitBody:
+    """What a submit body asks for."""
+
+    input: Any
+    timeout: float | None
+    max_attempts: int | None
+    stream_mode: tuple[str, ...] | None
+
+
+def parse_submit(raw: bytes) -> SubmitBody:
+    """Validate a submit body (seed or general form).
 
     A timeout over ``max_job_timeout`` is the engine's to refuse (``InvalidTimeout``)."""
     body = load_json_object(raw)
     try:
         if "input" in body:
-            general = _general_body.validate_python(body)
-            return general.input, general.timeoutSeconds, general.maxAttempts
-        seed = _seed_body.validate_python(body)
+            form: GeneralSubmit | SeedSubmit = _general_body.validate_python(body)
+            job_input = body["input"]
+        else:
+            form = _seed_body.validate_python(body)
+            job_input = seed_input(body)
     except ValidationError as exc:
         raise invalid_body(exc) from None
-    return seed_input(body), seed.timeoutSeconds, seed.maxAttempts
+    try:
+        modes = parse_stream_mode(form.streamMode)
+    except ValueError as exc:
+        raise bad_field("invalid_body", "streamMode", str(exc), "value_error") from None
+    return SubmitBody(job_input, form.timeoutSeconds, form.maxAttempts, modes)
+
+
+def parse_stream(query: Params) -> bool:
+    """``?stream=true``: answer with the job's event stream."""
+    raw = query.get("stream")
+    if raw is None or raw.lower() in ("false", "0", ""):
+        return False
+    if raw.lower() in ("true", "1"):
+        return True
+    raise query_error("stream", "must be true or false")
 
 
 def parse_batch(raw: bytes) -> BatchSubmit:

@@ -14,18 +14,22 @@ from quart_schema import document
 
 from . import bodies
 from .handlers import JobHandlers, Reply
-from .openapi import SUBMIT_ERRORS, answers, waiting_submit
+from .openapi import SUBMIT_ERRORS, answers, event_stream, waiting_submit
+from .parsing import parse_stream
 from .pipeline import Pipeline
 from .schemas import (
     BatchAccepted,
     BatchSubmit,
+    EventsQuery,
     JobModel,
     JobPage,
     JobQuery,
     ListQuery,
     SeedAccepted,
     Submit,
+    SubmitQuery,
 )
+from .sse import HEADERS, EventStream, Streams
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -49,19 +53,47 @@ def respond(reply: Reply) -> Response:
     return json_response(body, status, headers)
 
 
-def add_job_routes(app: Quart, handlers: JobHandlers, pipeline: Pipeline) -> None:
+def stream_response(stream: EventStream, headers: dict[str, str] | None = None) -> Response:
+    response = Response(stream.body(), 200, {**HEADERS, **(headers or {})})
+    response.timeout = None  # a stream lasts as long as its job (Quart's limit is for answers)
+    return response
+
+
+def add_job_routes(app: Quart, handlers: JobHandlers, streams: Streams, pipeline: Pipeline) -> None:
     async def body() -> bytes:
         return await pipeline.read_body(request.body)
 
+    async def submitted_stream() -> Response:
+        job = await handlers.submit_to_stream(request.args, request.headers, await body())
+        stream = await streams.open(job.id, None)
+        return stream_response(
+            stream, {"Location": stream.location, "Content-Location": f"/jobs/{job.id}"}
+        )
+
     @app.post("/execute")
-    @document(request=Submit, responses=answers(SeedAccepted, *SUBMIT_ERRORS))
+    @document(
+        querystring=SubmitQuery, request=Submit, responses=answers(SeedAccepted, *SUBMIT_ERRORS)
+    )
     async def execute() -> Response:
+        if parse_stream(request.args):
+            return await submitted_stream()
         return respond(await handlers.execute(request.headers, await body()))
 
     @app.post("/jobs")
     @waiting_submit(Submit, JobModel)
     async def create_job() -> Response:
+        if parse_stream(request.args):
+            return await submitted_stream()
         return respond(await handlers.create(request.args, request.headers, await body()))
+
+    @app.get("/jobs/<job_id>/events")
+    @event_stream(EventsQuery)
+    async def job_events(job_id: str) -> Response:
+        """The job's events as Server-Sent Events: the job as it stands, then each event of
+        its log (what its graph emits, its attempts starting and ending), then its end.
+        Resumes after ``Last-Event-ID`` (or ``?after=``)."""
+        stream = await streams.open(job_id, streams.resume_after(request.headers, request.args))
+        return stream_response(stream)
 
     @app.get("/jobs/<job_id>")
     @document(querystring=JobQuery, responses=answers(JobModel, 400, 401, 404, 503))

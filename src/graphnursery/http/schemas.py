@@ -31,6 +31,16 @@ WIDE_INTEGERS = (
 )
 
 
+StreamMode = Annotated[
+    str | list[str],
+    Field(
+        description="the events the job's log keeps, by name (a LangGraph graph streams "
+        "these modes: values, updates, messages, custom, debug); [] keeps none. Default: "
+        "all a graph emits (LangGraph: updates and custom)"
+    ),
+]
+
+
 class SeedSubmit(BaseModel):
     """The seed's body: ``{messages, data?, metadata?}``; the graph receives all three."""
 
@@ -41,6 +51,7 @@ class SeedSubmit(BaseModel):
     metadata: dict[str, Any] | None = None
     timeoutSeconds: Timeout | None = None
     maxAttempts: Attempts | None = None
+    streamMode: StreamMode | None = None
 
 
 class GeneralSubmit(BaseModel):
@@ -51,6 +62,7 @@ class GeneralSubmit(BaseModel):
     input: Any
     timeoutSeconds: Timeout | None = None
     maxAttempts: Attempts | None = None
+    streamMode: StreamMode | None = None
 
 
 def seed_input(body: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +249,29 @@ class WaitQuery(BaseModel):
                 ge=0,
                 description="long-poll: answer when the job ends, or after this many seconds",
             ),
+        ]
+        | None
+    ) = None
+
+
+class SubmitQuery(WaitQuery):
+    stream: (
+        Annotated[
+            bool,
+            Field(
+                description="answer with the job's event stream (text/event-stream, as GET "
+                "/jobs/{id}/events), its reconnect URL in Location"
+            ),
+        ]
+        | None
+    ) = None
+
+
+class EventsQuery(BaseModel):
+    after: (
+        Annotated[
+            int,
+            Field(ge=0, description="resume after this event id (as the Last-Event-ID header)"),
         ]
         | None
     ) = None

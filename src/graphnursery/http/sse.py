@@ -1,0 +1,154 @@
+"""A job's event log as Server-Sent Events: ``GET /jobs/{id}/events``, and the streams of
+``POST /jobs?stream=true``.
+
+A stream is, in order:
+
+- ``id: 0``, ``event: job``: the job as it stands (its body, as ``GET /jobs/{id}`` gives it)
+  when the stream opened; not sent to a stream resumed with ``Last-Event-ID``;
+- each event of the job's log (``events.py``), ``id`` its id, ``event`` its name, ``data``
+  ``{"attempt": N, "data": <what was emitted>}``: the graph's events, and ``running`` /
+  ``retrying`` as the job's attempts start and end;
+- last, the job's end: ``event`` its terminal status, ``data`` the finished job's body with
+  ``droppedEvents``, ``id`` one past the log's last. Then the stream ends.
+
+``Last-Event-ID`` (or ``?after=ID``) resumes after that id: exactly the events that
+followed it. A comment (``: heartbeat``) every ``stream_heartbeat`` seconds keeps an idle
+stream open through proxies. The stream reads the store, so it shows the same log on every
+replica, whoever runs the job; it is woken when the log grows or the job ends (on another
+replica too, by the shared store's notices) and never polls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import trio
+
+from ..config import Config
+from ..engine_thread import AnyEngine
+from ..errors import EngineClosed, JobNotFound
+from ..events import JobEvent
+from ..jobs import Job
+from ..metrics import Metrics
+from . import bodies
+from .errors import bad_field
+from .parsing import Params
+from .schemas import job_body
+
+#: Events read from the store at a time.
+PAGE = 512
+#: The longest event id a client may send back (ids are counts: 18 digits is plenty).
+MAX_ID_DIGITS = 18
+
+HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+def resume_after(headers: Params, query: Params) -> int | None:
+    """The id a client resumes after (``Last-Event-ID``, else ``?after=``); None for a
+    stream from the start. A value that is not an event id: 400 naming it."""
+    raw = headers.get("Last-Event-ID")
+    where, name = "header", "Last-Event-ID"
+    if raw is None:
+        raw, where, name = query.get("after"), "query", "after"
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not raw.isdigit() or len(raw) > MAX_ID_DIGITS:
+        raise bad_field("invalid_event_id", name, f"{raw[:40]!r} is not an event id", where)
+    return int(raw)
+
+
+class Streams:
+    """Opens the event streams of the running engine (``engine()``)."""
+
+    resume_after = staticmethod(resume_after)
+
+    def __init__(self, engine: Callable[[], AnyEngine], config: Config, metrics: Metrics) -> None:
+        self._engine = engine
+        self._heartbeat = config.stream_heartbeat
+        self._metrics = metrics
+
+    async def open(self, job_id: str, after: int | None) -> EventStream:
+        """The stream of ``job_id`` from after ``after`` (None: from its start), checked."""
+        stream = EventStream(self._engine(), self._metrics, self._heartbeat, job_id)
+        await stream.open(after)
+        return stream
+
+
+class EventStream:
+    """One client's stream of one job. :meth:`open` checks the job and the id to resume
+    after (raising before any byte is sent); :meth:`body` is the stream."""
+
+    def __init__(self, engine: AnyEngine, metrics: Metrics, heartbeat: float, job_id: str) -> None:
+        self._engine = engine
+        self._metrics = metrics
+        self._heartbeat = heartbeat
+        self.job_id = job_id
+        self._job: Job | None = None
+        self._after: int | None = None
+
+    @property
+    def location(self) -> str:
+        return f"/jobs/{self.job_id}/events"
+
+    async def open(self, after: int | None) -> None:
+        """Raises JobNotFound for an unknown job, and a 400 for an id that is not one of
+        the job's events (one past the last, for a job that ended: its end)."""
+        job, _ = await self._engine.read_events(self.job_id, 0, 0)
+        if after is not None and after > job.events + job.status.is_terminal:
+            message = f"job {self.job_id} has no event {after} (its last is {job.events})"
+            raise bad_field("invalid_event_id", "Last-Event-ID", message, "header")
+        self._job, self._after = job, after
+
+    async def body(self) -> AsyncIterator[bytes]:
+        assert self._job is not None, "open() first"
+        self._metrics.streams_open.inc()
+        try:
+            with self._engine.following(self.job_id) as changed:
+                after = self._after
+                if after is None:
+                    yield _event(0, "job", bodies.encode(job_body(self._job)))
+                    after = 0
+                elif self._job.status.is_terminal and after > self._job.events:
+                    return  # it saw the end already
+                while True:
+                    change = changed()
+                    job, events = await self._engine.read_events(self.job_id, after, PAGE)
+                    if events:
+                        yield _events(events)
+                        after = events[-1].id
+                        if len(events) == PAGE:
+                            continue
+                    if job.status.is_terminal:
+                        yield _end(job, after + 1)
+                        return
+                    with trio.move_on_after(self._heartbeat) as idle:
+                        await change.wait()
+                    if idle.cancelled_caught:
+                        yield b": heartbeat\n\n"
+        except (JobNotFound, EngineClosed):
+            return  # evicted meanwhile, or the server stops: the client reconnects
+        finally:
+            self._metrics.streams_open.dec()
+
+
+def _event(event_id: int, name: str, data: bodies.Parts) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), b"".join(data))
+
+
+def _events(events: list[JobEvent]) -> bytes:
+    return b"".join(
+        b'id: %d\nevent: %s\ndata: {"attempt":%d,"data":%s}\n\n'
+        % (event.id, event.event.encode(), event.attempt, event.data)
+        for event in events
+    )
+
+
+def _end(job: Job, event_id: int) -> bytes:
+    body: dict[str, Any] = {**job_body(job), "droppedEvents": job.events_dropped}
+    return _event(event_id, job.status.value, bodies.encode(body))
