@@ -65,7 +65,7 @@ def add_job_routes(app: Quart, handlers: JobHandlers, streams: Streams, pipeline
 
     async def submitted_stream() -> Response:
         job = await handlers.submit_to_stream(request.args, request.headers, await body())
-        stream = await streams.open(job.id, None)
+        stream = streams.of_submitted(job)
         return stream_response(
             stream, {"Location": stream.location, "Content-Location": f"/jobs/{job.id}"}
         )

@@ -79,6 +79,12 @@ class Streams:
         await stream.open(after)
         return stream
 
+    def of_submitted(self, job: Job) -> EventStream:
+        """The stream of a job just submitted: its first event is the job as submitted."""
+        stream = EventStream(self._engine(), self._metrics, self._heartbeat, job.id)
+        stream.start_from(job)
+        return stream
+
 
 class EventStream:
     """One client's stream of one job. :meth:`open` checks the job and the id to resume
@@ -104,6 +110,9 @@ class EventStream:
             message = f"job {self.job_id} has no event {after} (its last is {job.events})"
             raise bad_field("invalid_event_id", "Last-Event-ID", message, "header")
         self._job, self._after = job, after
+
+    def start_from(self, job: Job) -> None:
+        self._job, self._after = job, None
 
     async def body(self) -> AsyncIterator[bytes]:
         assert self._job is not None, "open() first"
