@@ -47,7 +47,9 @@ LANGGRAPH_MODES = ("values", "updates", "messages", "custom", "debug")
 #: What a LangGraph graph streams when the request names no modes.
 LANGGRAPH_DEFAULT = ("updates", "custom")
 
-_NAME = re.compile(r"[A-Za-z0-9_.:|-]{1,64}")
+#: What an event's name may be (its ``event:`` line holds it as it is).
+NAME_PATTERN = r"^[A-Za-z0-9_.:|-]{1,64}$"
+_NAME = re.compile(NAME_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ class JobEvent:
 def check_event_name(name: Any, *, what: str = "event") -> str:
     """``name`` if a graph may emit events by it, else ValueError saying why: 1 to 64 of
     letters, digits and ``_ . : | -`` (an SSE event line holds it as it is), not one of
-    the names the engine's own events use."""
+    the names the engine's own events use (a stream mode may name one: it keeps nothing)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"{what} name {name!r} must be 1 to 64 letters, digits or '_.:|-'")
     if name in RESERVED_NAMES:

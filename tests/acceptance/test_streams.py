@@ -195,14 +195,12 @@ async def test_stream_mode_chooses_the_events_kept() -> None:
             job_id: [event.event for event in await read_events(client, f"/jobs/{job_id}/events")]
             for job_id in (named, other, none)
         }
-        refused = await client.post("/jobs", json={"input": {}, "streamMode": ["completed"]})
         malformed = await client.post("/jobs", json={"input": {}, "streamMode": "a b"})
         wrong_type = await client.post("/jobs", json={"input": {}, "streamMode": 3})
     assert kinds[named] == ["job", "running", "progress", "progress", "completed"]
     assert kinds[other] == kinds[none] == ["job", "running", "completed"]
-    for response in (refused, malformed):
-        assert response.status_code == 400
-        assert response.json()["detail"][0]["field"] == "streamMode"
+    assert malformed.status_code == 400
+    assert malformed.json()["detail"][0]["field"].startswith("streamMode")
     assert wrong_type.status_code == 400
 
 
@@ -227,13 +225,11 @@ async def test_submit_and_stream_in_one_request() -> None:
             params={"stream": "1"},
             json={"messages": [{"role": "user", "content": "hi"}], "streamMode": []},
         )
-        both = await client.post("/jobs", params={"stream": "true", "wait": 1}, json={"input": {}})
         bad = await client.post("/jobs", params={"stream": "maybe"}, json={"input": {}})
     # The replay's first event is the job as it is now; the log and the end are the same.
     assert [(e.id, e.event) for e in replay] == [(e.id, e.event) for e in events]
     assert [e.data for e in replay[1:]] == [e.data for e in events[1:]]
     assert [event.event for event in seed] == ["job", "running", "completed"]
-    assert both.status_code == 400
     assert bad.status_code == 400
 
 

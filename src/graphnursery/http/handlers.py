@@ -122,9 +122,9 @@ class JobHandlers:
         return status, reply, {} if rejected is None else retry_after(rejected.retry_after)
 
     async def submit_to_stream(self, query: Params, headers: Params, body: bytes) -> Job:
-        """``POST /jobs?stream=true`` (and ``/execute``): the job, to stream it."""
-        if query.get("wait") is not None:
-            raise query_error("wait", "a streamed submit answers at once: drop wait or stream")
+        """``POST /jobs?stream=true`` (and ``/execute``): the job, to stream it (a ``wait``
+        is checked, then moot: the stream follows the job to its end)."""
+        parse_wait(query, self._config)
         return await self._submit(self._engine(), headers, body)
 
     async def _submit(self, engine: AnyEngine, headers: Params, body: bytes) -> Job:

@@ -14,6 +14,19 @@ from ..lifecycle import Lifecycle
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .schemas import ErrorModel, SubmitQuery
 
+#: How an event stream is documented: each event's fields (``data`` is JSON text; the
+#: format is in the route's description).
+EVENTS: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"type": "string"},
+            "data": {"type": "string"},
+        },
+        "required": ["id", "event", "data"],
+    }
+}
 #: A route function, as quart-schema's decorators take and give it back.
 Route = Callable[..., Any]
 
@@ -35,12 +48,17 @@ class OpenAPI(OpenAPIProvider):
                 for parameter in operation.get("parameters", []):
                     if parameter["name"] == "wait":
                         parameter["schema"]["anyOf"][0]["maximum"] = config.max_wait
+        paths = document.get("paths", {})
+        for path in ("/jobs", "/execute"):  # ?stream=true answers the job's stream
+            submit = paths.get(path, {}).get("post")
+            if submit is not None:
+                submit["responses"][200].setdefault("content", {})["text/event-stream"] = EVENTS
         for path in ("/jobs/{job_id}/events",):
-            stream = document.get("paths", {}).get(path, {}).get("get")
+            stream = paths.get(path, {}).get("get")
             if stream is not None:
                 stream["responses"][200] = {
                     "description": "Server-Sent Events: the job, each event of its log, its end",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "content": {"text/event-stream": EVENTS},
                 }
                 stream.setdefault("parameters", []).append(
                     {

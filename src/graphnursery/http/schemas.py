@@ -6,8 +6,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictStr,
+    StringConstraints,
+    create_model,
+)
 
+from ..events import NAME_PATTERN
 from ..jobs import Job, JobStatus
 from .bodies import LARGE_RESULT, LargeResult
 
@@ -31,8 +40,9 @@ WIDE_INTEGERS = (
 )
 
 
+EventName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 StreamMode = Annotated[
-    str | list[str],
+    EventName | list[EventName],
     Field(
         description="the events the job's log keeps, by name (a LangGraph graph streams "
         "these modes: values, updates, messages, custom, debug); [] keeps none. Default: "
@@ -271,7 +281,11 @@ class EventsQuery(BaseModel):
     after: (
         Annotated[
             int,
-            Field(ge=0, description="resume after this event id (as the Last-Event-ID header)"),
+            Field(
+                ge=0,
+                le=10**18 - 1,
+                description="resume after this event id (as the Last-Event-ID header)",
+            ),
         ]
         | None
     ) = None
