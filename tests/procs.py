@@ -51,3 +51,11 @@ async def read_pids(path: Path, seconds: float = 30) -> list[int]:
                 return [int(line) for line in text.split()]
             await trio.sleep(0.02)
     raise AssertionError("unreachable")
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident set size now, in KiB (``VmRSS``)."""
+    for line in _read(Path(f"/proc/{pid}/status")).splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import trio
+from httpx_sse import ServerSentEvent, aconnect_sse
 
 from graphnursery import Config
 from graphnursery.server import serve
@@ -199,3 +200,34 @@ def readme_block(marker: str) -> str:
     matching = [block for block in blocks if marker in block]
     assert len(matching) == 1, f"expected one README block with {marker!r}"
     return matching[0]
+
+
+# -- event streams ----------------------------------------------------------------------
+
+#: The names of a stream's last event.
+ENDS = {"completed", "failed", "timed_out", "cancelled", "crashed"}
+
+
+async def read_events(
+    client: httpx.AsyncClient,
+    path: str,
+    *,
+    method: str = "GET",
+    until_id: int | None = None,
+    **request: Any,
+) -> list[ServerSentEvent]:
+    """The stream's events up to its end (or up to ``until_id``, then the connection is
+    dropped), with a deadline."""
+    seen: list[ServerSentEvent] = []
+    with deadline(60, f"the stream of {path}"):
+        async with aconnect_sse(client, method, path, **request) as source:
+            source.response.raise_for_status()
+            async for event in source.aiter_sse():
+                seen.append(event)
+                if event.event in ENDS or (until_id is not None and int(event.id) >= until_id):
+                    break
+    return seen
+
+
+def data(event: ServerSentEvent) -> Any:
+    return orjson.loads(event.data)

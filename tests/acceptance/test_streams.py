@@ -6,41 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-from httpx_sse import ServerSentEvent, aconnect_sse
+from httpx_sse import aconnect_sse
 
-from support import Gate, deadline, finished, running_server, until_running
+from support import Gate, data, deadline, finished, read_events, running_server, until_running
 
 pytestmark = pytest.mark.usefixtures("both_engine_loops")
 
 STREAMER = "tests/graphs/streamer.py"
-ENDS = {"completed", "failed", "timed_out", "cancelled", "crashed"}
-
-
-async def read_events(
-    client: httpx.AsyncClient,
-    path: str,
-    *,
-    method: str = "GET",
-    until_id: int | None = None,
-    **request: Any,
-) -> list[ServerSentEvent]:
-    """The stream's events up to its end (or up to ``until_id``, then the connection is
-    dropped), with a deadline."""
-    seen: list[ServerSentEvent] = []
-    with deadline(60, f"the stream of {path}"):
-        async with aconnect_sse(client, method, path, **request) as source:
-            source.response.raise_for_status()
-            async for event in source.aiter_sse():
-                seen.append(event)
-                if event.event in ENDS or (until_id is not None and int(event.id) >= until_id):
-                    break
-    return seen
-
-
-def data(event: ServerSentEvent) -> Any:
-    return orjson.loads(event.data)
 
 
 async def submit(client: httpx.AsyncClient, job_input: Any, **body: Any) -> str:

@@ -141,6 +141,7 @@ PUBLIC_NAMES = {
     *("NotFound", "Conflict", "PayloadTooLarge", "TooManyRequests", "Unavailable"),
     *("ServerError", "JobUnsuccessful", "JobFailed", "JobTimedOut", "JobCrashed"),
     "JobCancelled",
+    "emit",
 }
 
 
