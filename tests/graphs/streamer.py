@@ -51,3 +51,10 @@ def graph(input):
         open(input["fail_first"], "w").close()
         os._exit(3)
     return {"emitted": count, "kept": kept}
+
+
+async def agraph(input):
+    """The same from async code: {"events": N} emits N events {"i": i} from a coroutine."""
+    for i in range(int(input.get("events", 0))):
+        emit({"i": i})
+    return {"emitted": input.get("events", 0)}

@@ -42,6 +42,12 @@ def test_a_job_keeps_its_events_in_order() -> None:
     assert orjson.loads(reply[1]) == {"emitted": 3, "kept": 3}
 
 
+def test_an_async_graph_emits_as_a_sync_one_does() -> None:
+    reply, events = run(f"{STREAMER}:agraph", {"events": 2})
+    assert reply[0] == "ok"
+    assert events == [("custom", {"i": 0}), ("custom", {"i": 1})]
+
+
 def test_past_max_events_emit_drops_and_says_so() -> None:
     reply, events = run(STREAMER, {"events": 5}, max_events=2)
     assert len(events) == 2
