@@ -102,3 +102,20 @@ async def test_a_reader_that_stops_reading_costs_no_memory_past_the_logs_bound(
     assert done["result"]["emitted"] == events
     grown_mb = (after - before) / 1024
     assert grown_mb < 20, f"the server grew by {grown_mb:.1f} MB for a reader that never read"
+
+
+async def test_sqlite_a_graph_that_emits_faster_than_the_store_writes_loses_no_event(
+    tmp_path: Path,
+) -> None:
+    # No bound on the log: each event must be kept, however far the graph gets ahead (its
+    # emit calls wait for the store rather than the events piling up in the server).
+    count = 30_000
+    command = serve_command(f"sqlite:///{tmp_path / 'jobs.db'}", "--max-job-events", "0")
+    async with server(command) as (_, client):
+        response = await client.post("/jobs", json={"input": {"events": count, "size": 200}})
+        job_id = response.json()["jobId"]
+        job = await finished(client, job_id, wait=120)
+        events = await read_events(client, f"/jobs/{job_id}/events")
+    assert job["result"] == {"emitted": count, "kept": count}
+    assert [data(e)["data"]["i"] for e in events if e.event == "custom"] == list(range(count))
+    assert data(events[-1])["droppedEvents"] == 0
