@@ -153,24 +153,24 @@ class EventHub:
                     batch.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
                     break
+            queued = 0
             by_job: dict[str, list[_Append | _Mark]] = {}
             for item in batch:
                 items = by_job.setdefault(item.job_id, [])
-                last = items[-1] if items else None
-                if (
-                    isinstance(item, _Append)
-                    and isinstance(last, _Append)
-                    and (last.attempt, last.limit) == (item.attempt, item.limit)
-                ):
-                    items[-1] = _Append(
-                        last.job_id,
-                        last.attempt,
-                        last.events + item.events,
-                        last.dropped + item.dropped,
-                        last.limit,
+                if isinstance(item, _Append):
+                    queued += len(item.events)
+                    last = items[-1] if items else None
+                    if isinstance(last, _Append) and (last.attempt, last.limit) == (
+                        item.attempt,
+                        item.limit,
+                    ):
+                        last.events.extend(item.events)  # ``last`` is this batch's own copy
+                        last.dropped += item.dropped
+                        continue
+                    item = _Append(
+                        item.job_id, item.attempt, list(item.events), item.dropped, item.limit
                     )
-                else:
-                    items.append(item)
+                items.append(item)
             for job_id, items in by_job.items():
                 for item in items:
                     if isinstance(item, _Mark):
@@ -182,8 +182,7 @@ class EventHub:
                 self._unwritten[item.job_id] -= 1
                 if not self._unwritten[item.job_id]:
                     del self._unwritten[item.job_id]
-                if isinstance(item, _Append):
-                    self._backlog -= len(item.events)
+            self._backlog -= queued
             if self._backlog < MAX_BACKLOG // 2:
                 self._room.set()
             del batch, by_job
