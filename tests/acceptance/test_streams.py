@@ -3,13 +3,24 @@ server, real worker processes: order, replay, resume, ends, modes, bounds, heart
 
 from __future__ import annotations
 
+import signal
+import sys
 from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from support import Gate, data, deadline, finished, read_events, running_server, until_running
+from support import (
+    Gate,
+    cli_server,
+    data,
+    deadline,
+    finished,
+    read_events,
+    running_server,
+    until_running,
+)
 
 pytestmark = pytest.mark.usefixtures("both_engine_loops")
 
@@ -279,3 +290,22 @@ async def test_a_generator_graph_streams_its_yields(graph: str, result: Any) -> 
     assert job["result"] == result
     values = [data(event)["data"] for event in events if event.event == "values"]
     assert values == [{"step": 0}, {"step": 1}, {"step": 2}]
+
+
+async def test_sigterm_ends_open_streams_with_their_jobs_end_and_the_server_exits(
+    gate: Gate,
+) -> None:
+    command = [sys.executable, "-m", "graphnursery", "serve", STREAMER, "--port", "0"]
+    command += ["--store", "memory://", "--shutdown-grace", "1"]
+    async with cli_server(command) as (proc, client):
+        job_id = await submit(client, {"events": 4, "gate": str(gate.path)})
+        async with aconnect_sse(client, "GET", f"/jobs/{job_id}/events") as source:
+            events = source.aiter_sse()
+            seen = [await anext(events) for _ in range(4)]  # job, running, two events
+            proc.send_signal(signal.SIGTERM)
+            with deadline(30, "the stream's end at shutdown"):
+                seen += [event async for event in events]
+        with deadline(30, "the server to exit"):
+            assert await proc.wait() == 0
+    assert seen[-1].event == "cancelled"  # the grace ran out: the job was stopped
+    assert data(seen[-1])["error"]["message"] == "the server shut down before the job finished"
