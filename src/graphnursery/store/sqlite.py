@@ -16,7 +16,8 @@
   attempt: at-least-once) if they have attempts left, else end ``crashed``: a job never
   runs more than ``max_attempts`` times, so one that stops the server cannot stop every
   restart too. :meth:`resume` hands the engine every queued job in creation order.
-- The schema is versioned with ``PRAGMA user_version`` and migrated on open.
+- The schema is versioned with ``PRAGMA user_version`` and migrated on open
+  (:mod:`._sqlite_schema`).
 
 Since only this process writes the file, per-status counts are kept in memory.
 """
@@ -47,6 +48,7 @@ from ._rows import (
     unstorable_key,
 )
 from ._sql import Dialect, SQLStore, Statements, one_job
+from ._sqlite_schema import migrate
 from ._sqlite_writer import Writer
 from .base import Backlogged
 
@@ -69,37 +71,6 @@ CRASH = (
     "UPDATE jobs SET status = 'crashed', completed_at = :now, error = :error,"
     " lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,"
     f" errors = {STATEMENTS.dialect.append_error('error')}"
-)
-
-#: Schema migrations; ``PRAGMA user_version`` is how many have run. Append, never edit.
-#: Columns for retries, idempotency keys and leases are there for the engine to grow into.
-MIGRATIONS: Sequence[str] = (
-    """
-    CREATE TABLE jobs (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        status TEXT NOT NULL,
-        input TEXT NOT NULL,
-        timeout REAL NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL DEFAULT 1,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        completed_at REAL,
-        run_after REAL,
-        result TEXT,
-        error TEXT,
-        errors TEXT NOT NULL DEFAULT '[]',
-        idempotency_key TEXT UNIQUE,
-        lease_owner TEXT,
-        lease_token TEXT,
-        lease_expires_at REAL
-    );
-    CREATE INDEX jobs_queued ON jobs (seq) WHERE status = 'queued';
-    CREATE INDEX jobs_by_status ON jobs (status, created_at, id);
-    CREATE INDEX jobs_by_created ON jobs (created_at, id);
-    CREATE INDEX jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
-    """,
 )
 
 
@@ -164,7 +135,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             raise StoreError(f"cannot put {self.path!r} in WAL mode (got {mode!r})")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=5000")
-        self._migrate(connection)
+        migrate(connection, self.path)
         connection.execute("BEGIN IMMEDIATE")
         crashed = connection.execute(
             f"{CRASH} WHERE status = 'running' AND attempts >= max_attempts",
@@ -200,26 +171,6 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         for status, count in connection.execute(query):
             counts[JobStatus(status)] = count
         self._counts = counts
-
-    def _migrate(self, connection: sqlite3.Connection) -> None:
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path!r} has schema version {version}, newer than this graphnursery "
-                f"knows ({len(MIGRATIONS)}); upgrade graphnursery"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {number + 1}")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            log.info("%s: migrated the schema to version %d", self.path, number + 1)
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
