@@ -9,6 +9,7 @@ import pytest
 
 from graphnursery import JobError, JobStatus
 from graphnursery.errors import StoreError, StoreLocked
+from graphnursery.store._sqlite_schema import MIGRATIONS
 from stores import T0, opened, queued
 
 
@@ -83,7 +84,7 @@ async def test_the_file_is_in_wal_mode_at_the_current_schema_version(tmp_path: P
         pass
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -179,3 +179,14 @@ async def test_cancel_and_list(store: Store) -> None:
     assert [job.id for job in page] == [jobs[2].id] and cursor is None
     with pytest.raises(ValueError):
         await store.list_jobs(cursor="garbage")
+
+
+@pytest.mark.parametrize("stream_mode", [None, (), ("updates", "custom")])
+async def test_a_jobs_stream_mode_reads_back_as_it_was_added(
+    store: Store, stream_mode: tuple[str, ...] | None
+) -> None:
+    job = queued().replace(stream_mode=stream_mode)
+    await store.add(job)
+    assert await store.get(job.id) == job
+    page, _ = await store.list_jobs()
+    assert page == [job]

@@ -12,7 +12,7 @@ def _select_list(prefix: str = "") -> str:
     """A job row's columns: the ``json`` ones (input, result) as they are, which the pool's
     connections read as bytes (``_pg_schema.JsonText``), the ``jsonb`` ones as text; orjson
     decodes them, not psycopg."""
-    jsonb_columns = {"error", "errors"}
+    jsonb_columns = {"error", "errors", "stream_mode"}
     return ", ".join(
         f"{prefix}{column}::text" if column in jsonb_columns else f"{prefix}{column}"
         for column in JOB_COLUMNS

@@ -95,9 +95,11 @@ class Statements:
         # one inserts; the other finds the job the first recorded.
         self.insert = (
             f"INSERT INTO {d.table}"
-            " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key)"
+            " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key,"
+            " stream_mode)"
             f" VALUES ({p('id')}, {p('status')}, {p('input')}{d.json}, {p('timeout')},"
-            f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')})"
+            f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')},"
+            f" {p('stream_mode')}{d.jsonb})"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
         )
         self.by_key = f"SELECT {d.columns} FROM {d.table} WHERE idempotency_key = {p('key')}"

@@ -39,6 +39,20 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX jobs_by_created ON jobs (created_at, id);
     CREATE INDEX jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
     """,
+    # 2: the event log (see ._events_sql)
+    """
+    ALTER TABLE jobs ADD COLUMN stream_mode TEXT;
+    ALTER TABLE jobs ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN events_dropped INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE job_events (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    """,
 )
 
 

@@ -135,6 +135,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             raise StoreError(f"cannot put {self.path!r} in WAL mode (got {mode!r})")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=5000")
+        connection.execute("PRAGMA foreign_keys=ON")  # a job's events go with it
         migrate(connection, self.path)
         connection.execute("BEGIN IMMEDIATE")
         crashed = connection.execute(
