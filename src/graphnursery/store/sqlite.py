@@ -38,7 +38,9 @@ from typing import Any, TypeVar
 import trio
 
 from ..errors import StoreError, StoreLocked
+from ..events import JobEvent
 from ..jobs import Job, JobError, JobStatus
+from ._events_sql import EventLog
 from ._rows import (
     INTERRUPTED,
     JOB_COLUMNS,
@@ -49,7 +51,7 @@ from ._rows import (
 )
 from ._sql import Dialect, SQLStore, Statements, one_job
 from ._sqlite_schema import migrate
-from ._sqlite_writer import Writer
+from ._sqlite_writer import Writer, all_or_nothing
 from .base import Backlogged
 
 log = logging.getLogger("graphnursery.store.sqlite")
@@ -57,7 +59,8 @@ log = logging.getLogger("graphnursery.store.sqlite")
 T = TypeVar("T")
 
 COLUMNS = ", ".join(JOB_COLUMNS)
-STATEMENTS = Statements(Dialect(table="jobs", columns=COLUMNS))
+STATEMENTS = Statements(Dialect(table="jobs", columns=COLUMNS, events_table="job_events"))
+EVENTS = EventLog(STATEMENTS.dialect)
 NOT_TERMINAL = f"status NOT IN ({TERMINAL_SQL})"
 FINISH = STATEMENTS.finish(NOT_TERMINAL)
 #: Back to the queue, the lease cleared and an error (``:error``) appended to ``errors``.
@@ -78,6 +81,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
     """Jobs in one SQLite database file, for one server process at a time."""
 
     sql = STATEMENTS
+    event_log = EVENTS
     duplicate_id = sqlite3.IntegrityError
 
     def __init__(self, path: str) -> None:
@@ -282,6 +286,43 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             return job
 
         return await self._run(finish)
+
+    async def append_events(
+        self,
+        job_id: str,
+        attempt: int,
+        events: Sequence[tuple[str, bytes]],
+        *,
+        limit: int = 0,
+        dropped: int = 0,
+    ) -> bool:
+        if unstorable_key(job_id):
+            return False
+
+        def append(connection: sqlite3.Connection) -> bool:
+            with all_or_nothing(connection):
+                return (
+                    EVENTS.append(connection, job_id, attempt, events, limit, dropped) is not None
+                )
+
+        return await self._run(append)
+
+    async def read_events(
+        self, job_id: str, after: int, limit: int
+    ) -> tuple[Job, list[JobEvent]] | None:
+        """Read on this thread's read-only connection (as :meth:`get`), in one read
+        transaction: one snapshot of the file (WAL), the job and its events as committed."""
+        if unstorable_key(job_id):
+            return None
+        try:
+            reader = self._reader()
+            reader.execute("BEGIN")
+            try:
+                return EVENTS.read(reader, job_id, after, limit)
+            finally:
+                reader.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read job {job_id}'s events from {self.path}: {exc}") from None
 
     async def counts(self) -> Mapping[JobStatus, int]:
         await trio.lowlevel.checkpoint()
