@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 
 from graphnursery import JobError, JobStatus
+from graphnursery.events import JobEvent
 from graphnursery.store import Store
 from stores import T0, as_json, opened, queued
 
@@ -114,3 +115,23 @@ async def test_submits_arriving_together_share_commits(tmp_path) -> None:  # typ
         commits = store.transactions - before
         assert (await store.counts())[JobStatus.QUEUED] == 400
         assert commits < 100, f"{commits} commits for 400 concurrent submits"
+
+
+async def test_a_jobs_event_log_survives_closing_and_reopening(durable_url: str) -> None:
+    job = queued().replace(stream_mode=("updates",))
+    async with opened(durable_url) as store:
+        await store.add(job)
+        await store.append_events(job.id, 1, [("updates", b'{"a": 1}'), ("updates", b"[]")])
+        await store.append_events(job.id, 2, [("updates", b"null")], limit=2)
+    async with opened(durable_url) as store:
+        found = await store.read_events(job.id, 0, 10)
+        assert found is not None
+        read, events = found
+        assert (read.stream_mode, read.events, read.events_dropped) == (("updates",), 2, 1)
+        assert events == [
+            JobEvent(1, 1, "updates", b'{"a": 1}'),
+            JobEvent(2, 1, "updates", b"[]"),
+        ]
+        assert await store.append_events(job.id, 2, [("updates", b"2")])
+        found = await store.read_events(job.id, 2, 10)
+        assert found is not None and found[1] == [JobEvent(3, 2, "updates", b"2")]

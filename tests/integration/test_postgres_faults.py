@@ -78,6 +78,31 @@ async def test_a_retry_recognises_what_its_first_try_committed(
         await store.close()
 
 
+async def test_a_retried_append_recognises_the_events_its_first_try_committed(
+    postgres_url: str, lose_commit_answers: Callable[[], None]
+) -> None:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        job = queued()
+        await store.add(job)
+        assert await store.append_events(job.id, 1, [("tick", b"1")])
+        lose_commit_answers()
+        assert await store.append_events(job.id, 1, [("tick", b"2"), ("tick", b"3")], limit=2)
+        lose_commit_answers()
+        assert await store.append_events(job.id, 1, [("tick", b"2")])  # the same again: kept
+        found = await store.read_events(job.id, 0, 10)
+        assert found is not None
+        read, events = found
+        assert [(event.id, event.data) for event in events] == [(1, b"1"), (2, b"2"), (3, b"2")]
+        assert (read.events, read.events_dropped) == (3, 1)
+        await store.cancel(job.id, T0, JobError("Cancelled", "by me"))
+        lose_commit_answers()
+        assert not await store.append_events(job.id, 1, [("tick", b"4")])
+    finally:
+        await store.close()
+
+
 async def test_a_database_away_past_unavailable_exit_raises_store_unavailable(
     own_role: tuple[str, str],
 ) -> None:

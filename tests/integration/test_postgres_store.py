@@ -10,6 +10,7 @@ import trio
 
 from graphnursery import JobError, JobStatus
 from graphnursery.errors import StoreError
+from graphnursery.store._pg_schema import MIGRATIONS
 from stores import T0, as_json, opened, queued
 
 LEASE = {"lease_seconds": 30.0}
@@ -97,6 +98,7 @@ class Heard:
         self.done: list[str] = []
         self.cancelled: list[str] = []
         self.lost: list[str] = []
+        self.events: list[str] = []
         self.work = 0
         self.changed = trio.Event()
 
@@ -118,6 +120,10 @@ class Heard:
 
     def work_available(self) -> None:
         self.work += 1
+        self._heard()
+
+    def job_events(self, job_id: str) -> None:
+        self.events.append(job_id)
         self._heard()
 
     async def until(self, condition) -> None:  # type: ignore[no-untyped-def]
@@ -144,6 +150,133 @@ async def test_a_replica_hears_submits_results_and_cancels_made_on_another(
             assert await b.cancel(other.id, T0 + 2, cancel) is not None  # type: ignore[attr-defined]
             await heard.until(lambda: other.id in heard.cancelled)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_replica_hears_events_appended_on_another(postgres_url: str) -> None:
+    async with opened(postgres_url, **LEASE) as a, opened(postgres_url, **LEASE) as b:
+        heard = Heard()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run_background, heard)
+            job, quiet = queued(), queued()
+            await b.add(job)
+            await b.add(quiet)
+            assert await b.append_events(job.id, 1, [("tick", b"1")])
+            await heard.until(lambda: job.id in heard.events)
+            found = await a.read_events(job.id, 0, 10)
+            assert found is not None and [event.data for event in found[1]] == [b"1"]
+            # all dropped: nothing for a stream to read, nothing to hear
+            assert await b.append_events(quiet.id, 1, [("tick", b"2")], limit=-1)
+            assert await b.append_events(job.id, 1, [("tick", b"3")])
+            await heard.until(lambda: heard.events.count(job.id) == 2)
+            nursery.cancel_scope.cancel()
+        assert quiet.id not in heard.events
+
+
+async def test_an_append_after_a_cancel_on_another_replica_is_refused(
+    postgres_url: str,
+) -> None:
+    async with opened(postgres_url, **LEASE) as a, opened(postgres_url, **LEASE) as b:
+        job = queued()
+        await a.add(job)
+        await a.claim(1, T0)
+        await a.start(job.id, T0)
+        assert await a.append_events(job.id, 1, [("tick", b"1")])
+        assert await b.cancel(job.id, T0 + 1, JobError("Cancelled", "by a client"))
+        assert not await a.append_events(job.id, 1, [("tick", b"2")])
+        found = await a.read_events(job.id, 0, 10)
+        assert found is not None
+        assert found[0].status is JobStatus.CANCELLED and found[0].events == 1
+        assert [event.id for event in found[1]] == [1]
+
+
+async def test_an_append_waiting_on_a_cancel_in_progress_finds_the_job_ended(
+    postgres_url: str,
+) -> None:
+    """The append takes the job row's lock first: one that comes while a cancel holds it
+    waits, and then sees the job cancelled (no event may follow the job's end)."""
+    async with opened(postgres_url, **LEASE) as store:
+        job = queued()
+        await store.add(job)
+        with psycopg.connect(postgres_url) as cancelling:
+            cancelling.execute(
+                "UPDATE graphnursery_jobs SET status = 'cancelled', completed_at = %s"
+                " WHERE id = %s",
+                (T0 + 1, job.id),
+            )
+            async with trio.open_nursery() as nursery:
+                appended: list[bool] = []
+
+                async def append() -> None:
+                    appended.append(await store.append_events(job.id, 1, [("tick", b"1")]))
+
+                nursery.start_soon(append)
+                await until_a_backend_waits_on_a_lock(postgres_url)
+                cancelling.commit()
+        assert appended == [False]
+        assert await store.read_events(job.id, 0, 10) == (await store.get(job.id), [])
+
+
+async def until_a_backend_waits_on_a_lock(url: str) -> None:
+    """Return once some session of the database waits for a row lock (PostgreSQL has no
+    event to wait for: its activity view is polled)."""
+    with trio.fail_after(10):
+        while True:
+            with psycopg.connect(url, autocommit=True) as connection:
+                row = connection.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ).fetchone()
+            if row is not None and row[0]:
+                return
+            await trio.sleep(0.01)
+
+
+def event_rows(url: str) -> list[tuple[str, int, str]]:
+    with psycopg.connect(url, autocommit=True) as connection:
+        return connection.execute(
+            "SELECT job_id, seq, data FROM graphnursery_job_events ORDER BY job_id, seq"
+        ).fetchall()
+
+
+async def test_a_logs_rows_keep_the_text_and_go_with_their_job(postgres_url: str) -> None:
+    async with opened(postgres_url, **LEASE) as store:
+        evicted, removed, deleted, kept = queued(), queued(), queued(), queued()
+        for job in (evicted, removed, deleted, kept):
+            await store.add(job)
+            await store.append_events(job.id, 1, [("tick", b'{"a" :  1}'), ("tick", b"2")])
+        await store.finish(evicted.id, JobStatus.COMPLETED, T0 + 1, as_json(1))
+        assert await store.evict(T0 + 2) == 1
+        await store.remove(removed.id)
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            # as a replica of the version before the event log deletes a job
+            connection.execute("DELETE FROM graphnursery_jobs WHERE id = %s", (deleted.id,))
+        assert event_rows(postgres_url) == [(kept.id, 1, '{"a" :  1}'), (kept.id, 2, "2")]
+
+
+async def test_a_database_of_the_first_schema_migrates_and_keeps_its_jobs(
+    postgres_url: str,
+) -> None:
+    job = queued()
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        # as a replica of the version before made it
+        connection.execute("CREATE TABLE graphnursery_schema_version (version integer NOT NULL)")
+        for statement in MIGRATIONS[0].split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute("INSERT INTO graphnursery_schema_version (version) VALUES (1)")
+        connection.execute(
+            "INSERT INTO graphnursery_jobs (id, status, input, timeout, created_at)"
+            " VALUES (%s, 'queued', '{\"n\": 1}', %s, %s)",
+            (job.id, job.timeout, job.created_at),
+        )
+    async with opened(postgres_url, **LEASE) as store:
+        assert await store.get(job.id) == job
+        assert await store.append_events(job.id, 1, [("tick", b"1")], limit=1, dropped=1)
+        [claimed] = await store.claim(1, T0)
+        assert (claimed.stream_mode, claimed.events, claimed.events_dropped) == (None, 1, 1)
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        row = connection.execute("SELECT max(version) FROM graphnursery_schema_version").fetchone()
+        assert row == (len(MIGRATIONS),) == (2,)
 
 
 async def test_the_heartbeat_renews_leases_and_reports_lost_ones(postgres_url: str) -> None:

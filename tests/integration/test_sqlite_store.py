@@ -9,7 +9,9 @@ import pytest
 
 from graphnursery import JobError, JobStatus
 from graphnursery.errors import StoreError, StoreLocked
-from stores import T0, opened, queued
+from graphnursery.events import JobEvent
+from graphnursery.store._sqlite_schema import MIGRATIONS
+from stores import T0, as_json, opened, queued
 
 
 async def test_a_second_store_on_the_same_file_is_refused_naming_the_file(
@@ -83,7 +85,7 @@ async def test_the_file_is_in_wal_mode_at_the_current_schema_version(tmp_path: P
         pass
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -120,3 +122,71 @@ async def test_a_transaction_the_disk_refuses_leaves_the_counts_as_the_file_has_
             signal.signal(signal.SIGXFSZ, previous)
         assert await store.get(refused.id) is None
         assert (await store.counts())[JobStatus.QUEUED] == 1
+
+
+def event_rows(path: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(path) as connection:
+        return connection.execute(
+            "SELECT job_id, seq FROM job_events ORDER BY job_id, seq"
+        ).fetchall()
+
+
+async def test_a_file_of_the_first_schema_migrates_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    done, waiting = queued(), queued()
+    with sqlite3.connect(path) as connection:  # as a server of the version before made it
+        connection.executescript(MIGRATIONS[0])
+        connection.execute("PRAGMA user_version = 1")
+        for job, status in ((done, "completed"), (waiting, "queued")):
+            connection.execute(
+                "INSERT INTO jobs (id, status, input, timeout, created_at, completed_at, result)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job.id, status, '{"n": 1}', job.timeout, job.created_at, T0 + 1, "1"),
+            )
+    async with opened(f"sqlite:///{path}") as store:
+        kept = await store.get(waiting.id)
+        assert kept is not None
+        assert (kept.stream_mode, kept.events, kept.events_dropped) == (None, 0, 0)
+        assert kept.replace(completed_at=None, result_json=None) == waiting
+        assert await store.read_events(waiting.id, 0, 10) == (kept, [])
+        assert await store.append_events(waiting.id, 1, [("tick", b"1")])
+        assert not await store.append_events(done.id, 1, [("tick", b"1")])
+        found = await store.read_events(waiting.id, 0, 10)
+        assert found is not None and found[1] == [JobEvent(1, 1, "tick", b"1")]
+        assert await store.evict(T0 + 2) == 1
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+async def test_eviction_and_remove_delete_the_rows_of_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    evicted, removed, kept = queued(), queued(), queued()
+    async with opened(f"sqlite:///{path}") as store:
+        for job in (evicted, removed, kept):
+            await store.add(job)
+            await store.append_events(job.id, 1, [("tick", b"1"), ("tick", b"2")])
+        await store.start(evicted.id, T0)
+        await store.finish(evicted.id, JobStatus.COMPLETED, T0 + 1, as_json(1))
+        assert await store.evict(T0 + 2) == 1
+        await store.remove(removed.id)
+    assert event_rows(path) == [(kept.id, 1), (kept.id, 2)]
+
+
+async def test_an_append_that_fails_leaves_nothing_of_it_in_the_shared_commit(
+    tmp_path: Path,
+) -> None:
+    """The writer commits a batch of operations together: an append whose rows are refused
+    half way must not leave the job's counts moved, nor spoil the others' work."""
+    async with opened(f"sqlite:///{tmp_path / 'jobs.db'}") as store:
+        job, other = queued(), queued()
+        await store.add(job)
+        unbindable: list[tuple[str, bytes]] = [("tick", b"1"), ("tick", object())]  # type: ignore[list-item]
+        with pytest.raises(sqlite3.Error):
+            await store.append_events(job.id, 1, unbindable)
+        await store.add(other)
+        found = await store.read_events(job.id, 0, 10)
+        assert found == (job, [])
+        assert await store.get(other.id) == other
+        assert await store.append_events(job.id, 1, [("tick", b"1")])
+        found = await store.read_events(job.id, 0, 10)
+        assert found is not None and [event.id for event in found[1]] == [1]

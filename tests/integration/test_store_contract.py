@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from graphnursery import JobError, JobStatus
+from graphnursery.events import JobEvent
 from graphnursery.jobs import new_job_id
 from graphnursery.store import Store
 from stores import T0, as_json, queued
@@ -179,3 +181,155 @@ async def test_cancel_and_list(store: Store) -> None:
     assert [job.id for job in page] == [jobs[2].id] and cursor is None
     with pytest.raises(ValueError):
         await store.list_jobs(cursor="garbage")
+
+
+# -- the event log ---------------------------------------------------------------------------
+
+
+def emitted(*numbers: int, name: str = "tick") -> list[tuple[str, bytes]]:
+    """Events as the engine appends them: a name and the JSON text of the data."""
+    return [(name, as_json({"n": n})) for n in numbers]
+
+
+def logged(events: list[JobEvent]) -> list[tuple[int, int, str, Any]]:
+    return [(event.id, event.attempt, event.event, orjson.loads(event.data)) for event in events]
+
+
+async def test_events_get_ids_one_by_one_across_appends_and_attempts(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    assert await store.read_events(job.id, 0, 10) == (job, [])
+    assert await store.append_events(job.id, 1, emitted(1, 2))
+    assert await store.append_events(job.id, 1, [("custom", b'{"x": [1, "\\u0000"]}')])
+    assert await store.append_events(job.id, 2, emitted(4))
+    assert await store.append_events(job.id, 2, [])  # nothing to add: still a live log
+    found = await store.read_events(job.id, 0, 10)
+    assert found is not None
+    read, events = found
+    assert (read.events, read.events_dropped) == (4, 0)
+    assert read == (await store.get(job.id))
+    assert logged(events) == [
+        (1, 1, "tick", {"n": 1}),
+        (2, 1, "tick", {"n": 2}),
+        (3, 1, "custom", {"x": [1, "\x00"]}),
+        (4, 2, "tick", {"n": 4}),
+    ]
+    assert events[2].data == b'{"x": [1, "\\u0000"]}'  # the JSON text as it was given
+
+
+async def test_events_are_read_a_page_at_a_time_after_an_id(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    await store.append_events(job.id, 1, emitted(*range(1, 8)))
+    pages, after = [], 0
+    while True:
+        found = await store.read_events(job.id, after, 3)
+        assert found is not None
+        _, page = found
+        if not page:
+            break
+        pages.append([event.id for event in page])
+        after = page[-1].id
+    assert pages == [[1, 2, 3], [4, 5, 6], [7]]
+    found = await store.read_events(job.id, 5, 0)  # the job alone
+    assert found is not None and found[0].events == 7 and found[1] == []
+    found = await store.read_events(job.id, 9, 10)
+    assert found is not None and found[1] == []
+
+
+async def test_events_past_the_limit_are_dropped_and_counted(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    assert await store.append_events(job.id, 1, emitted(1, 2, 3), limit=5)
+    assert await store.append_events(job.id, 1, emitted(4, 5, 6, 7), limit=5)
+    assert await store.append_events(job.id, 1, emitted(8), limit=5)  # kept none, counted
+    assert await store.append_events(job.id, 1, emitted(9), limit=5, dropped=3)
+    found = await store.read_events(job.id, 0, 10)
+    assert found is not None
+    read, events = found
+    assert [event.data for event in events] == [as_json({"n": n}) for n in range(1, 6)]
+    assert (read.events, read.events_dropped) == (5, 2 + 1 + 1 + 3)
+    assert await store.append_events(job.id, 1, emitted(10))  # no limit: kept
+    again = await store.get(job.id)
+    assert again is not None and (again.events, again.events_dropped) == (6, 7)
+
+
+async def test_events_the_worker_dropped_are_counted(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    assert await store.append_events(job.id, 1, [], dropped=2)
+    assert await store.append_events(job.id, 1, emitted(1), dropped=1)
+    read = await store.get(job.id)
+    assert read is not None and (read.events, read.events_dropped) == (1, 3)
+
+
+async def test_a_log_follows_its_job_through_start_and_finish(store: Store) -> None:
+    job = queued()
+    await store.add(job)
+    await store.append_events(job.id, 1, emitted(1, 2), limit=1)
+    if store.shared:
+        [claimed] = await store.claim(1, T0)
+        assert (claimed.events, claimed.events_dropped) == (1, 1)
+    running = await store.start(job.id, T0)
+    assert running is not None and (running.events, running.events_dropped) == (1, 1)
+    done = await store.finish(job.id, JobStatus.COMPLETED, T0 + 1, as_json(1))
+    assert done is not None and (done.events, done.events_dropped) == (1, 1)
+    page, _ = await store.list_jobs()
+    assert [(j.events, j.events_dropped) for j in page] == [(1, 1)]
+
+
+@pytest.mark.parametrize("end", ["finished", "cancelled"])
+async def test_a_terminal_job_takes_no_more_events(store: Store, end: str) -> None:
+    job = queued()
+    await store.add(job)
+    await store.append_events(job.id, 1, emitted(1))
+    if end == "cancelled":
+        assert await store.cancel(job.id, T0 + 1, JobError("Cancelled", "by request"))
+    else:
+        await store.start(job.id, T0)
+        assert await store.finish(job.id, JobStatus.COMPLETED, T0 + 1, as_json(1))
+    ended = await store.get(job.id)
+    assert not await store.append_events(job.id, 1, emitted(2))
+    assert not await store.append_events(job.id, 1, emitted(3), limit=1, dropped=4)
+    found = await store.read_events(job.id, 0, 10)
+    assert found is not None
+    assert found[0] == ended and [event.id for event in found[1]] == [1]
+
+
+async def test_an_unknown_job_has_no_log(store: Store) -> None:
+    unknown = new_job_id()
+    assert not await store.append_events(unknown, 1, emitted(1))
+    assert await store.read_events(unknown, 0, 10) is None
+    assert await store.read_events(unknown + "\x00", 0, 10) is None
+    assert not await store.append_events(unknown + "\x00", 1, emitted(1))
+    assert await store.get(unknown) is None
+
+
+async def test_a_log_goes_with_its_job(store: Store) -> None:
+    evicted, removed, kept = queued(), queued(), queued()
+    for job in (evicted, removed, kept):
+        await store.add(job)
+        await store.append_events(job.id, 1, emitted(1, 2))
+    await store.start(evicted.id, T0)
+    await store.finish(evicted.id, JobStatus.COMPLETED, T0 + 1, as_json(1))
+    assert await store.evict(T0 + 2) == 1
+    await store.remove(removed.id)
+    assert await store.read_events(evicted.id, 0, 10) is None
+    assert await store.read_events(removed.id, 0, 10) is None
+    assert not await store.append_events(evicted.id, 1, emitted(3))
+    found = await store.read_events(kept.id, 0, 10)
+    assert found is not None and len(found[1]) == 2
+    assert sum((await store.counts()).values()) == 1
+
+
+@pytest.mark.parametrize("stream_mode", [None, (), ("updates", "custom")])
+async def test_a_jobs_stream_mode_reads_back_as_it_was_added(
+    store: Store, stream_mode: tuple[str, ...] | None
+) -> None:
+    job = queued().replace(stream_mode=stream_mode)
+    await store.add(job)
+    assert await store.get(job.id) == job
+    page, _ = await store.list_jobs()
+    assert page == [job]
+    found = await store.read_events(job.id, 0, 1)
+    assert found is not None and found[0].stream_mode == stream_mode

@@ -40,6 +40,7 @@ class Notice(enum.StrEnum):
     NEW = "n"  # queued (submitted, or given back): a replica with free workers claims it
     DONE = "d"  # terminal: long-polls on it wake
     CANCELLED = "c"  # cancelled: the replica running it stops it
+    EVENTS = "v"  # events appended to its log: its streams wake
 
     def payload(self, job_id: str) -> str:
         return f"{self.value}:{job_id}"
@@ -123,6 +124,8 @@ class _Listener:
             self._events.work_available()
         elif notice is Notice.DONE:
             self._events.job_done(job_id)
+        elif notice is Notice.EVENTS:
+            self._events.job_events(job_id)
         elif notice is Notice.CANCELLED:
             # Whatever this replica holds of it is void: a claim not yet started is dropped
             # (start() then finds the job terminal), a running one is stopped by the engine.

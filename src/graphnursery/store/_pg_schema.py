@@ -25,6 +25,7 @@ log = logging.getLogger("graphnursery.store.postgres")
 Connection = psycopg.Connection[Any]
 
 TABLE = "graphnursery_jobs"
+EVENTS_TABLE = "graphnursery_job_events"
 
 #: Schema migrations, in order; ``graphnursery_schema_version`` says how many ran.
 MIGRATIONS: Sequence[str] = (
@@ -54,6 +55,22 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX {TABLE}_by_status ON {TABLE} (status, created_at, id);
     CREATE INDEX {TABLE}_by_created ON {TABLE} (created_at, id);
     CREATE INDEX {TABLE}_finished ON {TABLE} (completed_at) WHERE completed_at IS NOT NULL;
+    """,
+    # 2: the event log (see ._events_sql). The new columns have defaults: a replica still
+    # running the code before it keeps inserting jobs, and its deletes take their events.
+    f"""
+    ALTER TABLE {TABLE} ADD COLUMN stream_mode jsonb,
+        ADD COLUMN events integer NOT NULL DEFAULT 0,
+        ADD COLUMN events_dropped integer NOT NULL DEFAULT 0;
+    CREATE TABLE {EVENTS_TABLE} (
+        job_id text NOT NULL REFERENCES {TABLE} (id) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        attempt integer NOT NULL,
+        event text NOT NULL,
+        data text NOT NULL,
+        append_id bigint,
+        PRIMARY KEY (job_id, seq)
+    );
     """,
 )
 

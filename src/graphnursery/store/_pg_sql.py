@@ -1,9 +1,11 @@
 """The PostgreSQL store's statements: its job row's select lists, and the SQL of results,
-cancels and claims (the statements it shares with SQLite are :mod:`._sql`'s)."""
+cancels and claims (the statements it shares with SQLite are :mod:`._sql`'s and, for the
+event log, :mod:`._events_sql`'s)."""
 
 from __future__ import annotations
 
-from ._pg_schema import TABLE
+from ._events_sql import EventLog
+from ._pg_schema import EVENTS_TABLE, TABLE
 from ._rows import JOB_COLUMNS
 from ._sql import Dialect, Statements
 
@@ -12,7 +14,7 @@ def _select_list(prefix: str = "") -> str:
     """A job row's columns: the ``json`` ones (input, result) as they are, which the pool's
     connections read as bytes (``_pg_schema.JsonText``), the ``jsonb`` ones as text; orjson
     decodes them, not psycopg."""
-    jsonb_columns = {"error", "errors"}
+    jsonb_columns = {"error", "errors", "stream_mode"}
     return ", ".join(
         f"{prefix}{column}::text" if column in jsonb_columns else f"{prefix}{column}"
         for column in JOB_COLUMNS
@@ -25,6 +27,9 @@ STATEMENTS = Statements(
     Dialect(
         table=TABLE,
         columns=COLUMNS,
+        events_table=EVENTS_TABLE,
+        for_update=" FOR UPDATE",
+        snapshot="SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
         named="%({})s",
         mark="%s",
         json="::json",
@@ -32,6 +37,8 @@ STATEMENTS = Statements(
         appended="errors || jsonb_build_array({}::jsonb)",
     )
 )
+#: An event's JSON text goes in a ``text`` column, as it is.
+EVENTS = EventLog(STATEMENTS.dialect, text=bytes.decode, tokens=True)
 #: A result is written only under the lease it was claimed with (fencing); a job never
 #: claimed (still queued) takes one without a lease.
 FINISH = STATEMENTS.finish(

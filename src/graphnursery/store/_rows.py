@@ -27,6 +27,9 @@ JOB_COLUMNS = (
     "error",
     "max_attempts",
     "errors",
+    "stream_mode",
+    "events",
+    "events_dropped",
 )
 
 TERMINAL_SQL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES))
@@ -84,8 +87,9 @@ def load_json(text: str | bytes | None) -> Any:
 
 def row_to_job(row: Sequence[Any]) -> Job:
     job_id, status, job_input, timeout, attempts, created, started, completed = row[:8]
-    result, error, max_attempts, errors = row[8:12]
+    result, error, max_attempts, errors, stream_mode, events, events_dropped = row[8:15]
     error_value = load_json(error)
+    modes = load_json(stream_mode)
     return Job(
         id=job_id,
         input=load_json(job_input),
@@ -101,6 +105,9 @@ def row_to_job(row: Sequence[Any]) -> Job:
         else JobError(error_value["type"], error_value["message"]),
         max_attempts=max_attempts,
         errors=tuple(JobError(e["type"], e["message"]) for e in load_json(errors) or ()),
+        stream_mode=None if modes is None else tuple(modes),
+        events=events,
+        events_dropped=events_dropped,
     )
 
 
@@ -114,6 +121,7 @@ def job_params(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "created_at": job.created_at,
         "max_attempts": job.max_attempts,
+        "stream_mode": None if job.stream_mode is None else dump_json(list(job.stream_mode)),
     }
 
 

@@ -1,18 +1,20 @@
 """What the SQL stores share: the statements on the job table, written once for both
 databases, and :class:`SQLStore`, the store methods built on them.
 
-A :class:`Dialect` says how a database spells what differs: the table's name, how a job
+A :class:`Dialect` says how a database spells what differs: the tables' names, how a job
 row is selected (PostgreSQL reads its JSON columns as text, to decode them with orjson),
-parameter marks, JSON casts, and how an error is appended to a job's ``errors``.
+parameter marks, JSON casts, how an error is appended to a job's ``errors``, row locks and
+read snapshots (for the event log, :mod:`._events_sql`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
+from ..events import JobEvent
 from ..jobs import Job, JobError, JobStatus
 from ._rows import (
     JOB_COLUMNS,
@@ -26,6 +28,9 @@ from ._rows import (
 )
 from .base import Store
 
+if TYPE_CHECKING:
+    from ._events_sql import EventLog
+
 T = TypeVar("T")
 
 
@@ -38,10 +43,16 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
+class ManyCursor(Protocol):
+    def executemany(self, query: str, params_seq: Iterable[Any], /) -> object: ...
+
+
 class Connection(Protocol):
     """What the shared statements need of a connection: sqlite3's and psycopg's have it."""
 
     def execute(self, query: str, params: Any = ..., /) -> Cursor: ...
+
+    def cursor(self) -> ManyCursor: ...
 
 
 C = TypeVar("C", bound=Connection)
@@ -57,6 +68,14 @@ class Dialect:
     table: str
     #: The select list of a job row, in ``JOB_COLUMNS`` order.
     columns: str
+    #: The table of the jobs' event logs (see :mod:`._events_sql`).
+    events_table: str = "job_events"
+    #: What makes a SELECT lock the job rows it reads until the transaction ends
+    #: (PostgreSQL: `` FOR UPDATE``); nothing where one writer writes at a time.
+    for_update: str = ""
+    #: What a transaction that reads with several statements runs first, for them to read
+    #: one snapshot (PostgreSQL: REPEATABLE READ); nothing where it does already (SQLite).
+    snapshot: str = ""
     #: A named parameter, ``{}`` standing for its name (psycopg: ``%({})s``).
     named: str = ":{}"
     #: A positional parameter (psycopg: ``%s``).
@@ -95,9 +114,11 @@ class Statements:
         # one inserts; the other finds the job the first recorded.
         self.insert = (
             f"INSERT INTO {d.table}"
-            " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key)"
+            " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key,"
+            " stream_mode)"
             f" VALUES ({p('id')}, {p('status')}, {p('input')}{d.json}, {p('timeout')},"
-            f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')})"
+            f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')},"
+            f" {p('stream_mode')}{d.jsonb})"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
         )
         self.by_key = f"SELECT {d.columns} FROM {d.table} WHERE idempotency_key = {p('key')}"
@@ -141,6 +162,8 @@ class SQLStore(Store, Generic[C]):
 
     durable = True
     sql: ClassVar[Statements]
+    #: The event log's statements and operations.
+    event_log: ClassVar[EventLog]
     #: What the driver raises for an INSERT of an id the table has.
     duplicate_id: ClassVar[type[Exception]]
 
@@ -267,3 +290,12 @@ class SQLStore(Store, Generic[C]):
             return [row_to_job(row) for row in connection.execute(query, params).fetchall()]
 
         return split_page(await self._run(page), limit)
+
+    async def read_events(
+        self, job_id: str, after: int, limit: int
+    ) -> tuple[Job, list[JobEvent]] | None:
+        if unstorable_key(job_id):
+            return None
+        return await self._run(
+            lambda connection: self.event_log.read(connection, job_id, after, limit)
+        )

@@ -13,7 +13,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import trio
@@ -135,3 +135,18 @@ class Writer:
                 operation.error = error
         with contextlib.suppress(trio.RunFinishedError):  # nobody is waiting any more
             self._token.run_sync_soon(_deliver, batch)
+
+
+@contextlib.contextmanager
+def all_or_nothing(connection: sqlite3.Connection) -> Iterator[None]:
+    """An operation of several statements, in a savepoint: the writer runs a batch of
+    operations in one transaction, and one that fails must leave none of its writes."""
+    connection.execute("SAVEPOINT operation")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # the transaction may be gone already
+            connection.execute("ROLLBACK TO operation")
+            connection.execute("RELEASE operation")
+        raise
+    connection.execute("RELEASE operation")

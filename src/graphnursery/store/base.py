@@ -146,6 +146,7 @@ class Store(abc.ABC):
 
     # -- the event log (see ``graphnursery.events``) ---------------------------------------------
 
+    @abc.abstractmethod
     async def append_events(
         self,
         job_id: str,
@@ -164,15 +165,14 @@ class Store(abc.ABC):
         Returns False, changing nothing, when the job is unknown or terminal: a log ends
         when its job does. A shared store tells the other servers (their streams wake).
         """
-        raise NotImplementedError(f"{type(self).__name__} keeps no event log yet")
 
+    @abc.abstractmethod
     async def read_events(
         self, job_id: str, after: int, limit: int
     ) -> tuple[Job, list[JobEvent]] | None:
         """The job and up to ``limit`` events of its log with ids past ``after``, in id
         order, read at one point in time (so if the job is terminal there, no event
         follows the ones read); None when the job is unknown or evicted."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no event log yet")
 
     # -- durable stores ----------------------------------------------------------------------
 

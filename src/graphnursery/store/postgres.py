@@ -14,8 +14,9 @@
   written only under the lease token it was claimed with
   (``UPDATE ... WHERE id = %s AND lease_token = %s``), so a replica that lost its lease
   (paused, partitioned) cannot overwrite the new attempt: its write is refused (fencing).
-- Terminal jobs and cancellations are ``NOTIFY``'d too, so a long-poll on any replica
-  wakes, and a job cancelled on one replica stops on the one running it.
+- Terminal jobs, cancellations and appends to a job's event log are ``NOTIFY``'d too, so
+  a long-poll or a stream on any replica wakes, and a job cancelled on one replica stops on
+  the one running it.
 - An operation that fails for a connection reason is retried with backoff (:mod:`._pg_retry`);
   meanwhile :attr:`PostgresStore.available` is False, and past ``unavailable_exit`` seconds
   it raises :class:`~graphnursery.errors.StoreUnavailable`. A retry never repeats what a
@@ -33,7 +34,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -55,6 +56,7 @@ from ._pg_sql import (
     COLUMNS,
     CRASH_EXPIRED,
     ENDED_BEFORE,
+    EVENTS,
     FINISH,
     NOW,
     STATEMENTS,
@@ -84,6 +86,7 @@ class PostgresStore(SQLStore[Connection]):
 
     shared = True
     sql = STATEMENTS
+    event_log = EVENTS
     duplicate_id = psycopg.errors.UniqueViolation
 
     def __init__(
@@ -225,6 +228,27 @@ class PostgresStore(SQLStore[Connection]):
             return end(connection) or one_job(connection, ENDED_BEFORE, params)
 
         return again
+
+    async def append_events(
+        self,
+        job_id: str,
+        attempt: int,
+        events: Sequence[tuple[str, bytes]],
+        *,
+        limit: int = 0,
+        dropped: int = 0,
+    ) -> bool:
+        """Under the job row's lock, which a cancel or finish elsewhere holds or waits for:
+        no event follows the job's end. Other replicas' streams hear of it (``NOTIFY``).
+        A retry recognises what a first try committed (:meth:`EventLog.appending`)."""
+        if unstorable_key(job_id):
+            return False
+
+        def appended(connection: Connection, job_id: str) -> None:
+            self._notify(connection, Notice.EVENTS, job_id)
+
+        append, again = EVENTS.appending(job_id, attempt, events, limit, dropped, appended)
+        return await self._run(append, engine=True, again=again)
 
     async def counts(self) -> Mapping[JobStatus, int]:
         def counts(connection: Connection) -> dict[JobStatus, int]:

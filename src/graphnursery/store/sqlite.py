@@ -16,7 +16,8 @@
   attempt: at-least-once) if they have attempts left, else end ``crashed``: a job never
   runs more than ``max_attempts`` times, so one that stops the server cannot stop every
   restart too. :meth:`resume` hands the engine every queued job in creation order.
-- The schema is versioned with ``PRAGMA user_version`` and migrated on open.
+- The schema is versioned with ``PRAGMA user_version`` and migrated on open
+  (:mod:`._sqlite_schema`).
 
 Since only this process writes the file, per-status counts are kept in memory.
 """
@@ -37,7 +38,9 @@ from typing import Any, TypeVar
 import trio
 
 from ..errors import StoreError, StoreLocked
+from ..events import JobEvent
 from ..jobs import Job, JobError, JobStatus
+from ._events_sql import EventLog
 from ._rows import (
     INTERRUPTED,
     JOB_COLUMNS,
@@ -47,7 +50,8 @@ from ._rows import (
     unstorable_key,
 )
 from ._sql import Dialect, SQLStore, Statements, one_job
-from ._sqlite_writer import Writer
+from ._sqlite_schema import migrate
+from ._sqlite_writer import Writer, all_or_nothing
 from .base import Backlogged
 
 log = logging.getLogger("graphnursery.store.sqlite")
@@ -55,7 +59,8 @@ log = logging.getLogger("graphnursery.store.sqlite")
 T = TypeVar("T")
 
 COLUMNS = ", ".join(JOB_COLUMNS)
-STATEMENTS = Statements(Dialect(table="jobs", columns=COLUMNS))
+STATEMENTS = Statements(Dialect(table="jobs", columns=COLUMNS, events_table="job_events"))
+EVENTS = EventLog(STATEMENTS.dialect)
 NOT_TERMINAL = f"status NOT IN ({TERMINAL_SQL})"
 FINISH = STATEMENTS.finish(NOT_TERMINAL)
 #: Back to the queue, the lease cleared and an error (``:error``) appended to ``errors``.
@@ -71,42 +76,12 @@ CRASH = (
     f" errors = {STATEMENTS.dialect.append_error('error')}"
 )
 
-#: Schema migrations; ``PRAGMA user_version`` is how many have run. Append, never edit.
-#: Columns for retries, idempotency keys and leases are there for the engine to grow into.
-MIGRATIONS: Sequence[str] = (
-    """
-    CREATE TABLE jobs (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        status TEXT NOT NULL,
-        input TEXT NOT NULL,
-        timeout REAL NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL DEFAULT 1,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        completed_at REAL,
-        run_after REAL,
-        result TEXT,
-        error TEXT,
-        errors TEXT NOT NULL DEFAULT '[]',
-        idempotency_key TEXT UNIQUE,
-        lease_owner TEXT,
-        lease_token TEXT,
-        lease_expires_at REAL
-    );
-    CREATE INDEX jobs_queued ON jobs (seq) WHERE status = 'queued';
-    CREATE INDEX jobs_by_status ON jobs (status, created_at, id);
-    CREATE INDEX jobs_by_created ON jobs (created_at, id);
-    CREATE INDEX jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
-    """,
-)
-
 
 class SQLiteStore(SQLStore[sqlite3.Connection]):
     """Jobs in one SQLite database file, for one server process at a time."""
 
     sql = STATEMENTS
+    event_log = EVENTS
     duplicate_id = sqlite3.IntegrityError
 
     def __init__(self, path: str) -> None:
@@ -164,7 +139,8 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             raise StoreError(f"cannot put {self.path!r} in WAL mode (got {mode!r})")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=5000")
-        self._migrate(connection)
+        connection.execute("PRAGMA foreign_keys=ON")  # a job's events go with it
+        migrate(connection, self.path)
         connection.execute("BEGIN IMMEDIATE")
         crashed = connection.execute(
             f"{CRASH} WHERE status = 'running' AND attempts >= max_attempts",
@@ -200,26 +176,6 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         for status, count in connection.execute(query):
             counts[JobStatus(status)] = count
         self._counts = counts
-
-    def _migrate(self, connection: sqlite3.Connection) -> None:
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path!r} has schema version {version}, newer than this graphnursery "
-                f"knows ({len(MIGRATIONS)}); upgrade graphnursery"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {number + 1}")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            log.info("%s: migrated the schema to version %d", self.path, number + 1)
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
@@ -330,6 +286,43 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             return job
 
         return await self._run(finish)
+
+    async def append_events(
+        self,
+        job_id: str,
+        attempt: int,
+        events: Sequence[tuple[str, bytes]],
+        *,
+        limit: int = 0,
+        dropped: int = 0,
+    ) -> bool:
+        if unstorable_key(job_id):
+            return False
+
+        def append(connection: sqlite3.Connection) -> bool:
+            with all_or_nothing(connection):
+                return (
+                    EVENTS.append(connection, job_id, attempt, events, limit, dropped) is not None
+                )
+
+        return await self._run(append)
+
+    async def read_events(
+        self, job_id: str, after: int, limit: int
+    ) -> tuple[Job, list[JobEvent]] | None:
+        """Read on this thread's read-only connection (as :meth:`get`), in one read
+        transaction: one snapshot of the file (WAL), the job and its events as committed."""
+        if unstorable_key(job_id):
+            return None
+        try:
+            reader = self._reader()
+            reader.execute("BEGIN")
+            try:
+                return EVENTS.read(reader, job_id, after, limit)
+            finally:
+                reader.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read job {job_id}'s events from {self.path}: {exc}") from None
 
     async def counts(self) -> Mapping[JobStatus, int]:
         await trio.lowlevel.checkpoint()

@@ -1,0 +1,78 @@
+"""The SQLite store's schema: its migrations, versioned with ``PRAGMA user_version``."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+
+from ..errors import StoreError
+
+log = logging.getLogger("graphnursery.store.sqlite")
+
+#: Schema migrations; ``PRAGMA user_version`` is how many have run. Append, never edit.
+#: Columns for retries, idempotency keys and leases are there for the engine to grow into.
+MIGRATIONS: Sequence[str] = (
+    """
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        timeout REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        completed_at REAL,
+        run_after REAL,
+        result TEXT,
+        error TEXT,
+        errors TEXT NOT NULL DEFAULT '[]',
+        idempotency_key TEXT UNIQUE,
+        lease_owner TEXT,
+        lease_token TEXT,
+        lease_expires_at REAL
+    );
+    CREATE INDEX jobs_queued ON jobs (seq) WHERE status = 'queued';
+    CREATE INDEX jobs_by_status ON jobs (status, created_at, id);
+    CREATE INDEX jobs_by_created ON jobs (created_at, id);
+    CREATE INDEX jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+    """,
+    # 2: the event log (see ._events_sql)
+    """
+    ALTER TABLE jobs ADD COLUMN stream_mode TEXT;
+    ALTER TABLE jobs ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN events_dropped INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE job_events (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    """,
+)
+
+
+def migrate(connection: sqlite3.Connection, path: str) -> None:
+    """Run the migrations the file has not had yet, each in a transaction of its own."""
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"{path!r} has schema version {version}, newer than this graphnursery "
+            f"knows ({len(MIGRATIONS)}); upgrade graphnursery"
+        )
+    for number in range(version, len(MIGRATIONS)):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {number + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        log.info("%s: migrated the schema to version %d", path, number + 1)
