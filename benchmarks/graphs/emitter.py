@@ -6,6 +6,9 @@ Input (every key optional):
 - ``bytes``: the size of each event's JSON text, roughly (default 100): ``{"i": N, "t": T,
   "pad": "xx..."}``, ``t`` the wall-clock time (``time.time()``) it was emitted, so a client
   on the same machine can tell how long it took to reach it;
+- ``rate``: events per second at most (default 0: as fast as ``emit`` returns); the graph
+  sleeps whenever it is more than ``PACE`` s ahead of that pace, so events go in small
+  bursts;
 - ``gate``: a path; after its events the graph holds until that file exists (at most an
   hour), so the harness can keep its job running while it opens streams on it.
 
@@ -26,6 +29,8 @@ DEFAULT_EVENTS = 1000
 DEFAULT_BYTES = 100
 LIMIT_SECONDS = 3600.0
 GATE_POLL = 0.02
+#: How far ahead of its ``rate`` the graph may get before it sleeps (seconds).
+PACE = 0.001
 
 
 def _pad(size: int) -> str:
@@ -38,9 +43,15 @@ def graph(input: dict[str, object]) -> dict[str, object]:
     settings = input if isinstance(input, dict) else {}
     count = int(settings.get("events", DEFAULT_EVENTS))  # type: ignore[call-overload]
     pad = _pad(int(settings.get("bytes", DEFAULT_BYTES)))  # type: ignore[call-overload]
+    rate = float(settings.get("rate", 0))  # type: ignore[arg-type]
     clock = time.perf_counter
     calls: list[float] = []
+    began = clock()
     for i in range(count):
+        if rate:
+            ahead = began + i / rate - clock()
+            if ahead > PACE:
+                time.sleep(ahead)
         data = {"i": i, "t": time.time(), "pad": pad}
         started = clock()
         emit(data)
