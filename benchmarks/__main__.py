@@ -435,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         title = f"{settings['scenario']}, {settings['workers']} workers, {machine['cores']} cores"
         if settings["scenario"] == "stream":
             title += f", {args.events} events of ~{args.event_bytes} B per job"
+            if args.emit_rate:
+                title += f" at ≤ {args.emit_rate:g}/s"
         figures = report.STREAM_CHART if settings["scenario"] == "stream" else report.JOBS_CHART
         chart = report.write_chart(path.with_suffix(".png"), runs, title, figures)
         if chart is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,11 +217,20 @@ async def run_stream(
     return measured
 
 
-async def _until_first_graph_event(source: Any) -> bool:
-    async for sse in source.aiter_sse():
-        if sse.event == GRAPH_EVENT:
-            return True
-    return False
+async def _probe(client: httpx.AsyncClient, path: str) -> str | None:
+    """Read ``path``'s stream to its first graph event, then close it; None if it did,
+    else what went wrong."""
+    try:
+        async with aconnect_sse(client, "GET", path) as source:
+            if source.response.status_code != 200:
+                body = (await source.response.aread())[:300].decode(errors="replace")
+                return f"GET {path} answered {source.response.status_code}: {body}"
+            async for sse in source.aiter_sse():
+                if sse.event == GRAPH_EVENT:
+                    return None
+            return f"GET {path}: the stream ended before the job's first event"
+    except (httpx.HTTPError, SSEError) as error:
+        return f"GET {path}: {error!r}"
 
 
 async def run_idle_streams(
@@ -288,9 +298,11 @@ async def run_idle_streams(
                 await stack.enter_async_context(pool)
             # One stream first, closed again: the job runs, its event is in the log, and the
             # server has run a stream's code once (imports and caches are in the baseline).
-            async with aconnect_sse(clients[0], "GET", events_path) as probe:
-                if not await _until_first_graph_event(probe):
-                    raise RuntimeError(f"{events_path}: the stream ended before its first event")
+            refused = await _probe(clients[0], events_path)
+            if refused:
+                print(f"idle-streams: {refused}", file=sys.stderr)
+                tally.errors = streams
+                return Measured(tally, 0.0, extra={"streams": streams, "refused": refused})
             rss_before = memory_kib(server_pid, "VmRSS")
             fds_before = open_fds(server_pid)
             cpu_before = cpu_seconds(server_pid)
