@@ -15,13 +15,19 @@ from typing import Any
 
 import trio
 
-from . import report, scenarios
+from . import report, scenarios, streams
 from .client import split_target
 from .report import GRAPHNURSERY, Progress
-from .server import DEFAULT_STORE, Server, start_server
+from .server import DEFAULT_STORE, Server, cli_supports, raise_open_file_limit, start_server
 
 HTTP_MODES = ("poll", "wait", "batch")
 MODES = (*HTTP_MODES, "engine", "direct")
+#: The stream scenarios' own modes (their scenario's name; ``--mode`` does not apply).
+STREAM_SCENARIOS = ("stream", "idle-streams")
+#: Modes measured on a server the harness starts, one per ``--store``.
+SERVED_MODES = (*HTTP_MODES, *STREAM_SCENARIOS)
+#: The server's default ``max_job_events``: past it a stream run passes ``--max-job-events``.
+MAX_JOB_EVENTS = 10_000
 #: Modes also run against every ``--compare`` server (servers that speak the seed API).
 COMPARE_MODES = ("poll",)
 #: ``--store`` names; anything else is passed to ``--store`` as it is (a URL).
@@ -131,7 +137,7 @@ def run_plan(
     plan: list[tuple[str, int, int, str | None, str | None, Compared | None]] = []
     for mode, c in itertools.product(modes, concurrency):
         for r in range(repeat):
-            if mode not in HTTP_MODES:
+            if mode not in SERVED_MODES:
                 label = GRAPHNURSERY if mode == "engine" else None
                 plan.append((mode, c, r, label, None, None))
                 continue
@@ -169,7 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode", type=_list(str, MODES), default=["wait"], help="comma list of " + "|".join(MODES)
     )
     p.add_argument("--concurrency", type=_list(int), default=[1, 16, 64])
-    p.add_argument("--jobs", type=int, help="jobs per run (default 1000; backlog 100000)")
+    p.add_argument(
+        "--jobs", type=int, help="jobs per run (default 1000; backlog 100000; stream 200)"
+    )
+    p.add_argument(
+        "--events", type=int, default=1000, help="stream: events each job emits (default 1000)"
+    )
+    p.add_argument(
+        "--event-bytes", type=int, default=100, help="stream: each event's JSON size, roughly"
+    )
+    p.add_argument(
+        "--emit-rate",
+        type=float,
+        default=0.0,
+        help="stream: events/s each job emits at most (default 0: as fast as it can)",
+    )
+    p.add_argument(
+        "--streams", type=int, default=1000, help="idle-streams: streams held open (default 1000)"
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--queue-size", type=int, help="default 1000; backlog: --jobs")
     p.add_argument("--target", help="drive this server instead of starting one")
@@ -210,13 +233,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     backlog = args.scenario == "backlog"
-    jobs = args.jobs or (100_000 if backlog else 1000)
+    idle = args.scenario == "idle-streams"
+    jobs = args.jobs or (100_000 if backlog else 200 if args.scenario == "stream" else 1000)
+    modes = args.mode
+    concurrency = args.concurrency
+    if backlog or args.scenario in STREAM_SCENARIOS:
+        modes = [args.scenario]
+    if backlog:
+        concurrency = concurrency[-1:]
+    if idle:  # its one "job" per stream: each must see the held job's end
+        jobs = args.streams
+        concurrency = [args.streams]
+    streaming: dict[str, Any] = {}
+    if args.scenario == "stream":
+        streaming = {
+            "events_per_job": args.events,
+            "event_bytes": args.event_bytes,
+            "emit_rate": args.emit_rate or None,
+        }
+    elif idle:
+        streaming = {"streams": args.streams}
     return {
         "scenario": args.scenario,
         "graph": str(scenarios.GRAPHS[args.scenario]),
-        "modes": ["backlog"] if backlog else args.mode,
-        "concurrency": args.concurrency[-1:] if backlog else args.concurrency,
+        "modes": modes,
+        "concurrency": concurrency,
         "jobs": jobs,
+        **streaming,
         "workers": args.workers,
         "queue_size": args.queue_size or (jobs if backlog else 1000),
         "api": args.api,
@@ -248,14 +291,19 @@ def _run_one(
         # round, and the run would measure Retry-After waits instead of throughput.
         queue_size = max(queue_size, c * scenarios.BATCH_SIZE)
     who = f" {label}" if label and (compared or settings["compare"] or len(args.store) > 1) else ""
-    progress = Progress(f"{settings['scenario']} {mode:>6} c={c:<3}{who}", jobs)
+    what = mode if mode == settings["scenario"] else f"{settings['scenario']} {mode:>6}"
+    progress = Progress(f"{what} c={c:<3}{who}", jobs)
     server: Server | None = None
     workdir: tempfile.TemporaryDirectory[str] | None = None
+    gate: Path | None = None
     try:
         if mode == "engine":
             return trio.run(scenarios.run_engine, graph, workers, queue_size, c, jobs, progress)
         if mode == "direct":
             return scenarios.run_direct(graph, workers, c, jobs, progress)
+        extra: list[str] = []
+        if mode == "stream" and args.events > MAX_JOB_EVENTS and cli_supports("--max-job-events"):
+            extra = ["--max-job-events", str(args.events)]
         if compared is not None:
             url, pid = compared.url, compared.pid
         elif args.target:
@@ -265,12 +313,31 @@ def _run_one(
             if store_url == DEFAULT_STORE:  # its ./graphnursery.db: fresh, out of the checkout
                 workdir = tempfile.TemporaryDirectory(prefix="graphnursery-bench-")
             cwd = workdir.name if workdir else None
-            server = start_server(graph, workers, queue_size, store=store_url, cwd=cwd)
+            server = start_server(graph, workers, queue_size, extra, store=store_url, cwd=cwd)
             url, pid = server.url, server.pid
         if mode == "backlog":
             assert pid is not None, "backlog needs --server-pid with --target"
             gate = Path(tempfile.gettempdir()) / f"graphnursery-bench-gate-{time.time_ns()}"
             return trio.run(scenarios.run_backlog, url, pid, workers, c, jobs, gate, progress)
+        if mode == "stream":
+            return trio.run(
+                streams.run_stream,
+                url,
+                c,
+                jobs,
+                args.events,
+                args.event_bytes,
+                pid,
+                progress,
+                args.job_deadline,
+                args.emit_rate,
+            )
+        if mode == "idle-streams":
+            assert pid is not None, "idle-streams needs --server-pid with --target"
+            gate = Path(tempfile.gettempdir()) / f"graphnursery-bench-gate-{time.time_ns()}"
+            return trio.run(
+                streams.run_idle_streams, url, pid, c, gate, progress, args.job_deadline
+            )
         return trio.run(
             scenarios.run_http,
             url,
@@ -290,10 +357,15 @@ def _run_one(
                 print(f"warning: the server exited with code {code}", file=sys.stderr)
         if workdir is not None:
             workdir.cleanup()
+        if gate is not None:
+            gate.unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.api == "seed" and args.scenario in STREAM_SCENARIOS:
+        print("--api seed has no event streams: use --api native", file=sys.stderr)
+        return 2
     if args.api == "seed" and "wait" in args.mode:
         print("--api seed has no long-poll: use --mode poll", file=sys.stderr)
         return 2
@@ -309,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--compare-pid needs --compare", file=sys.stderr)
         return 2
     settings = _settings(args)
+    raise_open_file_limit()  # streams are sockets; a server the harness starts inherits it
     root = Path(__file__).resolve().parent.parent
     machine = report.machine(root)
     print("settings:", " ".join(f"{k}={v}" for k, v in settings.items()))
@@ -330,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "store": store,
             "scenario": settings["scenario"],
             "mode": mode,
-            "api": settings["api"] if mode in HTTP_MODES else None,
+            "api": settings["api"] if mode in SERVED_MODES else None,
             "concurrency": c,
             "repeat": repeat,
         }
@@ -339,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run["loadavg_1m_before"] = round(load_before, 2)
         run["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
         runs.append(run)
-    print(report.table(runs))
+    columns = {"stream": report.STREAM_COLUMNS, "idle-streams": report.IDLE_STREAM_COLUMNS}
+    print(report.table(runs, columns.get(settings["scenario"], report.COLUMNS)))
     for run in runs:
         if run["mode"] == "backlog":
             print("backlog:", " ".join(f"{k}={run.get(k)}" for k in report.BACKLOG_KEYS))
@@ -357,9 +431,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem = f"{started}-{settings['scenario']}"
     path = report.write_results(args.results_dir, stem, document)
     print(f"results: {path}")
-    if not args.no_chart and settings["scenario"] != "backlog":
+    if not args.no_chart and settings["scenario"] not in ("backlog", "idle-streams"):
         title = f"{settings['scenario']}, {settings['workers']} workers, {machine['cores']} cores"
-        chart = report.write_chart(path.with_suffix(".png"), runs, title)
+        if settings["scenario"] == "stream":
+            title += f", {args.events} events of ~{args.event_bytes} B per job"
+            if args.emit_rate:
+                title += f" at ≤ {args.emit_rate:g}/s"
+        figures = report.STREAM_CHART if settings["scenario"] == "stream" else report.JOBS_CHART
+        chart = report.write_chart(path.with_suffix(".png"), runs, title, figures)
         if chart is not None:
             print(f"chart: {chart}")
 
@@ -367,8 +446,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{r['server'] or ''} {r['mode']} c={r['concurrency']}: "
         f"{r['completed']}/{r['jobs']} completed, "
         f"{r['failed']} failed, {r['lost']} lost, {r['errors']} errors"
+        + (
+            f", {r['missing_events']} events missing, {r['misordered_events']} out of order"
+            if "missing_events" in r
+            else ""
+        )
         for r in runs
-        if r["lost"] or r["failed"] or r["errors"] or r["completed"] < r["jobs"]
+        if r["lost"]
+        or r["failed"]
+        or r["errors"]
+        or r["completed"] < r["jobs"]
+        or r.get("missing_events")
+        or r.get("misordered_events")
     ]
     for problem in problems:
         print(f"FAILED {problem}", file=sys.stderr)

@@ -93,7 +93,7 @@ def machine(root: Path) -> dict[str, Any]:
     }
 
 
-def _percentile(sorted_values: list[float], fraction: float) -> float | None:
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
     if not sorted_values:
         return None
     index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
@@ -114,9 +114,9 @@ def figures(measured: Measured, jobs: int) -> dict[str, Any]:
         "jobs": jobs,
         "elapsed_s": round(measured.elapsed, 3),
         "jobs_per_s": round(finished / measured.elapsed, 1) if measured.elapsed else None,
-        "p50_ms": ms(_percentile(latencies, 0.50)),
-        "p95_ms": ms(_percentile(latencies, 0.95)),
-        "p99_ms": ms(_percentile(latencies, 0.99)),
+        "p50_ms": ms(percentile(latencies, 0.50)),
+        "p95_ms": ms(percentile(latencies, 0.95)),
+        "p99_ms": ms(percentile(latencies, 0.99)),
         "cpu_ms_per_job": round(cpu * 1000 / finished, 3) if cpu is not None and finished else None,
         "peak_rss_mib": (
             round(measured.peak_rss_kib / 1024, 1) if measured.peak_rss_kib is not None else None
@@ -168,15 +168,54 @@ COLUMNS = (
 )
 
 
-def table(runs: list[dict[str, Any]]) -> str:
+#: The table of the stream scenario: per-event figures (emit-to-client latency in ms, CPU and
+#: emit cost in µs per event), ``miss``: graph events that never reached their stream.
+STREAM_COLUMNS = (
+    ("server", "server", 14),
+    ("c", "concurrency", 4),
+    ("jobs/s", "jobs_per_s", 7),
+    ("events/s", "events_per_s", 9),
+    ("ev p50", "event_p50_ms", 7),
+    ("ev p95", "event_p95_ms", 7),
+    ("ev p99", "event_p99_ms", 7),
+    ("emit µs", "emit_us_per_event", 7),
+    ("emit p50", "emit_us_p50", 8),
+    ("cpu µs/ev", "cpu_us_per_event", 9),
+    ("main µs/ev", "main_cpu_us_per_event", 10),
+    ("client µs/ev", "client_cpu_us_per_event", 12),
+    ("rss MiB", "peak_rss_mib", 8),
+    ("done", "completed", 5),
+    ("fail", "failed", 5),
+    ("lost", "lost", 5),
+    ("err", "errors", 4),
+    ("miss", "missing_events", 5),
+)
+#: The table of the idle-streams scenario.
+IDLE_STREAM_COLUMNS = (
+    ("server", "server", 14),
+    ("streams", "streams", 7),
+    ("rss before", "rss_before_mib", 10),
+    ("rss open", "rss_open_mib", 8),
+    ("MB", "rss_streams_mb", 7),
+    ("KiB/stream", "rss_per_stream_kib", 10),
+    ("fds open", "fds_open", 8),
+    ("open s", "open_seconds", 7),
+    ("end s", "end_seconds", 6),
+    ("ended", "streams_ended", 6),
+    ("lost", "lost", 5),
+    ("errors", "errors", 6),
+)
+
+
+def table(runs: list[dict[str, Any]], columns: tuple[tuple[str, str, int], ...] = COLUMNS) -> str:
     def cell(run: dict[str, Any], key: str) -> str:
         value = run.get(key)
         return "-" if value is None else str(value)
 
-    widths = [max([width, *(len(cell(run, key)) for run in runs)]) for _, key, width in COLUMNS]
-    lines = [" ".join(f"{title:>{w}}" for (title, _, _), w in zip(COLUMNS, widths, strict=True))]
+    widths = [max([width, *(len(cell(run, key)) for run in runs)]) for _, key, width in columns]
+    lines = [" ".join(f"{title:>{w}}" for (title, _, _), w in zip(columns, widths, strict=True))]
     for run in runs:
-        cells = [f"{cell(run, key):>{w}}" for (_, key, _), w in zip(COLUMNS, widths, strict=True)]
+        cells = [f"{cell(run, key):>{w}}" for (_, key, _), w in zip(columns, widths, strict=True)]
         lines.append(" ".join(cells))
     return "\n".join(lines)
 
@@ -264,8 +303,21 @@ def write_results(directory: Path, stem: str, document: dict[str, Any]) -> Path:
     return path
 
 
-def write_chart(path: Path, runs: list[dict[str, Any]], title: str) -> Path | None:
-    """jobs/s and p95 by concurrency, one line per mode; None when matplotlib is absent."""
+#: What a chart plots by default: (figure, axis label) for the rate and for the latency.
+JOBS_CHART = (("jobs_per_s", "jobs/s"), ("p95_ms", "p95 latency (ms)"))
+#: The stream scenario's chart.
+STREAM_CHART = (("events_per_s", "events/s"), ("event_p95_ms", "p95 emit-to-client (ms)"))
+
+
+def write_chart(
+    path: Path,
+    runs: list[dict[str, Any]],
+    title: str,
+    figures: tuple[tuple[str, str], tuple[str, str]] = JOBS_CHART,
+) -> Path | None:
+    """A rate and a latency (jobs/s and p95 unless ``figures`` says) by concurrency, one
+    line per mode and server; None when matplotlib is absent."""
+    (rate_key, rate_label), (latency_key, latency_label) = figures
     try:
         import matplotlib
 
@@ -284,9 +336,9 @@ def write_chart(path: Path, runs: list[dict[str, Any]], title: str) -> Path | No
         # Repeated runs: plot the median of each concurrency.
         by_c: dict[int, list[tuple[float, float]]] = {}
         for run in runs:
-            if (run["mode"], run.get("server")) == (mode, server) and run["jobs_per_s"] is not None:
+            if (run["mode"], run.get("server")) == (mode, server) and run.get(rate_key) is not None:
                 by_c.setdefault(run["concurrency"], []).append(
-                    (run["jobs_per_s"], run["p95_ms"] or 0.0)
+                    (run[rate_key], run.get(latency_key) or 0.0)
                 )
         points = [
             (c, statistics.median(r for r, _ in values), statistics.median(p for _, p in values))
@@ -298,7 +350,7 @@ def write_chart(path: Path, runs: list[dict[str, Any]], title: str) -> Path | No
         label = mode if len(servers) == 1 or server is None else f"{mode} ({server})"
         rate_axis.plot(xs, [p[1] for p in points], marker="o", label=label)
         p95_axis.plot(xs, [p[2] or 0 for p in points], marker="o", label=label)
-    for axis, label in ((rate_axis, "jobs/s"), (p95_axis, "p95 latency (ms)")):
+    for axis, label in ((rate_axis, rate_label), (p95_axis, latency_label)):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("concurrency")
         axis.set_ylabel(label)

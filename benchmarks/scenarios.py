@@ -24,6 +24,8 @@ GRAPHS = {
     "sleep100": ROOT / "examples" / "sleep.py",
     "cpu50": ROOT / "examples" / "cpu.py",
     "backlog": ROOT / "benchmarks" / "graphs" / "gate.py",
+    "stream": ROOT / "benchmarks" / "graphs" / "emitter.py",
+    "idle-streams": ROOT / "benchmarks" / "graphs" / "emitter.py",
 }
 TERMINAL = frozenset({"completed", "failed", "timed_out", "cancelled", "crashed"})
 POLL_INTERVAL = 0.02

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def start_server(
     ]
     if store != DEFAULT_STORE and cli_supports("--store"):
         command += ["--store", store]
+    raise_open_file_limit()  # the server inherits it: room for its streams' connections
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=cwd)
     assert process.stdout is not None
     deadline = time.monotonic() + 120
@@ -147,6 +149,33 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, ValueError):
             continue
     return ticks / CLOCK_TICKS
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` alone: the server's own process, no workers."""
+    return sum(int(x) for x in _stat_fields(pid)[11:13]) / CLOCK_TICKS
+
+
+def open_fds(pid: int) -> int | None:
+    """How many files ``pid`` has open (its sockets among them); None if /proc says not."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (children inherit it);
+    returns the soft limit now. A thousand streams are a thousand sockets on each side."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def memory_kib(pid: int, field: str) -> int:

@@ -264,3 +264,16 @@ def test_comparison_is_median_over_median_per_mode_and_concurrency() -> None:
     assert row["requests_per_job_ratio"] == 1.0
     text = comparison_table([row])
     assert "poll c=16  graphnursery / ts:" in text and "jobs/s 200.0 / 50.0 = 4.0" in text
+
+
+def test_stream_scenarios_alternate_stores_and_refuse_the_seed_api() -> None:
+    ours = graphnursery_servers(["memory", "default"], None)
+    for scenario in ("stream", "idle-streams"):
+        plan = run_plan([scenario], [8], 2, ours, [])
+        assert [(label, store) for _, _, _, label, store, _ in plan] == [
+            ("graphnursery[memory]", "memory"),
+            ("graphnursery[default]", "default"),
+            ("graphnursery[default]", "default"),
+            ("graphnursery[memory]", "memory"),
+        ]
+        assert main(["--scenario", scenario, "--api", "seed", "--mode", "poll"]) == 2

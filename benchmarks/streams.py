@@ -1,0 +1,363 @@
+"""The stream scenarios (issue 16): jobs streamed end to end, and what idle streams cost.
+
+Both serve ``benchmarks/graphs/emitter.py`` and read the streams with a real SSE parser
+(httpx + httpx-sse), as a client of the API would:
+
+- :func:`run_stream`: C closed-loop clients, each ``POST /jobs?stream=true`` and reads the
+  job's stream to its end; every graph event carries the time it was emitted, so the
+  client measures emit-to-client latency per event;
+- :func:`run_idle_streams`: one job held running on a gate file, N streams opened on it
+  (``GET /jobs/{id}/events``), the server's RSS before and after; then the gate opens and
+  every stream must get the job's end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from httpx_sse import SSEError, aconnect_sse
+
+from .client import Connection, dumps, loads, split_target
+from .report import Progress, percentile
+from .scenarios import TERMINAL, Measured, Tally, _closed_loop, _own_cpu, _submit
+from .server import cpu_seconds, memory_kib, open_fds, own_cpu_seconds, tree_memory_kib
+
+#: The name the emitter graph's events have (``emit``'s default).
+GRAPH_EVENT = "custom"
+#: Streams being opened at once in the idle-streams scenario (hypercorn's listen backlog
+#: is 100: a burst of 1,000 connects would wait for SYN retries instead).
+OPENING = 64
+#: Streams per httpx client in the idle-streams scenario: httpcore's pool scans its
+#: connections on every request and response close, so at their end 1,000 streams in one
+#: pool cost the harness ~6 ms of CPU each here, in pools of this size ~0.7 ms.
+POOL = 50
+
+
+@dataclass
+class StreamTally(Tally):
+    """A stream run: the job outcomes (``Tally``) and what arrived on the streams."""
+
+    events: int = 0  # graph events received
+    expected: int = 0  # graph events the completed jobs emitted (their results say)
+    misordered: int = 0  # graph events that were not the next one of their job
+    dropped: int = 0  # the jobs' droppedEvents (past max_job_events)
+    event_latencies: list[float] = field(default_factory=list)  # s, emitted to received
+    first_event: list[float] = field(default_factory=list)  # s, submit to first graph event
+    spans: list[float] = field(default_factory=list)  # s, first to last graph event of a job
+    emit_seconds: float = 0.0  # time the graphs spent in emit calls (their results)
+    emit_calls: int = 0
+    emit_p50s: list[float] = field(default_factory=list)  # µs, each job's median call
+    emit_max_us: float = 0.0
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def _client(url: str, connections: int) -> httpx.AsyncClient:
+    # No read timeout: a stream is quiet while its job is; the harness's deadline bounds it.
+    return httpx.AsyncClient(
+        base_url=url,
+        timeout=httpx.Timeout(None, connect=60),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
+
+
+async def _retry_after(response: httpx.Response) -> None:
+    try:
+        delay = float(response.headers.get("retry-after", "0.05"))
+    except ValueError:
+        delay = 0.05
+    await trio.sleep(min(max(delay, 0.01), 1.0))
+
+
+async def stream_job(
+    client: httpx.AsyncClient, body: bytes, tally: StreamTally, deadline: float
+) -> str:
+    """``POST /jobs?stream=true``, its stream read to the end; returns the job's terminal
+    status, 'lost' (the stream ended without it, or ``deadline`` s passed) or 'error'."""
+    submitted = time.perf_counter()
+    headers = {"Content-Type": "application/json"}
+    with trio.move_on_after(deadline):
+        while True:
+            try:
+                async with aconnect_sse(
+                    client, "POST", "/jobs?stream=true", content=body, headers=headers
+                ) as source:
+                    response = source.response
+                    tally.requests += 1
+                    if response.status_code == 429:
+                        tally.rejected += 1
+                        await response.aread()
+                        await _retry_after(response)
+                        continue
+                    if response.status_code != 200:
+                        await response.aread()
+                        return "error"
+                    return await _read_stream(source, tally, submitted)
+            except (httpx.HTTPError, SSEError):  # the server broke the stream off
+                return "error"
+    return "lost"
+
+
+async def _read_stream(source: Any, tally: StreamTally, submitted: float) -> str:
+    received = 0
+    first = last = 0.0
+    end: dict[str, Any] | None = None
+    async for sse in source.aiter_sse():
+        now = time.time()
+        if sse.event == GRAPH_EVENT:
+            data = loads(sse.data)["data"]
+            tally.event_latencies.append(now - data["t"])
+            last = time.perf_counter()
+            if not received:
+                first = last
+            if data["i"] != received:
+                tally.misordered += 1
+            received += 1
+        elif sse.event in TERMINAL:
+            if end is not None:
+                return "error"  # a second end
+            end = loads(sse.data)
+        elif end is not None:
+            return "error"  # an event after the end
+    tally.events += received
+    if received:
+        tally.first_event.append(first - submitted)
+        tally.spans.append(last - first)
+    if end is None:
+        return "lost"
+    tally.dropped += int(end.get("droppedEvents") or 0)
+    result = end.get("result")
+    if end["status"] == "completed" and isinstance(result, dict):
+        tally.expected += int(result["events"])
+        tally.emit_seconds += float(result["emit_seconds"])
+        tally.emit_calls += int(result["events"])
+        if result.get("emit_us_p50") is not None:
+            tally.emit_p50s.append(float(result["emit_us_p50"]))
+            tally.emit_max_us = max(tally.emit_max_us, float(result["emit_us_max"]))
+    return str(end["status"])
+
+
+async def run_stream(
+    url: str,
+    concurrency: int,
+    jobs: int,
+    events: int,
+    event_bytes: int,
+    server_pid: int | None,
+    progress: Progress | None,
+    job_deadline: float = 120.0,
+    emit_rate: float = 0.0,
+) -> Measured:
+    """C clients, each streaming jobs of ``events`` events back to back (each job emitting
+    ``emit_rate`` events/s at most; 0: as fast as it can); C warm-up jobs (one per
+    connection) first, unmeasured."""
+    job_input: dict[str, Any] = {"events": events, "bytes": event_bytes}
+    if emit_rate:
+        job_input["rate"] = emit_rate
+    body = dumps({"input": job_input})
+    tally = StreamTally()
+    async with _client(url, concurrency) as client:
+
+        async def one_job(slot: int) -> None:
+            started = time.perf_counter()
+            outcome = await stream_job(client, body, tally, job_deadline)
+            tally.record(outcome, started)
+
+        await _closed_loop(concurrency, concurrency, one_job, None)
+        tally = StreamTally()
+        cpu_before = cpu_seconds(server_pid) if server_pid else None
+        main_before = own_cpu_seconds(server_pid) if server_pid else None
+        client_before = _own_cpu()
+        elapsed = await _closed_loop(concurrency, jobs, one_job, progress)
+        client_cpu = _own_cpu() - client_before
+
+    latencies = sorted(tally.event_latencies)
+    received = max(tally.events, 1)
+    measured = Measured(tally, elapsed)
+    extra = measured.extra
+    extra["events_per_job"] = events
+    extra["event_bytes"] = event_bytes
+    extra["emit_rate"] = emit_rate or None
+    extra["events_received"] = tally.events
+    extra["events_expected"] = tally.expected
+    extra["missing_events"] = max(jobs * events - tally.events, 0)
+    extra["misordered_events"] = tally.misordered
+    extra["dropped_events"] = tally.dropped
+    extra["events_per_s"] = round(tally.events / elapsed, 1) if elapsed else None
+    for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        extra[f"event_{name}_ms"] = _ms(percentile(latencies, fraction))
+    extra["event_max_ms"] = _ms(latencies[-1] if latencies else None)
+    extra["first_event_p50_ms"] = _ms(percentile(sorted(tally.first_event), 0.50))
+    extra["stream_span_p50_ms"] = _ms(percentile(sorted(tally.spans), 0.50))
+    extra["emit_us_per_event"] = (
+        round(tally.emit_seconds * 1e6 / tally.emit_calls, 2) if tally.emit_calls else None
+    )
+    extra["emit_us_p50"] = round(statistics.median(tally.emit_p50s), 2) if tally.emit_p50s else None
+    extra["emit_us_max"] = round(tally.emit_max_us, 1) if tally.emit_p50s else None
+    extra["client_cpu_us_per_event"] = round(client_cpu * 1e6 / received, 2)
+    extra["client_cpu_ms_per_job"] = round(client_cpu * 1000 / max(jobs, 1), 3)
+    if server_pid:
+        assert cpu_before is not None and main_before is not None
+        measured.cpu_seconds = cpu_seconds(server_pid) - cpu_before
+        main_cpu = own_cpu_seconds(server_pid) - main_before
+        extra["cpu_us_per_event"] = round(measured.cpu_seconds * 1e6 / received, 2)
+        extra["main_cpu_us_per_event"] = round(main_cpu * 1e6 / received, 2)
+        measured.peak_rss_kib = memory_kib(server_pid, "VmHWM")
+        measured.workers_peak_rss_kib = tree_memory_kib(server_pid, "VmHWM")
+    return measured
+
+
+async def _probe(client: httpx.AsyncClient, path: str) -> str | None:
+    """Read ``path``'s stream to its first graph event, then close it; None if it did,
+    else what went wrong."""
+    try:
+        async with aconnect_sse(client, "GET", path) as source:
+            if source.response.status_code != 200:
+                body = (await source.response.aread())[:300].decode(errors="replace")
+                return f"GET {path} answered {source.response.status_code}: {body}"
+            async for sse in source.aiter_sse():
+                if sse.event == GRAPH_EVENT:
+                    return None
+            return f"GET {path}: the stream ended before the job's first event"
+    except (httpx.HTTPError, SSEError) as error:
+        return f"GET {path}: {error!r}"
+
+
+async def run_idle_streams(
+    url: str,
+    server_pid: int,
+    streams: int,
+    gate: Path,
+    progress: Progress,
+    job_deadline: float = 120.0,
+) -> Measured:
+    """Hold one job running, open ``streams`` streams on it, read the server's RSS before
+    and after; release the job and count the streams that got its end."""
+    host, port = split_target(url)
+    tally = Tally()
+    gate_file = trio.Path(gate)
+    await gate_file.unlink(missing_ok=True)
+    control = Connection(host, port)
+    body = dumps({"input": {"events": 1, "gate": str(gate)}, "timeoutSeconds": 3600})
+    response = await _submit(control, "/jobs", body, tally)
+    await control.aclose()
+    if response.status != 202:
+        raise RuntimeError(f"POST /jobs answered {response.status}: {response.body[:200]!r}")
+    events_path = f"/jobs/{response.json()['jobId']}/events"
+
+    opened = failed = 0
+    statuses: list[str] = []
+    all_open = trio.Event()
+    limiter = trio.CapacityLimiter(OPENING)
+
+    def settled() -> None:
+        if opened + failed == streams:
+            all_open.set()
+
+    async def follow(client: httpx.AsyncClient) -> None:
+        """One stream: open (its first graph event read), then read to the job's end."""
+        nonlocal opened, failed
+        await limiter.acquire()
+        opening = True
+        try:
+            async with aconnect_sse(client, "GET", events_path) as source:
+                if source.response.status_code != 200:
+                    tally.errors += 1
+                    return
+                async for sse in source.aiter_sse():
+                    if opening and sse.event == GRAPH_EVENT:
+                        opening = False
+                        limiter.release()
+                        opened += 1
+                        progress.advance()
+                        settled()
+                    elif sse.event in TERMINAL:
+                        statuses.append(str(loads(sse.data)["status"]))
+        except (httpx.HTTPError, SSEError):
+            tally.errors += 1
+        finally:
+            if opening:
+                limiter.release()
+                failed += 1
+                settled()
+
+    clients = [_client(url, POOL) for _ in range(-(-streams // POOL))]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for pool in clients:
+                await stack.enter_async_context(pool)
+            # One stream first, closed again: the job runs, its event is in the log, and the
+            # server has run a stream's code once (imports and caches are in the baseline).
+            refused = await _probe(clients[0], events_path)
+            if refused:
+                print(f"idle-streams: {refused}", file=sys.stderr)
+                tally.errors = streams
+                return Measured(tally, 0.0, extra={"streams": streams, "refused": refused})
+            rss_before = memory_kib(server_pid, "VmRSS")
+            fds_before = open_fds(server_pid)
+            cpu_before = cpu_seconds(server_pid)
+            client_before = _own_cpu()
+            began = progress.started = time.perf_counter()
+            with trio.move_on_after(job_deadline) as overall:
+                async with trio.open_nursery() as nursery:
+                    for n in range(streams):
+                        nursery.start_soon(follow, clients[n // POOL])
+                    await all_open.wait()
+                    open_elapsed = time.perf_counter() - began
+                    rss_open = memory_kib(server_pid, "VmRSS")
+                    fds_open = open_fds(server_pid)
+                    cpu_open = cpu_seconds(server_pid)
+                    client_open = _own_cpu()
+                    await gate_file.touch()
+                    released = time.perf_counter()
+            ended = time.perf_counter()
+            cpu_ended, client_ended = cpu_seconds(server_pid), _own_cpu()
+    finally:
+        # Never leave the job holding a worker, whatever failed (the caller removes the file).
+        await gate_file.touch()
+    if overall.cancelled_caught and not all_open.is_set():
+        raise RuntimeError(f"{opened} of {streams} streams opened in {job_deadline} s")
+
+    tally.completed = statuses.count("completed")
+    tally.failed = len(statuses) - tally.completed
+    tally.lost = streams - len(statuses) - tally.errors
+    delta = rss_open - rss_before
+
+    def per_stream(seconds: float) -> float:
+        return round(seconds * 1000 / streams, 3)
+
+    return Measured(
+        tally,
+        ended - began,
+        None,
+        memory_kib(server_pid, "VmHWM"),
+        tree_memory_kib(server_pid, "VmHWM"),
+        extra={
+            "streams": streams,
+            "streams_opened": opened,
+            "streams_ended": len(statuses),
+            "open_seconds": round(open_elapsed, 3),
+            "end_seconds": round(ended - released, 3),
+            "rss_before_mib": round(rss_before / 1024, 1),
+            "rss_open_mib": round(rss_open / 1024, 1),
+            "rss_streams_mb": round(delta * 1024 / 1e6, 2),
+            "rss_per_stream_kib": round(delta / streams, 1),
+            "fds_before": fds_before,
+            "fds_open": fds_open,
+            # Opening and ending the streams: the server (its workers too) and this client.
+            "cpu_ms_per_stream_open": per_stream(cpu_open - cpu_before),
+            "cpu_ms_per_stream_end": per_stream(cpu_ended - cpu_open),
+            "client_cpu_ms_per_stream_open": per_stream(client_open - client_before),
+            "client_cpu_ms_per_stream_end": per_stream(client_ended - client_open),
+        },
+    )
