@@ -11,6 +11,7 @@ job routes are answered here too. Everything else goes on to Quart, wrapped in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from .errors import body_too_large
 from .fastpath import FastPath, Handler, Match
 from .handlers import Reply
 from .parsing import Params
-from .pipeline import Pipeline
+from .pipeline import Pipeline, ReceivedBody
 
 ASGIApp = Callable[..., Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
@@ -120,7 +121,15 @@ class Front:
         headers = ScopeHeaders(scope["headers"])
         request_id = pipeline.request_id(headers)
         try:
-            pipeline.authorize(headers, scope["path"])
+            try:
+                pipeline.authorize(headers, scope["path"])
+            except Exception:
+                # Refused before the body was read: read it now, or the connection could
+                # not carry the client's next request (hypercorn closes it, mid-reuse).
+                if handler is not _refuse_unread:  # too large to read: closed instead
+                    with contextlib.suppress(Exception):
+                        await pipeline.read_body(ReceivedBody(receive))
+                raise
             status, reply, extra = await handler(scope, receive, headers, *args)
             body: bytes | Parts = bodies.encode(reply)
         except Exception as exc:
