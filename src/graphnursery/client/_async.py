@@ -262,9 +262,10 @@ class AsyncClient:
         A fresh stream opens with the ``job`` event (id 0); ``after`` resumes after that
         event id instead: exactly the events that followed it. A connection that breaks or
         ends before the job's end is resumed with ``Last-Event-ID`` after the last event
-        seen, so no event is seen twice or missed; up to ``retries.max_attempts``
-        connections in a row that bring no event (waiting ``backoff * 2**n`` between them),
-        then :class:`TransportError`. The read timeout must exceed the server's
+        seen, so no event is seen twice or missed. ``retries`` governs the reconnects as it
+        does requests, each event starting the count again: up to ``max_attempts - 1``
+        reconnects without an event, ``backoff * 2**n`` apart (a 429 or 503 answer: its
+        ``Retry-After``), then :class:`TransportError`. The read timeout must exceed the server's
         ``stream_heartbeat`` (5 s by default): a stream silent for longer is taken for
         broken. Raises :class:`NotFound` for an unknown job, :class:`InvalidRequest` for an
         ``after`` that is not one of its events. Stopping early (``break``) closes the

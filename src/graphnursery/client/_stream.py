@@ -69,8 +69,9 @@ class Follow:
     The first request is the one given (``GET /jobs/{id}/events``, or the streamed
     submit); once the server has answered it with a stream, every reconnect is a ``GET``
     of the stream's ``Location`` with ``Last-Event-ID``: the last id seen. ``attempt``
-    counts the connections in a row that brought no new event, as ``Retries.max_attempts``
-    counts requests: an event resets it to 1. A connection that fails before the stream
+    counts as ``Retries.max_attempts`` does, with each event starting the count again: the
+    connection that brought the last event is attempt 1, the reconnects since then 2, 3,
+    ... (so ``max_attempts=1`` never reconnects). A connection that fails before the stream
     ever opened is not retried (a submit may or may not have been taken), except for 429
     and 503 answers, which are retried as every request is.
     """
@@ -173,7 +174,7 @@ class Follow:
         delay = self._retries.delay(self.attempt, None)
         if delay is None:
             raise errors.TransportError(
-                f"{what}: {reason}; gave up after {self.attempt} connections without an event"
+                f"{what}: {reason}; gave up after {self.attempt - 1} reconnects without an event"
             ) from cause
         self.attempt += 1
         return delay
