@@ -9,6 +9,7 @@ The blocking client runs in a thread, the server in this test's Trio run through
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,7 +30,7 @@ from graphnursery import (
     Unauthorized,
 )
 from graphnursery.jobs import JobStatus
-from support import Gate, deadline, running_server
+from support import Gate, deadline, readme_block, running_server
 
 STREAMER = "tests/graphs/streamer.py"
 #: Reconnect at once: the tests wait on events, not on backoff.
@@ -349,3 +350,16 @@ async def test_stream_errors_are_the_clients_typed_errors() -> None:
                 list(blocking_client.stream(str(uuid.uuid4())))
 
         await trio.to_thread.run_sync(blocking)
+
+
+# The README's streaming example, read from the README itself.
+README_STREAM = readme_block("client.stream_run(")
+
+
+async def test_readme_stream_example_prints_what_it_says() -> None:
+    async with running_server("examples/progress.py") as http:
+        script = README_STREAM.replace("http://127.0.0.1:8000", str(http.base_url))
+        done = await trio.run_process([sys.executable, "-c", script], capture_stdout=True)
+    assert done.stdout.decode() == (
+        "2 {'step': 1, 'of': 2}\n3 {'step': 2, 'of': 2}\ncompleted {'done': 2}\n"
+    )
