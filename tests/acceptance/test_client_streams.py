@@ -8,6 +8,7 @@ The blocking client runs in a thread, the server in this test's Trio run through
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import uuid
@@ -227,6 +228,22 @@ def blocking_streams(url: str, gate: Gate) -> None:
 async def test_blocking_client_streams(gate: Gate) -> None:
     async with running_server(STREAMER) as http:
         await trio.to_thread.run_sync(blocking_streams, str(http.base_url), gate)
+
+
+async def asyncio_streams(url: str) -> list[StreamEvent]:
+    asyncio.get_running_loop()  # this really is asyncio
+    async with AsyncClient(url) as client:
+        events = [e async for e in client.stream_run({"events": 2})]
+        assert events[-1].job is not None
+        resumed = [e async for e in client.stream(events[-1].job.id, after=1)]
+        return events + resumed
+
+
+async def test_async_client_streams_under_asyncio() -> None:
+    async with running_server(STREAMER) as http:
+        url = str(http.base_url)
+        events = await trio.to_thread.run_sync(lambda: asyncio.run(asyncio_streams(url)))
+    assert summary(events) == expected(2) + expected(2, first=2)
 
 
 # -- dropped connections -----------------------------------------------------------------------
