@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .client import AsyncClient as AsyncClient
     from .client import Client as Client
     from .client import Retries as Retries
+    from .client import StreamEvent as StreamEvent
     from .config import Config as Config
     from .engine import Engine as Engine
     from .engine import EngineStatistics as EngineStatistics
@@ -57,6 +58,7 @@ _EXPORTS = {
     "AsyncClient": ".client",
     "Client": ".client",
     "Retries": ".client",
+    "StreamEvent": ".client",
     "Config": ".config",
     "Engine": ".engine",
     "EngineStatistics": ".engine",

@@ -17,6 +17,7 @@ from support import finished, running_server
         ("examples/cpu.py", "completed"),
         ("examples/crash.py", "crashed"),
         ("examples/flaky.py", "failed"),
+        ("examples/progress.py", "completed"),
     ],
 )
 async def test_example_graph_ends_as_documented(example: str, status: str) -> None:

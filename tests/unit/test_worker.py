@@ -134,7 +134,8 @@ def test_worker_module_imports_neither_trio_nor_quart() -> None:
 #: the exception tree of ``graphnursery.errors`` without the store's errors.
 PUBLIC_NAMES = {
     *("serve_graph", "serve", "create_app", "open_engine", "Engine", "EngineStatistics"),
-    *("Config", "Client", "AsyncClient", "Retries", "Job", "JobError", "JobStatus"),
+    *("Config", "Client", "AsyncClient", "Retries", "StreamEvent", "emit"),
+    *("Job", "JobError", "JobStatus"),
     *("GraphNurseryError", "ConfigError", "GraphLoadError", "JobNotFound", "QueueFull"),
     *("EngineClosed", "EngineFailed", "JobConflict", "ClientError", "TransportError"),
     *("UnexpectedResponse", "WaitTimeout", "ApiError", "InvalidRequest", "Unauthorized"),

@@ -11,6 +11,13 @@
 
 ``Client`` has the same methods, blocking. Jobs come back as :class:`Job` value objects.
 
+A job's events come as :class:`StreamEvent` values, from ``stream(job_id)`` or, submitting
+the job too, ``stream_run(input, stream_mode=...)``; a dropped connection is resumed with
+``Last-Event-ID``, so each event is seen once::
+
+    async for event in client.stream_run({"question": "hi"}, stream_mode="custom"):
+        print(event.id, event.event, event.data)   # the job, its events, then its end
+
 Answers 429 (queue full) and 503 (draining) are retried after the server's ``Retry-After``,
 up to :class:`Retries` ``max_attempts``; nothing else is retried. Every error either client
 raises is a :class:`~graphnursery.errors.ClientError`: ``ApiError`` and its branch by
@@ -44,6 +51,7 @@ from ..errors import (
 )
 from ._async import AsyncClient
 from ._protocol import DEFAULT_RETRIES, DEFAULT_URL, NO_RETRIES, Job, JobPage, Retries
+from ._stream import StreamEvent
 from ._sync import Client
 
 __all__ = [
@@ -67,6 +75,7 @@ __all__ = [
     "PayloadTooLarge",
     "Retries",
     "ServerError",
+    "StreamEvent",
     "TooManyRequests",
     "TransportError",
     "Unauthorized",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 import httpx
+from httpx_sse import aconnect_sse
 
 from ..errors import TooManyRequests, TransportError, WaitTimeout
 from ..jobs import JobStatus
@@ -30,6 +32,7 @@ from ._protocol import (
     retry_delay,
     submit_body,
 )
+from ._stream import Follow, StreamEvent
 
 
 class AsyncClient:
@@ -111,15 +114,27 @@ class AsyncClient:
         data: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        max_attempts: int | None = None,
+        stream_mode: str | Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
         """Queue a job and return it at once (``queued``).
 
         Give ``input`` (any JSON value), or the seed's chat form: ``messages`` with optional
-        ``data`` and ``metadata``. ``timeout`` is the job's ``timeoutSeconds`` on the server.
-        A repeat submit with the same ``idempotency_key`` returns the same job.
+        ``data`` and ``metadata``. ``timeout`` is the job's ``timeoutSeconds`` on the server,
+        ``max_attempts`` its ``maxAttempts``; ``stream_mode`` names the events its log keeps
+        (see :meth:`stream_run`). A repeat submit with the same ``idempotency_key`` returns
+        the same job.
         """
-        body = submit_body(input, messages, data, metadata, timeout)
+        body = submit_body(
+            input,
+            messages,
+            data,
+            metadata,
+            timeout,
+            stream_mode=stream_mode,
+            max_attempts=max_attempts,
+        )
         return await self._submit(body, idempotency_key, 0.0)
 
     async def submit_many(
@@ -200,16 +215,27 @@ class AsyncClient:
         metadata: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         wait_timeout: float | None = None,
+        max_attempts: int | None = None,
+        stream_mode: str | Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
         """Submit a job, wait for it, and return its result.
 
         Raises :class:`JobFailed`, :class:`JobTimedOut`, :class:`JobCrashed` or
         :class:`JobCancelled` if it ends otherwise, and :class:`WaitTimeout` if it has not
-        ended after ``wait_timeout`` seconds. ``timeout`` is the job's own, as in ``submit``.
+        ended after ``wait_timeout`` seconds. ``timeout``, ``max_attempts`` and
+        ``stream_mode`` are the job's own, as in ``submit``.
         """
         deadline = deadline_after(wait_timeout)
-        body = submit_body(input, messages, data, metadata, timeout)
+        body = submit_body(
+            input,
+            messages,
+            data,
+            metadata,
+            timeout,
+            stream_mode=stream_mode,
+            max_attempts=max_attempts,
+        )
         # The submit itself long-polls, so a short job answers in one round trip.
         job = await self._submit(body, idempotency_key, self._settings.poll_seconds(deadline))
         return (await self._wait(job.id, deadline, wait_timeout, job)).outcome()
@@ -228,3 +254,80 @@ class AsyncClient:
         """One page of jobs, optionally of one status; pass ``next_cursor`` for the next."""
         params = list_params(status, limit, cursor)
         return job_page(await self._request("GET", "/jobs", params=params))
+
+    def stream(self, job_id: str, *, after: int | None = None) -> AsyncIterator[StreamEvent]:
+        """The job's events as they happen (``GET /jobs/{id}/events``), up to and including
+        its end (``event.terminal``): then the iteration stops.
+
+        A fresh stream opens with the ``job`` event (id 0); ``after`` resumes after that
+        event id instead: exactly the events that followed it. A connection that breaks or
+        ends before the job's end is resumed with ``Last-Event-ID`` after the last event
+        seen, so no event is seen twice or missed. ``retries`` governs the reconnects as it
+        does requests, each event starting the count again: up to ``max_attempts - 1``
+        reconnects without an event, ``backoff * 2**n`` apart (a 429 or 503 answer: its
+        ``Retry-After``), then :class:`TransportError`. The read timeout must exceed the server's
+        ``stream_heartbeat`` (5 s by default): a stream silent for longer is taken for
+        broken. Raises :class:`NotFound` for an unknown job, :class:`InvalidRequest` for an
+        ``after`` that is not one of its events. Stopping early (``break``) closes the
+        connection once the iterator is closed (``contextlib.aclosing``); the job goes on.
+        """
+        url = f"/jobs/{job_id}/events"
+        return self._follow(Follow(self._settings.retries, url, job_id=job_id, after=after))
+
+    def stream_run(
+        self,
+        input: Any = None,
+        *,
+        stream_mode: str | Sequence[str] | None = None,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Submit a job and stream its events (``POST /jobs?stream=true``), as :meth:`stream`.
+
+        ``stream_mode`` names the events the job's log keeps: a name or a list of names
+        (``["updates", "custom"]``; ``[]`` keeps none of the graph's); by default all the
+        graph emits (a LangGraph graph: ``updates`` and ``custom``). The stream, once open,
+        is resumed at its ``Location``; a submit whose connection fails before the server
+        answered raises :class:`TransportError` at once (the job may or may not have been
+        queued: give an ``idempotency_key`` to submit again safely).
+        """
+        body = submit_body(
+            input, None, None, None, timeout, stream_mode=stream_mode, max_attempts=max_attempts
+        )
+        follow = Follow(
+            self._settings.retries,
+            "/jobs",
+            method="POST",
+            params={"stream": "true"},
+            json=body,
+            headers=idempotency_headers(idempotency_key),
+        )
+        return self._follow(follow)
+
+    async def _follow(self, follow: Follow) -> AsyncIterator[StreamEvent]:
+        while True:
+            cause: httpx.TransportError | None = None
+            wait: float | None = None
+            try:
+                async with aconnect_sse(self._http, **follow.request()) as source:
+                    if not source.response.is_success:
+                        await source.response.aread()
+                        wait = follow.refused(source.response)
+                    else:
+                        follow.open(source.response)
+                        async with aclosing(source.aiter_sse()) as messages:
+                            async for message in messages:
+                                event = follow.take(message)
+                                if event is not None:
+                                    yield event
+                                    if event.terminal:
+                                        return
+            except httpx.TransportError as exc:
+                cause = exc
+            if wait is None:
+                ask = follow.job_to_ask(cause)
+                if ask is not None and (await self.get(ask)).done:
+                    return  # resumed after its end: nothing follows
+                wait = follow.dropped(cause)
+            await anyio.sleep(wait)

@@ -229,6 +229,9 @@ def submit_body(
     data: Mapping[str, Any] | None,
     metadata: Mapping[str, Any] | None,
     timeout: float | None,
+    *,
+    stream_mode: str | Sequence[str] | None = None,
+    max_attempts: int | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any]
     if messages is None:
@@ -245,6 +248,10 @@ def submit_body(
             body["metadata"] = dict(metadata)
     if timeout is not None:
         body["timeoutSeconds"] = timeout
+    if max_attempts is not None:
+        body["maxAttempts"] = max_attempts
+    if stream_mode is not None:
+        body["streamMode"] = stream_mode if isinstance(stream_mode, str) else list(stream_mode)
     return body
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
+from httpx_sse import connect_sse
 
 from ..errors import TooManyRequests, TransportError, WaitTimeout
 from ..jobs import JobStatus
@@ -29,6 +30,7 @@ from ._protocol import (
     retry_delay,
     submit_body,
 )
+from ._stream import Follow, StreamEvent
 
 
 class Client:
@@ -103,10 +105,20 @@ class Client:
         data: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        max_attempts: int | None = None,
+        stream_mode: str | Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
         """Queue a job and return it at once; see :meth:`AsyncClient.submit`."""
-        body = submit_body(input, messages, data, metadata, timeout)
+        body = submit_body(
+            input,
+            messages,
+            data,
+            metadata,
+            timeout,
+            stream_mode=stream_mode,
+            max_attempts=max_attempts,
+        )
         return self._submit(body, idempotency_key, 0.0)
 
     def submit_many(self, inputs: Sequence[Any], *, timeout: float | None = None) -> list[Job]:
@@ -173,11 +185,21 @@ class Client:
         metadata: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         wait_timeout: float | None = None,
+        max_attempts: int | None = None,
+        stream_mode: str | Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
         """Submit, wait, return the result or raise; see :meth:`AsyncClient.run`."""
         deadline = deadline_after(wait_timeout)
-        body = submit_body(input, messages, data, metadata, timeout)
+        body = submit_body(
+            input,
+            messages,
+            data,
+            metadata,
+            timeout,
+            stream_mode=stream_mode,
+            max_attempts=max_attempts,
+        )
         job = self._submit(body, idempotency_key, self._settings.poll_seconds(deadline))
         return self._wait(job.id, deadline, wait_timeout, job).outcome()
 
@@ -194,3 +216,58 @@ class Client:
     ) -> JobPage:
         """One page of jobs, optionally of one status; pass ``next_cursor`` for the next."""
         return job_page(self._request("GET", "/jobs", params=list_params(status, limit, cursor)))
+
+    def stream(self, job_id: str, *, after: int | None = None) -> Iterator[StreamEvent]:
+        """The job's events up to and including its end, resumed across dropped
+        connections; see :meth:`AsyncClient.stream`."""
+        url = f"/jobs/{job_id}/events"
+        return self._follow(Follow(self._settings.retries, url, job_id=job_id, after=after))
+
+    def stream_run(
+        self,
+        input: Any = None,
+        *,
+        stream_mode: str | Sequence[str] | None = None,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Submit a job and stream its events; see :meth:`AsyncClient.stream_run`."""
+        body = submit_body(
+            input, None, None, None, timeout, stream_mode=stream_mode, max_attempts=max_attempts
+        )
+        follow = Follow(
+            self._settings.retries,
+            "/jobs",
+            method="POST",
+            params={"stream": "true"},
+            json=body,
+            headers=idempotency_headers(idempotency_key),
+        )
+        return self._follow(follow)
+
+    def _follow(self, follow: Follow) -> Iterator[StreamEvent]:
+        while True:
+            cause: httpx.TransportError | None = None
+            wait: float | None = None
+            try:
+                with connect_sse(self._http, **follow.request()) as source:
+                    if not source.response.is_success:
+                        source.response.read()
+                        wait = follow.refused(source.response)
+                    else:
+                        follow.open(source.response)
+                        for message in source.iter_sse():
+                            event = follow.take(message)
+                            if event is not None:
+                                yield event
+                                if event.terminal:
+                                    return
+            except httpx.TransportError as exc:
+                cause = exc
+            if wait is None:
+                ask = follow.job_to_ask(cause)
+                if ask is not None and self.get(ask).done:
+                    return  # resumed after its end: nothing follows
+                wait = follow.dropped(cause)
+            time.sleep(wait)
