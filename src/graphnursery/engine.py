@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -26,7 +26,14 @@ import trio
 from . import tracing
 from .clock import Clock
 from .config import Config
-from .errors import EngineClosed, InvalidTimeout, JobConflict, JobNotFound, QueueFull
+from .errors import (
+    EngineClosed,
+    InvalidTimeout,
+    JobConflict,
+    JobNotFound,
+    QueueFull,
+    unwrap_single_error,
+)
 from .eventhub import EventHub, open_event_hub
 from .events import JobEvent
 from .executor import GraphRunner, executor_for
@@ -356,20 +363,6 @@ class _EngineEvents:
 
     def job_events(self, job_id: str) -> None:
         self._engine._events_appended(job_id)
-
-
-@contextmanager
-def unwrap_single_error() -> Iterator[None]:
-    """Let an error raised in the ``async with open_engine()`` body out as itself.
-
-    The body runs inside the engine's nursery, which would wrap it in an ExceptionGroup.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
 
 
 @asynccontextmanager

@@ -28,8 +28,8 @@ import outcome
 import trio
 
 from .config import Config
-from .engine import Engine, EngineStatistics, open_engine, unwrap_single_error
-from .errors import EngineClosed, QueueFull
+from .engine import Engine, EngineStatistics, open_engine
+from .errors import EngineClosed, QueueFull, unwrap_single_error
 from .events import JobEvent
 from .jobs import Job, JobStatus
 from .metrics import Metrics, PoolStatistics

@@ -37,6 +37,8 @@ the client maps status codes back to the ``ApiError`` branch in one place (``cli
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -263,3 +265,17 @@ class StoreUnavailable(StoreError):
         super().__init__(
             f"the database at {where} has been unreachable for {seconds:.0f} s; giving up"
         )
+
+
+@contextmanager
+def unwrap_single_error() -> Iterator[None]:
+    """Let an error raised in the ``async with open_engine()`` body out as itself.
+
+    The body runs inside the engine's nursery, which would wrap it in an ExceptionGroup.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

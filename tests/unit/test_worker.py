@@ -142,7 +142,6 @@ PUBLIC_NAMES = {
     *("NotFound", "Conflict", "PayloadTooLarge", "TooManyRequests", "Unavailable"),
     *("ServerError", "JobUnsuccessful", "JobFailed", "JobTimedOut", "JobCrashed"),
     "JobCancelled",
-    "emit",
 }
 
 
