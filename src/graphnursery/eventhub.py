@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import orjson
 import trio
 
-from .events import RETRYING, RUNNING
+from .events import RETRYING, RUNNING, RUNNING_DATA
 from .jobs import Job, JobError
 from .logs import get_logger
 from .metrics import Metrics
@@ -44,7 +44,6 @@ MAX_APPEND = 1024
 #: not hold the job's result back for ever).
 END_WAIT = 5.0
 _READ_SIZE = 256 * 1024
-_RUNNING = orjson.dumps({"status": "running"})
 
 Events = list[tuple[str, bytes]]
 
@@ -91,9 +90,11 @@ class EventHub:
     # -- what the runners call -------------------------------------------------------------
 
     def begin(self, job: Job) -> None:
-        """An attempt starts: its ``running`` event goes in the log, before its own."""
+        """An attempt starts: its ``running`` event goes in the log, before its own (unless
+        the store's ``start`` wrote it)."""
         self._attempts[(job.id, job.attempts)] = trio.Event()
-        self._queue(_Append(job.id, job.attempts, [(RUNNING, _RUNNING)]))
+        if not self._store.logs_starts:
+            self._queue(_Append(job.id, job.attempts, [(RUNNING, RUNNING_DATA)]))
 
     def retrying(self, job: Job, error: JobError, delay: float) -> None:
         """The attempt ended in a status that retries: the job waits ``delay`` s for the next."""

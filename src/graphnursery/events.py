@@ -26,6 +26,9 @@ from typing import Any
 #: events by these names.
 RUNNING = "running"
 RETRYING = "retrying"
+#: The data of a ``running`` event (its attempt is the event's own).
+RUNNING_DATA = b'{"status":"running"}'
+
 RESERVED_NAMES = frozenset(
     {
         "job",

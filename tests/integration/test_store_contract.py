@@ -271,11 +271,32 @@ async def test_a_log_follows_its_job_through_start_and_finish(store: Store) -> N
         [claimed] = await store.claim(1, T0)
         assert (claimed.events, claimed.events_dropped) == (1, 1)
     running = await store.start(job.id, T0)
-    assert running is not None and (running.events, running.events_dropped) == (1, 1)
+    last = 1 + store.logs_starts  # its running event
+    assert running is not None and (running.events, running.events_dropped) == (last, 1)
     done = await store.finish(job.id, JobStatus.COMPLETED, T0 + 1, as_json(1))
-    assert done is not None and (done.events, done.events_dropped) == (1, 1)
+    assert done is not None and (done.events, done.events_dropped) == (last, 1)
     page, _ = await store.list_jobs()
-    assert [(j.events, j.events_dropped) for j in page] == [(1, 1)]
+    assert [(j.events, j.events_dropped) for j in page] == [(last, 1)]
+
+
+async def test_a_store_that_logs_starts_writes_each_attempts_running_event(store: Store) -> None:
+    if not store.logs_starts:
+        pytest.skip("the engine appends this store's running events (see EventHub.begin)")
+    job = queued()
+    await store.add(job)
+    await store.start(job.id, T0)
+    await store.append_events(job.id, 1, emitted(1))
+    await store.release(job.id)
+    again = await store.start(job.id, T0 + 1)
+    assert again is not None and again.events == 3
+    found = await store.read_events(job.id, 0, 10)
+    assert found is not None
+    assert [(e.id, e.attempt, e.event) for e in found[1]] == [
+        (1, 1, "running"),
+        (2, 1, "tick"),
+        (3, 2, "running"),
+    ]
+    assert found[1][0].data == b'{"status":"running"}'
 
 
 @pytest.mark.parametrize("end", ["finished", "cancelled"])
@@ -293,7 +314,8 @@ async def test_a_terminal_job_takes_no_more_events(store: Store, end: str) -> No
     assert not await store.append_events(job.id, 1, emitted(3), limit=1, dropped=4)
     found = await store.read_events(job.id, 0, 10)
     assert found is not None
-    assert found[0] == ended and [event.id for event in found[1]] == [1]
+    started = end == "finished" and store.logs_starts  # its running event
+    assert found[0] == ended and [event.id for event in found[1]] == [1, 2][: 1 + started]
 
 
 async def test_an_unknown_job_has_no_log(store: Store) -> None:

@@ -66,6 +66,9 @@ class Store(abc.ABC):
     durable: bool = False
     shared: bool = False
     reads_anywhere: bool = False
+    #: Whether :meth:`start` writes the attempt's ``running`` event to the job's log itself,
+    #: in the same transaction (else the engine appends it): one write per job, not two.
+    logs_starts: bool = False
 
     @property
     def available(self) -> bool:
@@ -103,7 +106,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def start(self, job_id: str, started_at: float) -> Job | None:
-        """Mark a queued job running (one more attempt); None if it is not queued."""
+        """Mark a queued job running (one more attempt); None if it is not queued.
+        With ``logs_starts``, the job's log gets the attempt's ``running`` event too."""
 
     @abc.abstractmethod
     async def finish(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Mapping, Sequence
 
-from ..events import JobEvent
+from ..events import RUNNING, RUNNING_DATA, JobEvent
 from ..jobs import Job, JobError, JobStatus
 from ._rows import INTERRUPTED, clean_error, decode_cursor, split_page
 from .base import Store
@@ -63,6 +63,7 @@ class MemoryStore(Store):
         self._forget(job_id)
 
     reads_anywhere = True  # get() is a dict lookup of immutable jobs
+    logs_starts = True
 
     async def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -71,8 +72,13 @@ class MemoryStore(Store):
         job = self._jobs.get(job_id)
         if job is None or job.status is not JobStatus.QUEUED:
             return None
+        log = self._logs.setdefault(job_id, [])
+        log.append(JobEvent(len(log) + 1, job.attempts + 1, RUNNING, RUNNING_DATA))
         running = job.replace(
-            status=JobStatus.RUNNING, started_at=started_at, attempts=job.attempts + 1
+            status=JobStatus.RUNNING,
+            started_at=started_at,
+            attempts=job.attempts + 1,
+            events=len(log),
         )
         self._put(running, job)
         return running

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import trio
 
 from ..errors import StoreError, StoreLocked
-from ..events import JobEvent
+from ..events import RUNNING, RUNNING_DATA, JobEvent
 from ..jobs import Job, JobError, JobStatus
 from ._events_sql import EventLog
 from ._rows import (
@@ -189,6 +189,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         self._unlock()
 
     reads_anywhere = True  # get() reads on the calling thread's own connection
+    logs_starts = True  # in start()'s own transaction
 
     async def get(self, job_id: str) -> Job | None:
         """The job as last committed, read on this thread's read-only connection: a
@@ -262,15 +263,20 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
 
     async def start(self, job_id: str, started_at: float) -> Job | None:
         def start(connection: sqlite3.Connection) -> Job | None:
-            job = one_job(
-                connection,
-                f"UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
-                f" run_after = NULL WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
-                (started_at, job_id),
-            )
-            if job is not None:
-                self._move(JobStatus.QUEUED, JobStatus.RUNNING)
-            return job
+            with all_or_nothing(connection):  # the start and its event, or neither
+                job = one_job(
+                    connection,
+                    f"UPDATE jobs SET status = 'running', started_at = ?,"
+                    f" attempts = attempts + 1, run_after = NULL"
+                    f" WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
+                    (started_at, job_id),
+                )
+                if job is None:
+                    return None
+                running = [(RUNNING, RUNNING_DATA)]
+                EVENTS.append(connection, job_id, job.attempts, running, 0, 0)
+            self._move(JobStatus.QUEUED, JobStatus.RUNNING)
+            return job.replace(events=job.events + 1)
 
         return await self._run(start)
 
