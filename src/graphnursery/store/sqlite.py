@@ -61,6 +61,7 @@ T = TypeVar("T")
 COLUMNS = ", ".join(JOB_COLUMNS)
 STATEMENTS = Statements(Dialect(table="jobs", columns=COLUMNS, events_table="job_events"))
 EVENTS = EventLog(STATEMENTS.dialect)
+START_EVENT = "INSERT INTO job_events (job_id, seq, attempt, event, data) VALUES (?, ?, ?, ?, ?)"
 NOT_TERMINAL = f"status NOT IN ({TERMINAL_SQL})"
 FINISH = STATEMENTS.finish(NOT_TERMINAL)
 #: Back to the queue, the lease cleared and an error (``:error``) appended to ``errors``.
@@ -263,20 +264,21 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
 
     async def start(self, job_id: str, started_at: float) -> Job | None:
         def start(connection: sqlite3.Connection) -> Job | None:
-            with all_or_nothing(connection):  # the start and its event, or neither
-                job = one_job(
-                    connection,
-                    f"UPDATE jobs SET status = 'running', started_at = ?,"
-                    f" attempts = attempts + 1, run_after = NULL"
-                    f" WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
-                    (started_at, job_id),
-                )
-                if job is None:
-                    return None
-                running = [(RUNNING, RUNNING_DATA)]
-                EVENTS.append(connection, job_id, job.attempts, running, 0, 0)
+            job = one_job(
+                connection,
+                f"UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
+                f" run_after = NULL, events = events + 1"
+                f" WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
+                (started_at, job_id),
+            )
+            if job is None:
+                return None
+            # The attempt's running event, the job's next id (its row is this writer's).
+            connection.execute(
+                START_EVENT, (job_id, job.events, job.attempts, RUNNING, RUNNING_DATA)
+            )
             self._move(JobStatus.QUEUED, JobStatus.RUNNING)
-            return job.replace(events=job.events + 1)
+            return job
 
         return await self._run(start)
 
