@@ -56,3 +56,12 @@ async def test_values_mode_ends_with_the_result_and_no_modes_means_no_events() -
     assert len(values) == 2  # the input's state, then the state after the node
     assert values[-1]["messages"] == job["result"]["messages"]
     assert [name for name, _ in silent] == ["running"]
+
+
+async def test_debug_mode_streams_every_step_and_a_chunk_never_fails_the_job() -> None:
+    async with running_server(LANGGRAPH) as client:
+        job, events = await stream_of(client, streamMode=["debug", "custom"])
+    assert job["status"] == "completed"
+    debug = [data for name, data in events if name == "debug"]
+    assert {chunk["type"] for chunk in debug} >= {"task", "task_result"}
+    assert [data for name, data in events if name == "custom"] == [{"progress": "thinking"}]
