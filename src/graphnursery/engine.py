@@ -44,7 +44,7 @@ from .logs import get_logger
 from .metrics import EngineStatistics, Metrics, PoolStatistics
 from .runners import Runners
 from .store import Store, open_store
-from .waiters import Waiters, Watchers
+from .waiters import Listeners
 
 log = get_logger("graphnursery.engine")
 
@@ -75,11 +75,18 @@ class Engine:
             store, self._queue, config.workers, config.lease_seconds, self.clock.now
         )
         self._runners = Runners(
-            config, store, executor, self._queue, self._intake, metrics, self.clock, self._wake, hub
+            config,
+            store,
+            executor,
+            self._queue,
+            self._intake,
+            metrics,
+            self.clock,
+            self.job_done,
+            hub,
         )
-        hub.on_events = self._events_appended
-        self._waiters = Waiters()  # long-polls
-        self._watchers = Watchers()  # streams
+        hub.on_events = self.job_events
+        self._listeners = Listeners()  # long-polls and streams
         #: Called with each job that ended (or that a shared store said ended), after its
         #: long-polls here are woken: how an engine in a thread of its own tells the HTTP
         #: loop (see ``engine_thread``).
@@ -203,7 +210,7 @@ class Engine:
         """The job once it is terminal, or as it stands after ``timeout`` seconds."""
         if timeout <= 0:
             return await self.get(job_id)
-        return await self._waiters.wait(job_id, timeout, self._get_while_running)
+        return await self._listeners.polls.wait(job_id, timeout, self._get_while_running)
 
     async def _get_while_running(self, job_id: str) -> Job:
         if self._stopped:
@@ -221,7 +228,7 @@ class Engine:
     def following(self, job_id: str) -> contextlib.AbstractContextManager[Callable[[], trio.Event]]:
         """For a stream of the job: ``changed()`` in the block gives the event its next
         change (more events, its end, the engine stopping) sets."""
-        return self._watchers.following(job_id)
+        return self._listeners.streams.following(job_id)
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a job: a queued one never runs; a running one's worker process is killed.
@@ -297,18 +304,32 @@ class Engine:
             uptime=trio.current_time() - self._started_at,
         )
 
-    # -- inside the engine's nursery -----------------------------------------------------
+    # -- what the store reports (``StoreEvents``; a shared store, of other replicas too) ----
 
-    def _wake(self, job_id: str) -> None:
-        self._waiters.wake(job_id)
-        self._watchers.wake(job_id)
+    def job_done(self, job_id: str) -> None:
+        """A job ended: its long-polls and streams here wake, then ``on_job_end``'s."""
+        self._listeners.ended(job_id)
         if self.on_job_end is not None:
             self.on_job_end(job_id)
 
-    def _events_appended(self, job_id: str) -> None:
-        self._watchers.wake(job_id)
+    def job_events(self, job_id: str) -> None:
+        """A job's log grew: its streams here wake, then ``on_job_events``'."""
+        self._listeners.grew(job_id)
         if self.on_job_events is not None:
             self.on_job_events(job_id)
+
+    def job_cancelled(self, job_id: str) -> None:
+        self._runners.stop_here(job_id)
+        self.job_done(job_id)
+
+    def lease_lost(self, job_id: str) -> None:
+        log.warning("lost the job's lease; stopping it here", job_id=job_id)
+        self._runners.stop_here(job_id)
+
+    def work_available(self) -> None:
+        self._intake.work_available()
+
+    # -- inside the engine's nursery -----------------------------------------------------
 
     def _stop_accepting(self) -> None:
         self._accepting = False
@@ -337,32 +358,7 @@ class Engine:
     def _stopped_now(self) -> None:
         """Whoever still waits on a job hears that the engine is gone."""
         self._stopped = True
-        self._waiters.wake_all()
-        self._watchers.wake_all()
-
-
-class _EngineEvents:
-    """What a shared store reports, applied to the engine (see ``StoreEvents``)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def job_done(self, job_id: str) -> None:
-        self._engine._wake(job_id)
-
-    def job_cancelled(self, job_id: str) -> None:
-        self._engine._runners.stop_here(job_id)
-        self.job_done(job_id)
-
-    def lease_lost(self, job_id: str) -> None:
-        log.warning("lost the job's lease; stopping it here", job_id=job_id)
-        self._engine._runners.stop_here(job_id)
-
-    def work_available(self) -> None:
-        self._engine._intake.work_available()
-
-    def job_events(self, job_id: str) -> None:
-        self._engine._events_appended(job_id)
+        self._listeners.wake_all()
 
 
 @asynccontextmanager
@@ -401,7 +397,7 @@ async def open_engine(
             try:
                 with unwrap_single_error():
                     async with trio.open_nursery() as nursery:
-                        await nursery.start(store.run_background, _EngineEvents(engine))
+                        await nursery.start(store.run_background, engine)
                         await nursery.start(engine._intake.run)
                         for _ in range(config.workers):
                             nursery.start_soon(engine._runners.run)

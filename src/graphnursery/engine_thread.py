@@ -34,7 +34,7 @@ from .events import JobEvent
 from .jobs import Job, JobStatus
 from .metrics import Metrics, PoolStatistics
 from .store import Store
-from .waiters import Waiters, Watchers
+from .waiters import Listeners
 
 T = TypeVar("T")
 
@@ -62,11 +62,10 @@ class EngineThread:
         self._calls: trio.Nursery | None = None
         self._stop: trio.Event | None = None  # an event of the engine's loop
         self.error: BaseException | None = None
-        # Long-polls, in the HTTP loop: woken through its token when the engine says a job
-        # ended (``Engine.on_job_end``, which asks whether anyone waits here).
-        self._waiters = Waiters()
-        # Streams, in the HTTP loop: woken the same way when a job's log grows.
-        self._watchers = Watchers()
+        # Long-polls and streams, in the HTTP loop: woken through its token when the engine
+        # says a job ended or its log grew (``Engine.on_job_end``, ``on_job_events``, which
+        # ask whether anyone waits here).
+        self._listeners = Listeners()
         # Calls waiting for their outcome, in the HTTP loop: released when the engine ends.
         self._pending: set[trio.Event] = set()
         self._stopping = False  # asked to stop (maybe before the engine started)
@@ -99,8 +98,7 @@ class EngineThread:
                     calls.cancel_scope.cancel()
             finally:
                 self._engine = None
-                _soon(http_token, self._waiters.wake_all)
-                _soon(http_token, self._watchers.wake_all)
+                _soon(http_token, self._listeners.wake_all)
 
         def thread() -> None:
             try:
@@ -222,19 +220,18 @@ class EngineThread:
         """As :meth:`Engine.wait`, waiting here: woken when the engine says the job ended."""
         if timeout <= 0:
             return await self.get(job_id)
-        return await self._waiters.wait(job_id, timeout, self.get)
+        return await self._listeners.polls.wait(job_id, timeout, self.get)
 
     def _job_ended(self, job_id: str) -> None:
         """In the engine's loop: wake the long-polls and streams of ``job_id`` in the HTTP
         loop."""
-        if job_id in self._waiters:
-            _soon(self._http_token, self._waiters.wake, job_id)
-        self._job_events(job_id)
+        if job_id in self._listeners:
+            _soon(self._http_token, self._listeners.ended, job_id)
 
     def _job_events(self, job_id: str) -> None:
         """In the engine's loop: wake the streams of ``job_id`` in the HTTP loop."""
-        if job_id in self._watchers:
-            _soon(self._http_token, self._watchers.wake, job_id)
+        if job_id in self._listeners.streams:
+            _soon(self._http_token, self._listeners.grew, job_id)
 
     async def read_events(self, job_id: str, after: int, limit: int) -> tuple[Job, list[JobEvent]]:
         if self._reads_here:  # memory and SQLite: read here, no round trip
@@ -242,7 +239,7 @@ class EngineThread:
         return await self._call(self.engine.read_events, job_id, after, limit)
 
     def following(self, job_id: str) -> contextlib.AbstractContextManager[Callable[[], trio.Event]]:
-        return self._watchers.following(job_id)
+        return self._listeners.streams.following(job_id)
 
     async def cancel(self, job_id: str) -> Job:
         return await self._call(self.engine.cancel, job_id)

@@ -105,3 +105,26 @@ class Watchers:
         events, self._events = self._events, {}
         for event in events.values():
             event.set()
+
+
+class Listeners:
+    """Everyone in one Trio loop who hears of a job: its long-polls (woken when it ends)
+    and its streams (woken when it ends or its log grows)."""
+
+    def __init__(self) -> None:
+        self.polls = Waiters()
+        self.streams = Watchers()
+
+    def __contains__(self, job_id: str) -> bool:
+        return job_id in self.polls or job_id in self.streams
+
+    def ended(self, job_id: str) -> None:
+        self.polls.wake(job_id)
+        self.streams.wake(job_id)
+
+    def grew(self, job_id: str) -> None:
+        self.streams.wake(job_id)
+
+    def wake_all(self) -> None:
+        self.polls.wake_all()
+        self.streams.wake_all()
