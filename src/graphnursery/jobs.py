@@ -74,6 +74,16 @@ class Job:
     stream_mode: tuple[str, ...] | None = None
     events: int = 0  # the id of the last event in the job's log (0: none yet)
     events_dropped: int = 0  # events the graph emitted past ``max_job_events``, not kept
+    #: The served graph (or flow) the job is for, by name ("" in a store written before
+    #: graphs had names: the default graph's).
+    graph: str = ""
+    #: The graph's version: the live one at submit, then the one the job ran on.
+    version: str = ""
+    #: The schedule that fired the job, if one did.
+    schedule_id: str | None = None
+    #: A flow job's run record, as JSON text: each node's status, output, error, start
+    #: and duration (None for other graphs).
+    record: bytes | None = None
 
     @property
     def result(self) -> Any:
@@ -86,6 +96,11 @@ class Job:
         if self.started_at is None or self.completed_at is None:
             return None
         return self.completed_at - self.started_at
+
+    @property
+    def run_record(self) -> Any:
+        """The flow run record as Python data, None for other graphs."""
+        return None if self.record is None else orjson.loads(self.record)
 
     def replace(self, **changes: Any) -> Job:
         return dataclasses.replace(self, **changes)
@@ -110,3 +125,5 @@ class Outcome:
     #: Events an in-process executor collected, as (name, JSON text): worker processes
     #: send theirs over the event channel instead.
     events: tuple[tuple[str, bytes], ...] = ()
+    #: A flow's run record, as JSON text (see :attr:`Job.record`).
+    record: bytes | None = None
