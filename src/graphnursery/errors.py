@@ -4,6 +4,9 @@
     ├── ConfigError          a setting has an invalid value (names the setting)
     ├── GraphLoadError       the graph cannot be imported or is not callable
     ├── JobNotFound          no job with that id (never existed, or expired)
+    ├── GraphNotFound        no graph or flow of that name is served here (HTTP 404)
+    ├── GraphConflict        a stored flow would take a served graph's name (HTTP 409)
+    ├── FlowInvalid          a flow definition does not validate (HTTP 400, ``problems``)
     ├── InvalidTimeout       a job's timeout is not > 0 and <= max_job_timeout (HTTP 400)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
@@ -79,6 +82,37 @@ class JobNotFound(GraphNurseryError, LookupError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id!r} not found")
+
+
+class GraphNotFound(GraphNurseryError, LookupError):
+    """No graph (or flow) of this name is served here."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"graph {name!r} not found")
+
+
+class GraphConflict(GraphNurseryError):
+    """A name is taken: a stored flow cannot have a served graph's name."""
+
+    def __init__(self, name: str, taken_by: str) -> None:
+        self.name = name
+        super().__init__(f"the name {name!r} is taken by {taken_by}")
+
+
+class FlowInvalid(GraphNurseryError, ValueError):
+    """A flow definition does not validate: ``problems`` lists every fault, each a dict
+    naming where (``node``, ``edge`` or ``flow``) and the ``problem`` (HTTP 400
+    ``invalid_flow``, the problems in ``detail``)."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        self.problems = problems
+        first = problems[0] if problems else {"problem": "invalid"}
+        where = ", ".join(f"{k} {v!r}" for k, v in first.items() if k != "problem")
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(
+            f"invalid flow: {where + ': ' if where else ''}{first['problem']}{more}"
+        )
 
 
 class InvalidTimeout(GraphNurseryError, ValueError):
