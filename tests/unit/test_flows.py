@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import doctest
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -91,7 +93,11 @@ def test_importing_flows_imports_neither_trio_nor_quart() -> None:
         "import sys, graphnursery.flows; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'trio', 'quart', 'httpx'}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    src = str(Path(graphnursery.flows.__file__).parents[2])  # this checkout's src/
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == "[]"
 
 

@@ -41,7 +41,12 @@ class Node:
     """One step. ``type`` is ``"http"``, ``"graph"`` or an import string; for the latter,
     ``function`` is the imported callable (None when parsed with ``resolve=False``),
     ``is_async`` says whether calling it makes a coroutine, and ``takes_config`` whether it is
-    called ``function(input, config)`` rather than ``function(input)``."""
+    called ``function(input, config)`` rather than ``function(input)``.
+
+    ``timeout`` (seconds) bounds each attempt of an async node or a built-in; a sync function
+    runs on the loop's thread and cannot be interrupted, so its ``timeout`` is not enforced
+    (the job's timeout, which kills the worker process, is what stops it). ``max_attempts``
+    counts tries: a node that raises is retried at once until it has made them all."""
 
     id: str
     type: str
