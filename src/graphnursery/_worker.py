@@ -44,6 +44,8 @@ _graph: Any = None
 _call: Callable[[Any], Any] | None = None
 _load_failure: Reply | None = None
 _loop: asyncio.AbstractEventLoop | None = None
+#: A flow file's jobs go through the flow interpreter (see ``_flow_jobs``): its replies.
+_run_flow: Callable[[Any], Reply] | None = None
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -175,6 +177,9 @@ class WorkerSettings:
     server_pid: int = 0
     pid_dir: str = ""  # where the server keeps its workers' pids
     events_address: str = ""  # the server's event socket ("": events kept in this process)
+    env: tuple[tuple[str, str], ...] = ()  # set in the environment before the graph loads
+    #: The server's graphs, (name, source): what a flow's ``graph`` nodes may call.
+    graphs: tuple[tuple[str, str], ...] = ()
 
 
 _settings = WorkerSettings(spec="")
@@ -211,7 +216,7 @@ def _due_for_retirement() -> bool:
 
 def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) -> None:
     """Worker initializer: load the graph once. Never raises; a failure is kept for later."""
-    global _graph, _call, _load_failure, _settings, _jobs_run
+    global _graph, _call, _load_failure, _settings, _jobs_run, _run_flow
     if isinstance(settings, str):
         settings = WorkerSettings(settings, log_level)
     _settings, _jobs_run = settings, 0
@@ -225,20 +230,41 @@ def initialize(settings: WorkerSettings | str, log_level: int = logging.INFO) ->
     if _job_logs not in root.handlers:
         root.addHandler(_job_logs)
     root.setLevel(log_level)
+    os.environ.update(settings.env)
     try:
         channel.connect(settings.events_address)
-        _graph = load_graph(spec)
-        _call = make_caller(_graph)
+        if spec.endswith(".json"):
+            _graph = _call = _run_flow = _flow_runner(spec, settings.graphs)
+        else:
+            _graph = load_graph(spec)
+            _call = make_caller(_graph)
         _load_failure = None
     except BaseException as exc:
-        _graph = _call = None
-        _load_failure = _describe_exception(exc)
+        _graph = _call = _run_flow = None
+        # With what an invalid flow's FlowInvalid lists, each node or edge at fault.
+        _load_failure = (*_describe_exception(exc), getattr(exc, "problems", None))
     if settings.server_pid:
         _processes.loaded()
 
 
+def _flow_runner(spec: str, graphs: tuple[tuple[str, str], ...]) -> Callable[[Any], Reply]:
+    """A flow file's jobs: each run by the flow interpreter, on this worker's event loop."""
+    from . import _flow_jobs  # jmespath and the interpreter: for flows only
+
+    flow = _flow_jobs.load_flow(spec)
+    served = _flow_jobs.ServedGraphs(dict(graphs), load_graph, make_caller)
+
+    def run(job_input: Any) -> Reply:
+        return _flow_jobs.run_flow_job(
+            flow, job_input, _event_loop(), served, _settings.max_result_bytes, _job_logs.take
+        )
+
+    return run
+
+
 def check_loaded() -> Reply:
-    """Report whether this worker loaded the graph: ("ok", pid) or the load error."""
+    """Report whether this worker loaded the graph: ("ok", pid) or the load error,
+    ``("error", type, message, traceback, problems)`` (problems: an invalid flow's)."""
     if _load_failure is not None:
         return _load_failure
     _job_logs.take()  # records from loading the graph are not a job's
@@ -289,7 +315,7 @@ def _run_job(
     if _call is None:
         # This worker could not load the graph (say, its file broke after the server
         # started): the job fails and says why, rather than the pool retrying forever.
-        _, error_type, message, tb = _load_failure or ("error", "Error", "not loaded", "")
+        _, error_type, message, tb = (_load_failure or ("error", "Error", "not loaded", ""))[:4]
         return ("error", "GraphLoadError", f"{error_type}: {message}", tb, ())
     if trace_context:
         from opentelemetry import context, propagate
@@ -304,6 +330,8 @@ def _run_job(
 
 def _call_graph(job_input: Any, stream: StreamSpec | None) -> Reply:
     assert _call is not None
+    if _run_flow is not None:
+        return _run_flow(job_input)
     call = _call
     if _streaming.is_langgraph(_graph) and stream is not None:
         call = _streaming.langgraph_caller(_graph, stream.modes)

@@ -1,7 +1,9 @@
-"""``graphnursery serve GRAPH [--flags]``: every Config setting is a flag of the same name.
+"""``graphnursery serve GRAPH... [--flags]``: every Config setting is a flag of the same name.
 
 Each setting is also read from its ``GRAPHNURSERY_*`` environment variable (the usual way to
 hand a container its secrets, e.g. ``GRAPHNURSERY_API_KEY``); a flag wins over its variable.
+A graphnursery ``.toml`` file among the graphs may set any setting at its top level: the
+variable and the flag win over it. (``GRAPH``: see ``graphnursery.sources``.)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import trio
 
@@ -18,6 +21,7 @@ from .config import ENV_PREFIX, Config, parse_setting, setting_types, settings
 from .errors import ConfigError, EngineFailed, GraphLoadError, StoreError
 from .lifecycle import ENGINE_FAILED_EXIT
 from .server import configure_logging, serve
+from .sources import server_settings_of
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="serve a graph")
-    serve_cmd.add_argument("graph", help=Config.__dataclass_fields__["graph"].metadata["help"])
+    serve_cmd.add_argument(
+        "graph", nargs="+", help=Config.__dataclass_fields__["graph"].metadata["help"]
+    )
     types = setting_types()
     for f in settings():
         if f.name == "graph":
@@ -47,12 +53,22 @@ def config_from(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Confi
     """The config ``graphnursery serve`` runs with: flags, else ``GRAPHNURSERY_*``
     variables, else defaults. Raises ConfigError naming the setting (and the variable)."""
     args = build_parser().parse_args(argv)
+    graph = " ".join(args.graph)
     flags = {
         name: parse_setting(name, value)
         for name, value in vars(args).items()
         if name not in {"command", "graph"} and value is not None
     }
-    return Config.from_env(environ, graph=args.graph, **flags)
+    return Config.from_env(environ, graph=graph, defaults=file_settings(graph), **flags)
+
+
+def file_settings(graph: str) -> dict[str, Any]:
+    """The server settings the ``.toml`` files among the graphs set. Raises ConfigError."""
+    found = server_settings_of(graph)
+    unknown = set(found) - {f.name for f in settings() if f.name != "graph"}
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], "not a setting (in the .toml file)")
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

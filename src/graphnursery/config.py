@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .sources import GraphSpec, parse_graphs
 from .store.url import StoreURL, parse_store_url
 
 ENV_PREFIX = "GRAPHNURSERY_"
@@ -34,11 +35,18 @@ class Config:
     """
 
     graph: str = field(
-        metadata={"help": "the graph: 'package.module:attr' or 'path/to/file.py:attr'"}
+        metadata={
+            "help": "the graphs, space-separated: 'package.module:attr', 'path/to/file.py:attr', "
+            "'name=SOURCE', a flow's .json file, a langgraph.json or a graphnursery .toml "
+            "file; the first is the default graph"
+        }
     )
     workers: int = field(
         default_factory=_default_workers,
         metadata={"help": "worker processes, i.e. jobs running at once (default: CPU count)"},
+    )
+    flow_workers: int = _setting(
+        1, "worker processes of each flow stored with POST /flows (its own queue too)"
     )
     host: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(8000, "port to listen on; 0 picks a free port")
@@ -121,11 +129,15 @@ class Config:
     )
     #: ``store``, parsed once (by validation); not a setting of its own.
     store_url: StoreURL = field(init=False, repr=False, compare=False)
+    #: ``graph``, parsed once (by validation): the graphs served, the default one first.
+    graphs: tuple[GraphSpec, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.graph, str) or not self.graph.strip():
             raise ConfigError("graph", "give the graph as 'module:attr' or 'file.py:attr'")
+        object.__setattr__(self, "graphs", parse_graphs(self.graph))
         _positive_int(self, "workers")
+        _positive_int(self, "flow_workers")
         _positive_int(self, "queue_size")
         _positive_int(self, "max_body_bytes")
         _positive_int(self, "max_result_bytes")
@@ -184,6 +196,22 @@ class Config:
             raise ConfigError("log_format", f"must be auto/json/console, not {self.log_format!r}")
         if any(not key for key in self.api_key.split(",")) and self.api_key:
             raise ConfigError("api_key", "an empty key in the comma-separated list")
+        for spec in self.graphs:
+            if spec.settings:
+                self.for_graph(spec)  # its own settings are checked as the server's are
+
+    @property
+    def default_graph(self) -> GraphSpec:
+        return self.graphs[0]
+
+    def for_graph(self, spec: GraphSpec) -> Config:
+        """The settings one graph runs with: the server's, with the graph's own over them."""
+        if not spec.settings and len(self.graphs) == 1 and spec.source == self.graph:
+            return self
+        try:
+            return dataclasses.replace(self, graph=spec.source, **spec.settings)
+        except ConfigError as exc:
+            raise ConfigError(f"graphs.{spec.name}.{exc.setting}", exc.reason) from None
 
     @property
     def retry_statuses(self) -> frozenset[str]:
@@ -197,10 +225,16 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Build a config from ``GRAPHNURSERY_*`` variables; ``overrides`` win over them."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Config:
+        """Build a config from ``GRAPHNURSERY_*`` variables over ``defaults`` (a config
+        file's); ``overrides`` win over both."""
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = dict(defaults or {})
         for f in settings():
             if overrides.get(f.name) is not None:
                 continue  # overridden: its variable is not read at all

@@ -24,7 +24,6 @@ from typing import Any
 import trio
 
 from . import tracing
-from .clock import Clock
 from .config import Config
 from .errors import (
     EngineClosed,
@@ -36,14 +35,16 @@ from .errors import (
 )
 from .eventhub import EventHub, open_event_hub
 from .events import JobEvent
-from .executor import GraphRunner, executor_for
-from .intake import SHARED_COUNTS_MAX_AGE, Intake, Unfinished, intake_for
-from .jobqueue import JobQueue
-from .jobs import Job, JobError, JobStatus, new_job_id
+from .executor import GraphRunner
+from .intake import SHARED_COUNTS_MAX_AGE
+from .jobs import Job, JobError, JobStatus
 from .logs import get_logger
-from .metrics import EngineStatistics, Metrics, PoolStatistics
+from .metrics import EngineStatistics, Metrics
 from .runners import Runners
+from .scheduler import Schedules
+from .served import ServedGraphs
 from .store import Store, open_store
+from .stored_flows import StoredFlows
 from .waiters import Listeners
 
 log = get_logger("graphnursery.engine")
@@ -53,38 +54,23 @@ CANCELLED_ERROR = JobError("Cancelled", "cancelled by request")
 STOP_WAIT = 5.0
 
 
-class Engine:
-    """Accepts jobs and runs them. Create one with :func:`open_engine`."""
+class Engine(ServedGraphs):
+    """Accepts jobs and runs them, a :class:`~graphnursery.lanes.Lane` per served graph
+    (see :class:`~graphnursery.served.ServedGraphs`). Create one with :func:`open_engine`."""
 
     def __init__(
         self,
         config: Config,
         store: Store,
-        executor: GraphRunner,
         metrics: Metrics,
         hub: EventHub,
+        executor: GraphRunner | None = None,
     ) -> None:
-        self.config = config
-        self.store = store
-        self.metrics = metrics
-        self.clock = Clock()
-        self._executor = executor
-        self._started_at = trio.current_time()
-        self._queue = JobQueue(config.queue_size)
-        self._intake: Intake = intake_for(
-            store, self._queue, config.workers, config.lease_seconds, self.clock.now
-        )
-        self._runners = Runners(
-            config,
-            store,
-            executor,
-            self._queue,
-            self._intake,
-            metrics,
-            self.clock,
-            self.job_done,
-            hub,
-        )
+        super().__init__(config, store, metrics, hub, self.job_done, executor)
+        #: The flows kept in the store (``POST /flows``), each served as a lane of its own.
+        self.flows = StoredFlows(self)
+        #: The cron schedules kept in the store, and the task that fires them.
+        self.schedules = Schedules(self)
         hub.on_events = self.job_events
         self._listeners = Listeners()  # long-polls and streams
         #: Called with each job that ended (or that a shared store said ended), after its
@@ -123,28 +109,41 @@ class Engine:
         """
         self._stop_accepting()
         self._draining = True
-        self._intake.stop_bringing_in()
-        await self._set_aside_queued()
-        log.info("draining", running=self._runners.active, grace_seconds=grace)
-        if await self._runners.wait_idle(grace):
+        for lane in self.lanes.values():
+            lane.intake.stop_bringing_in()
+            await lane.set_aside_queued()
+        log.info("draining", running=self._active(), grace_seconds=grace)
+        if await self._wait_idle(grace):
             return True
         log.warning("grace period over: stopping the jobs still running")
-        self._runners.stop_all()
-        await self._runners.wait_idle(STOP_WAIT)
+        for lane in self.lanes.values():
+            lane.runners.stop_all()
+        await self._wait_idle(STOP_WAIT)
         return False
+
+    def _active(self) -> int:
+        return sum(lane.runners.active for lane in self.lanes.values())
+
+    async def _wait_idle(self, grace: float) -> bool:
+        with trio.move_on_after(grace):
+            for lane in self.lanes.values():
+                await lane.runners.wait_idle(math.inf)
+        return self._active() == 0
 
     async def submit(
         self,
         job_input: Any,
         *,
+        graph: str | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
         max_attempts: int | None = None,
         stream_mode: tuple[str, ...] | None = None,
     ) -> Job:
-        """Queue a job (its graph streams the events ``stream_mode`` names; None: its
-        default). Raises QueueFull when the queue is at capacity, InvalidTimeout for
-        a timeout that is not > 0 and <= ``max_job_timeout``, EngineClosed when stopping.
+        """Queue a job for ``graph`` (None: the default graph); its graph streams the
+        events ``stream_mode`` names (None: its default). Raises GraphNotFound, QueueFull
+        when the graph's queue is at capacity, InvalidTimeout for a timeout that is not
+        > 0 and <= ``max_job_timeout``, EngineClosed when stopping.
 
         With an ``idempotency_key`` that a kept job was submitted with, queue nothing and
         return that job (whatever this call's input): a client's retry cannot run it twice.
@@ -155,46 +154,45 @@ class Engine:
             )
         if not self.store.available:
             raise EngineClosed("the job store is unreachable for now")
-        if timeout is None:
-            timeout = self.config.job_timeout
-        elif not 0 < timeout <= self.config.max_job_timeout:
+        lane = self.lane(graph)
+        if timeout is not None and not 0 < timeout <= self.config.max_job_timeout:
             raise InvalidTimeout(timeout, self.config.max_job_timeout)
         if idempotency_key is not None:
             existing = await self.store.find_by_key(idempotency_key)
             if existing is not None:
                 return existing
-        new = Job(
-            id=new_job_id(),
-            input=job_input,
-            status=JobStatus.QUEUED,
-            created_at=self.clock.now(),
+        new = lane.new_job(
+            job_input,
+            self.clock.now(),
             timeout=timeout,
-            max_attempts=max_attempts or self.config.max_attempts,
+            max_attempts=max_attempts,
             stream_mode=stream_mode,
         )
-        job = await self._intake.admit(new, idempotency_key)
+        job = await lane.intake.admit(new, idempotency_key)
         if job is None:
             self.metrics.jobs_rejected.labels("queue_full").inc()
-            raise QueueFull(self.config.queue_size, self.retry_after())
+            raise QueueFull(lane.config.queue_size, lane.retry_after())
         if job is not new:  # the same key, submitted meanwhile
             return job
         carrier = tracing.submitted(job)
         if carrier is not None:
-            self._runners.trace_carriers[job.id] = carrier
-        self.metrics.jobs_submitted.inc()
+            lane.runners.trace_carriers[job.id] = carrier
+        self.metrics.job_submitted(job)
         return job
 
     async def submit_batch(
-        self, items: Sequence[tuple[Any, float | None, int | None]]
+        self, items: Sequence[tuple[Any, float | None, int | None]], graph: str | None = None
     ) -> tuple[list[Job], QueueFull | None]:
-        """Queue ``(input, timeout, max attempts)`` items in order, until the queue is full:
-        the jobs queued, and the refusal that stopped it (None if all were). Other errors
-        raise as :meth:`submit`'s."""
+        """Queue ``(input, timeout, max attempts)`` items for ``graph`` in order, until the
+        queue is full: the jobs queued, and the refusal that stopped it (None if all were).
+        Other errors raise as :meth:`submit`'s."""
         accepted: list[Job] = []
         for job_input, timeout, max_attempts in items:
             try:
                 accepted.append(
-                    await self.submit(job_input, timeout=timeout, max_attempts=max_attempts)
+                    await self.submit(
+                        job_input, graph=graph, timeout=timeout, max_attempts=max_attempts
+                    )
                 )
             except QueueFull as full:
                 return accepted, full
@@ -239,70 +237,40 @@ class Engine:
         if job is None:
             current = await self.get(job_id)
             raise JobConflict(job_id, current.status.value)
-        stopped = self._runners.stop_here(job_id)  # the runner ends without a result
+        runners = self._runners_of(job)
+        stopped = runners.stop_here(job_id)  # the runner ends without a result
         if stopped is not None:
             await stopped.wait()  # answer once its worker process is gone
-        self._runners.ended(job)
+        runners.ended(job)
         return job
 
+    def _runners_of(self, job: Job) -> Runners:
+        lane = self.lanes.get(job.graph)
+        return (lane or self.default).runners
+
     async def resubmit(self, job_id: str) -> Job:
-        """Run a finished job (a dead letter, say) again, as a new job with the same input,
-        timeout and attempts. Raises JobNotFound, or JobConflict (action "retry")
-        if the job has not finished."""
+        """Run a finished job (a dead letter, say) again, as a new job of the same graph
+        with the same input, timeout and attempts. Raises JobNotFound, GraphNotFound, or
+        JobConflict (action "retry") if the job has not finished."""
         job = await self.get(job_id)
         if not job.status.is_terminal:
             raise JobConflict(job_id, job.status.value, action="retry")
-        new = await self.submit(job.input, timeout=job.timeout, max_attempts=job.max_attempts)
+        new = await self.submit(
+            job.input, graph=job.graph, timeout=job.timeout, max_attempts=job.max_attempts
+        )
         log.info("job resubmitted", job_id=new.id, retry_of=job_id)
         return new
 
     async def list_jobs(
-        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        status: JobStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        graph: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """A page of kept jobs, oldest first, optionally of one status (dead letters...)."""
-        return await self.store.list_jobs(status, limit, cursor)
-
-    def position(self, job_id: str) -> int | None:
-        """How many queued jobs are ahead of this one; None if it is not queued."""
-        return self._queue.position(job_id)
-
-    def queue_length(self) -> int:
-        """Jobs waiting here: on the queue, or waiting out a retry's backoff to get on it."""
-        return len(self._queue)
-
-    def retry_after(self) -> float:
-        """Seconds until the queue likely has room, from its length and recent job times."""
-        per_job = self._runners.mean_duration or 1.0
-        return max(1.0, min(300.0, math.ceil(self.queue_length() * per_job / self.config.workers)))
-
-    def pool_statistics(self) -> PoolStatistics:
-        """The queue and the worker processes now (no store query: for metrics scrapes)."""
-        executor = self._executor.statistics()
-        return PoolStatistics(
-            queue_depth=self.queue_length(),
-            workers_busy=executor.running,
-            workers_idle=executor.idle_workers,
-            worker_restarts=self._executor.worker_restarts,
-        )
-
-    async def statistics(self) -> EngineStatistics:
-        counts = await self._intake.counts()
-        executor = self._executor.statistics()
-        return EngineStatistics(
-            queued=counts[JobStatus.QUEUED],
-            running=counts[JobStatus.RUNNING],
-            completed=counts[JobStatus.COMPLETED],
-            failed=counts[JobStatus.FAILED],
-            timed_out=counts[JobStatus.TIMED_OUT],
-            cancelled=counts[JobStatus.CANCELLED],
-            crashed=counts[JobStatus.CRASHED],
-            total=sum(counts.values()),
-            workers=executor.workers,
-            available_workers=executor.idle_workers,
-            queue_capacity=self.config.queue_size,
-            worker_restarts=self._executor.worker_restarts,
-            uptime=trio.current_time() - self._started_at,
-        )
+        """A page of kept jobs, oldest first, optionally of one status (dead letters...)
+        and one graph."""
+        return await self.store.list_jobs(status, limit, cursor, graph=graph)
 
     # -- what the store reports (``StoreEvents``; a shared store, of other replicas too) ----
 
@@ -319,21 +287,25 @@ class Engine:
             self.on_job_events(job_id)
 
     def job_cancelled(self, job_id: str) -> None:
-        self._runners.stop_here(job_id)
+        for lane in self.lanes.values():
+            lane.runners.stop_here(job_id)
         self.job_done(job_id)
 
     def lease_lost(self, job_id: str) -> None:
         log.warning("lost the job's lease; stopping it here", job_id=job_id)
-        self._runners.stop_here(job_id)
+        for lane in self.lanes.values():
+            lane.runners.stop_here(job_id)
 
     def work_available(self) -> None:
-        self._intake.work_available()
+        for lane in self.lanes.values():
+            lane.intake.work_available()
 
     # -- inside the engine's nursery -----------------------------------------------------
 
     def _stop_accepting(self) -> None:
         self._accepting = False
-        self._runners.retrying = False
+        for lane in self.lanes.values():
+            lane.runners.retrying = False
 
     async def _evict_expired(self) -> None:
         ttl = self.config.result_ttl
@@ -345,15 +317,8 @@ class Engine:
                 log.debug("evicted expired jobs", count=evicted)
 
     async def _set_aside_queued(self) -> None:
-        """After the runners stop: every job still queued ends cancelled or is kept by the
-        store, as the intake says; none vanishes."""
-        for job_id in self._queue.take_all_nowait():
-            self._runners.trace_carriers.pop(job_id, None)
-            if await self._intake.unfinished(job_id, Unfinished.QUEUED):
-                await self._runners.end_cancelled(job_id)
-        for job_id in self._queue.take_held():  # retries waiting out their backoff
-            if await self._intake.unfinished(job_id, Unfinished.BACKING_OFF):
-                await self._runners.end_cancelled(job_id)
+        for lane in self.lanes.values():
+            await lane.set_aside_queued()
 
     def _stopped_now(self) -> None:
         """Whoever still waits on a job hears that the engine is gone."""
@@ -388,19 +353,18 @@ async def open_engine(
     await store.open()
     metrics = metrics or Metrics()
     try:
-        async with (
-            open_event_hub(store, metrics, config.max_job_events) as hub,
-            executor_for(config, executor, hub.address) as running_executor,
-        ):
-            engine = Engine(config, store, running_executor, metrics, hub)
+        async with open_event_hub(store, metrics, config.max_job_events) as hub:
+            engine = Engine(config, store, metrics, hub, executor)
             stop_watching = engine.metrics.watch(engine.pool_statistics)
             try:
                 with unwrap_single_error():
                     async with trio.open_nursery() as nursery:
+                        engine._nursery = nursery
                         await nursery.start(store.run_background, engine)
-                        await nursery.start(engine._intake.run)
-                        for _ in range(config.workers):
-                            nursery.start_soon(engine._runners.run)
+                        for lane in list(engine.lanes.values()):
+                            await nursery.start(lane.run)
+                        await nursery.start(engine.flows.run)
+                        await nursery.start(engine.schedules.run)
                         nursery.start_soon(engine._evict_expired)
                         try:
                             yield engine

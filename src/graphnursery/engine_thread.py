@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import outcome
@@ -32,6 +33,7 @@ from .engine import Engine, EngineStatistics, open_engine
 from .errors import EngineClosed, QueueFull, unwrap_single_error
 from .events import JobEvent
 from .jobs import Job, JobStatus
+from .lanes import GraphInfo, Reloaded
 from .metrics import Metrics, PoolStatistics
 from .store import Store
 from .waiters import Listeners
@@ -48,6 +50,19 @@ def _soon(token: trio.lowlevel.TrioToken | None, fn: Callable[..., object], *arg
     except trio.RunFinishedError:
         return False
     return True
+
+
+class InEngineLoop:
+    """One of the engine's services (its stored flows, its schedules) seen from the HTTP
+    loop: each of its coroutine methods runs in the engine's loop, as the engine's do."""
+
+    def __init__(self, thread: EngineThread, name: str) -> None:
+        self._thread = thread
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        target = getattr(getattr(self._thread.engine, self._name), method)
+        return partial(self._thread._call, target)
 
 
 class EngineThread:
@@ -207,9 +222,9 @@ class EngineThread:
         return await self._call(self.engine.submit, job_input, **options)
 
     async def submit_batch(
-        self, items: Sequence[tuple[Any, float | None, int | None]]
+        self, items: Sequence[tuple[Any, float | None, int | None]], graph: str | None = None
     ) -> tuple[list[Job], QueueFull | None]:
-        return await self._call(self.engine.submit_batch, items)
+        return await self._call(self.engine.submit_batch, items, graph)
 
     async def get(self, job_id: str) -> Job:
         if self._reads_here:  # the memory store: read here, no round trip
@@ -248,24 +263,47 @@ class EngineThread:
         return await self._call(self.engine.resubmit, job_id)
 
     async def list_jobs(
-        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        status: JobStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        graph: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        return await self._call(self.engine.list_jobs, status, limit, cursor)
+        return await self._call(self.engine.list_jobs, status, limit, cursor, graph)
 
-    async def statistics(self) -> EngineStatistics:
-        return await self._call(self.engine.statistics)
+    async def statistics(self, graph: str | None = None) -> EngineStatistics:
+        return await self._call(self.engine.statistics, graph)
+
+    async def reload(self, graph: str | None = None) -> list[Reloaded]:
+        return await self._call(self.engine.reload, graph)
+
+    def graphs(self) -> list[GraphInfo]:
+        return self.engine.graphs()
+
+    def graph(self, name: str) -> GraphInfo:
+        return self.engine.graph(name)
 
     def position(self, job_id: str) -> int | None:
         return self.engine.position(job_id)
 
-    def queue_length(self) -> int:
-        return self.engine.queue_length()
+    def queue_length(self, graph: str | None = None) -> int:
+        return self.engine.queue_length(graph)
 
-    def retry_after(self) -> float:
-        return self.engine.retry_after()
+    def retry_after(self, graph: str | None = None) -> float:
+        return self.engine.retry_after(graph)
 
-    def pool_statistics(self) -> PoolStatistics:
+    def pool_statistics(self) -> dict[str, PoolStatistics]:
         return self.engine.pool_statistics()
+
+    @property
+    def flows(self) -> Any:
+        """The engine's :class:`~graphnursery.stored_flows.StoredFlows`, in its loop."""
+        return InEngineLoop(self, "flows")
+
+    @property
+    def schedules(self) -> Any:
+        """The engine's :class:`~graphnursery.scheduler.Schedules`, in its loop."""
+        return InEngineLoop(self, "schedules")
 
 
 #: What the HTTP layer calls: the engine in its own loop, or in the HTTP loop.

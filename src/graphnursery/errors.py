@@ -7,6 +7,8 @@
     ├── GraphNotFound        no graph or flow of that name is served here (HTTP 404)
     ├── GraphConflict        a stored flow would take a served graph's name (HTTP 409)
     ├── FlowInvalid          a flow definition does not validate (HTTP 400, ``problems``)
+    ├── ScheduleInvalid      a schedule's field is invalid (HTTP 400, names the field)
+    ├── ScheduleNotFound     no schedule with that id (HTTP 404)
     ├── InvalidTimeout       a job's timeout is not > 0 and <= max_job_timeout (HTTP 400)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
@@ -65,14 +67,23 @@ class GraphLoadError(GraphNurseryError):
     """The graph could not be loaded in a worker process.
 
     ``error_type`` and ``message`` describe the original exception; ``traceback`` is its
-    formatted traceback from the worker process.
+    formatted traceback from the worker process; ``problems``, an invalid flow's (each node
+    or edge at fault, as :class:`FlowInvalid` has them).
     """
 
-    def __init__(self, spec: str, error_type: str, message: str, traceback: str = "") -> None:
+    def __init__(
+        self,
+        spec: str,
+        error_type: str,
+        message: str,
+        traceback: str = "",
+        problems: list[dict[str, str]] | None = None,
+    ) -> None:
         self.spec = spec
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
+        self.problems = problems  # a flow's that does not validate (see FlowInvalid)
         super().__init__(f"cannot load graph {spec!r}: {error_type}: {message}")
 
 
@@ -110,9 +121,24 @@ class FlowInvalid(GraphNurseryError, ValueError):
         first = problems[0] if problems else {"problem": "invalid"}
         where = ", ".join(f"{k} {v!r}" for k, v in first.items() if k != "problem")
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(
-            f"invalid flow: {where + ': ' if where else ''}{first['problem']}{more}"
-        )
+        super().__init__(f"invalid flow: {where + ': ' if where else ''}{first['problem']}{more}")
+
+
+class ScheduleInvalid(GraphNurseryError, ValueError):
+    """A schedule's field is invalid: ``field`` names it (HTTP 400 ``invalid_body``)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class ScheduleNotFound(GraphNurseryError, LookupError):
+    """No schedule with this id (HTTP 404 ``schedule_not_found``)."""
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"schedule {schedule_id!r} not found")
 
 
 class InvalidTimeout(GraphNurseryError, ValueError):

@@ -17,7 +17,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -97,8 +97,7 @@ class Executor:
                 nursery.start_soon(check)
         for reply in replies:
             if reply[0] != "ok":
-                _, error_type, message, tb = reply
-                raise GraphLoadError(self.graph, error_type, message, tb)
+                raise GraphLoadError(self.graph, *reply[1:])
 
     async def run(
         self,
@@ -185,13 +184,24 @@ class Executor:
 def outcome_from_reply(reply: tuple[Any, ...], **events: Any) -> Outcome:
     """Turn a ``_worker.run_job`` reply into an Outcome (``events``: how its events went,
     ``events_sent`` or ``events``, see :class:`Outcome`)."""
-    if reply[0] == "ok":
-        _, result, logs = reply
-        return Outcome(JobStatus.COMPLETED, result=result, logs=logs, **events)
-    _, error_type, message, tb, logs = reply
+    if reply[0] == "ok":  # a flow's replies end with its run record
+        result, logs, *record = reply[1:]
+        return Outcome(
+            JobStatus.COMPLETED, result=result, logs=logs, record=_record(record), **events
+        )
+    error_type, message, tb, logs, *record = reply[1:]
     return Outcome(
-        JobStatus.FAILED, error=JobError(error_type, message), logs=logs, traceback=tb, **events
+        JobStatus.FAILED,
+        error=JobError(error_type, message),
+        logs=logs,
+        traceback=tb,
+        record=_record(record),
+        **events,
     )
+
+
+def _record(trailing: list[Any]) -> bytes | None:
+    return trailing[0] if trailing else None
 
 
 def _describe_broken(exc: BaseException) -> str:
@@ -219,6 +229,8 @@ async def open_executor(
     max_job_memory_mb: int = 0,
     max_result_bytes: int = 0,
     events_address: str = "",
+    env: Mapping[str, str] | None = None,
+    graphs: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Executor]:
     """Start ``workers`` processes that load ``graph``; stop them on exit.
 
@@ -226,7 +238,9 @@ async def open_executor(
     leaves it above ``max_worker_memory_mb`` of RSS (0: never); the next job starts a new one.
     One whose RSS passes ``max_job_memory_mb`` is killed at once, mid-job (0: no ceiling).
     A result over ``max_result_bytes`` as JSON fails its job (``ResultTooLarge``; 0: any).
-    The workers send their jobs' events to the event hub at ``events_address``.
+    The workers send their jobs' events to the event hub at ``events_address``, and set
+    ``env`` in their environment before they load the graph. ``graphs`` (name to source)
+    are the server's graphs, for a flow's ``graph`` nodes to call.
     """
     settings = _worker.WorkerSettings(
         spec=graph,
@@ -237,6 +251,8 @@ async def open_executor(
         server_pid=os.getpid(),
         pid_dir=tempfile.mkdtemp(prefix="graphnursery-workers-"),
         events_address=events_address,
+        env=tuple(sorted((env or {}).items())),
+        graphs=tuple(sorted((graphs or {}).items())),
     )
     _allow_worker_processes()
     body_error: BaseException | None = None
@@ -273,10 +289,15 @@ async def open_executor(
 
 @asynccontextmanager
 async def executor_for(
-    config: Config, executor: GraphRunner | None, events_address: str = ""
+    config: Config,
+    executor: GraphRunner | None,
+    events_address: str = "",
+    env: Mapping[str, str] | None = None,
+    graphs: Mapping[str, str] | None = None,
 ) -> AsyncIterator[GraphRunner]:
     """``executor`` if given (an ``InlineExecutor``, say), else worker processes as
-    ``config`` says, sending their events to ``events_address``."""
+    ``config`` says (``config.graph`` is the source they load), sending their events to
+    ``events_address``, with ``env`` set in their environment."""
     if executor is not None:
         yield executor
         return
@@ -289,6 +310,8 @@ async def executor_for(
         max_job_memory_mb=config.max_job_memory_mb,
         max_result_bytes=config.max_result_bytes,
         events_address=events_address,
+        env=env,
+        graphs=graphs,
     ) as process_executor:
         yield process_executor
 
@@ -324,8 +347,7 @@ class InlineExecutor:
         _worker.initialize(graph)
         reply = _worker.check_loaded()
         if reply[0] != "ok":
-            _, error_type, message, tb = reply
-            raise GraphLoadError(graph, error_type, message, tb)
+            raise GraphLoadError(graph, *reply[1:])
 
     async def run(
         self,

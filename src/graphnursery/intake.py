@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -50,9 +50,10 @@ class Unfinished(enum.Enum):
 class Intake:
     """The memory store's intake, and the base of the others."""
 
-    def __init__(self, store: Store, queue: JobQueue) -> None:
+    def __init__(self, store: Store, queue: JobQueue, graphs: Sequence[str]) -> None:
         self.store = store
         self.queue = queue
+        self.graphs = tuple(graphs)  # whose jobs this intake brings in (see Lane)
         self._nursery: trio.Nursery | None = None
         self._bringing_in = trio.CancelScope()
 
@@ -88,8 +89,24 @@ class Intake:
             return None
         return job
 
+    async def has_room(self) -> bool:
+        """Whether the queue takes one more job now."""
+        await trio.lowlevel.checkpoint()
+        return len(self.queue) < self.queue.capacity
+
+    async def fire(
+        self, schedule_id: str, planned: float, next_fire_at: float, fired_at: float, job: Job
+    ) -> bool:
+        """A schedule's tick: record ``job`` with it (``Store.fire_schedule``: once across
+        servers) and queue it. False if another server fired the tick first."""
+        if not await self.store.fire_schedule(schedule_id, planned, next_fire_at, fired_at, job):
+            return False
+        await self.queue.put(job.id)  # waits in the rare case submits filled it meanwhile
+        return True
+
     async def counts(self) -> Mapping[JobStatus, int]:
-        return await self.store.counts()
+        """This graph's jobs, by status."""
+        return await self.store.counts(self.graphs)
 
     def retry_later(self, job_id: str, delay: float) -> None:
         """A retry waiting out its backoff: counted as queued, queued when it is over."""
@@ -117,7 +134,7 @@ class DurableIntake(Intake):
     """SQLite: jobs outlive the process; the last run's backlog is queued on start."""
 
     async def _bring_in(self) -> None:
-        await feed_backlog(self.store, self.queue, self.retry_later)
+        await feed_backlog(self.store, self.queue, self.retry_later, self.graphs)
 
     async def unfinished(self, job_id: str, where: Unfinished) -> bool:
         if where is Unfinished.RUNNING:
@@ -128,10 +145,12 @@ class DurableIntake(Intake):
 class SharedIntake(Intake):
     """PostgreSQL: jobs reach this replica's queue only by being claimed."""
 
-    def __init__(self, store: Store, queue: JobQueue, claimer: Claimer) -> None:
-        super().__init__(store, queue)
+    def __init__(
+        self, store: Store, queue: JobQueue, graphs: Sequence[str], claimer: Claimer
+    ) -> None:
+        super().__init__(store, queue, graphs)
         self._claimer = claimer
-        self._length = SharedQueueLength(store)
+        self._length = SharedQueueLength(store, graphs)
         self._counts_lock = trio.Lock()
         self._counts: Mapping[JobStatus, int] = {}
         self._counts_until = -math.inf
@@ -148,12 +167,24 @@ class SharedIntake(Intake):
             self._length.added()
         return job
 
+    async def has_room(self) -> bool:
+        return await self._length.get() < self.queue.capacity
+
+    async def fire(
+        self, schedule_id: str, planned: float, next_fire_at: float, fired_at: float, job: Job
+    ) -> bool:
+        """Record the tick's job; the store tells every replica, and one claims it."""
+        fired = await self.store.fire_schedule(schedule_id, planned, next_fire_at, fired_at, job)
+        if fired:
+            self._length.added()
+        return fired
+
     async def counts(self) -> Mapping[JobStatus, int]:
         """At most SHARED_COUNTS_MAX_AGE seconds old; callers arriving together share one
         query."""
         async with self._counts_lock:
             if trio.current_time() >= self._counts_until:
-                self._counts = await self.store.counts()
+                self._counts = await self.store.counts(self.graphs)
                 self._counts_until = trio.current_time() + SHARED_COUNTS_MAX_AGE
             return self._counts
 
@@ -173,18 +204,28 @@ class SharedIntake(Intake):
 
 
 def intake_for(
-    store: Store, queue: JobQueue, workers: int, lease_seconds: float, now: Callable[[], float]
+    store: Store,
+    queue: JobQueue,
+    workers: int,
+    lease_seconds: float,
+    now: Callable[[], float],
+    graphs: Sequence[str],
 ) -> Intake:
-    """The intake for the store's kind (its ``shared`` and ``durable`` attributes)."""
+    """The intake of one graph's jobs (those whose ``graph`` is among ``graphs``, the
+    graph's name first) for the store's kind (its ``shared`` and ``durable`` attributes)."""
     if store.shared:
-        return SharedIntake(store, queue, Claimer(store, queue, workers, lease_seconds, now))
+        claimer = Claimer(store, queue, workers, lease_seconds, now, graphs)
+        return SharedIntake(store, queue, graphs, claimer)
     if store.durable:
-        return DurableIntake(store, queue)
-    return Intake(store, queue)
+        return DurableIntake(store, queue, graphs)
+    return Intake(store, queue, graphs)
 
 
 async def feed_backlog(
-    store: Store, queue: JobQueue, queue_later: Callable[[str, float], None]
+    store: Store,
+    queue: JobQueue,
+    queue_later: Callable[[str, float], None],
+    graphs: Sequence[str],
 ) -> None:
     """Queue the jobs a previous run left queued, oldest first; a retry that was waiting
     out its backoff goes to ``queue_later(job_id, seconds_left)``.
@@ -196,7 +237,7 @@ async def feed_backlog(
     cursor: Any = None
     fed = 0
     while True:
-        backlog, cursor = await store.resume(cursor, 256)
+        backlog, cursor = await store.resume(cursor, 256, graphs)
         for job_id, wait in backlog:
             if wait > 0:
                 queue_later(job_id, wait)
@@ -206,7 +247,7 @@ async def feed_backlog(
         if cursor is None:
             break
     if fed:
-        log.info("resumed jobs queued before the last stop", count=fed)
+        log.info("resumed jobs queued before the last stop", count=fed, graph=graphs[0])
 
 
 class Claimer:
@@ -224,9 +265,11 @@ class Claimer:
         workers: int,
         lease_seconds: float,
         now: Callable[[], float],
+        graphs: Sequence[str],
     ) -> None:
         self._store = store
         self._queue = queue
+        self._graphs = tuple(graphs)
         self._workers = workers
         self._poll = min(1.0, lease_seconds / 4)
         self._now = now
@@ -247,7 +290,7 @@ class Claimer:
             claimed: list[Job] = []
             if free > 0:
                 try:
-                    claimed = await self._store.claim(free, self._now())
+                    claimed = await self._store.claim(free, self._now(), self._graphs)
                 except StoreUnavailable:
                     raise  # away past store_unavailable_exit: the engine stops, saying why
                 except Exception:  # the database is unreachable for now: try again later
@@ -272,8 +315,9 @@ class SharedQueueLength:
     0.1 s, plus this replica's submits since. It may be overshot by what other replicas
     accept meanwhile."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, graphs: Sequence[str]) -> None:
         self._store = store
+        self._graphs = tuple(graphs)
         self._count = 0
         self._until = -math.inf
 
@@ -281,7 +325,7 @@ class SharedQueueLength:
         now = trio.current_time()
         if now >= self._until:
             self._until = now + 0.1
-            self._count = await self._store.queued_count()
+            self._count = await self._store.queued_count(self._graphs)
         return self._count
 
     def added(self) -> None:

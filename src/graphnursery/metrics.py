@@ -6,8 +6,10 @@ are read from the engine when scraped, so they cost nothing on a job's path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -35,6 +37,11 @@ class EngineStatistics:
     queue_capacity: int
     worker_restarts: int
     uptime: float
+    #: Each graph's own (empty in a graph's own statistics).
+    graphs: Mapping[str, EngineStatistics] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> EngineStatistics:
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.jobs_submitted = Counter(
-            "graphnursery_jobs_submitted", "Jobs accepted into the queue", registry=self.registry
+            "graphnursery_jobs_submitted",
+            "Jobs accepted into a queue, by graph",
+            ["graph"],
+            registry=self.registry,
         )
         self.jobs_rejected = Counter(
             "graphnursery_jobs_rejected",
@@ -64,13 +74,12 @@ class Metrics:
             "Attempts that ended in a retry_on status and were queued again",
             registry=self.registry,
         )
-        finished = Counter(
+        self._finished = Counter(
             "graphnursery_jobs_finished",
-            "Jobs that reached a terminal status, by status",
-            ["status"],
+            "Jobs that reached a terminal status, by graph and status",
+            ["graph", "status"],
             registry=self.registry,
         )
-        self._finished = {status: finished.labels(status.value) for status in JobStatus}
         self.job_duration = Histogram(
             "graphnursery_job_duration_seconds",
             "Time a job ran in a worker",
@@ -106,21 +115,31 @@ class Metrics:
             registry=self.registry,
         )
 
+    def graph_served(self, graph: str) -> None:
+        """Show a served graph's job counters from the start, at 0."""
+        self.jobs_submitted.labels(graph)
+        for status in JobStatus:
+            if status.is_terminal:
+                self._finished.labels(graph, status.value)
+
+    def job_submitted(self, job: Job) -> None:
+        self.jobs_submitted.labels(job.graph).inc()
+
     def job_started(self, job: Job) -> None:
         if job.started_at is not None:
             self.queue_wait.observe(max(job.started_at - job.created_at, 0.0))
 
     def job_finished(self, job: Job) -> None:
-        self._finished[job.status].inc()
+        self._finished.labels(job.graph, job.status.value).inc()
         if job.events_dropped:
             self.events_dropped.inc(job.events_dropped)
         duration = job.duration
         if duration is not None:
             self.job_duration.observe(max(duration, 0.0))
 
-    def watch(self, statistics: Callable[[], PoolStatistics]) -> Callable[[], None]:
-        """Report ``statistics()``'s gauges at each scrape while the engine runs; call the
-        result to stop."""
+    def watch(self, statistics: Callable[[], Mapping[str, PoolStatistics]]) -> Callable[[], None]:
+        """Report ``statistics()``'s gauges (by graph) at each scrape while the engine runs;
+        call the result to stop."""
         collector = _PoolCollector(statistics)
         self.registry.register(collector)
         return lambda: self.registry.unregister(collector)
@@ -130,22 +149,28 @@ class Metrics:
 
 
 class _PoolCollector(Collector):
-    def __init__(self, statistics: Callable[[], PoolStatistics]) -> None:
+    def __init__(self, statistics: Callable[[], Mapping[str, PoolStatistics]]) -> None:
         self._statistics = statistics
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        stats = self._statistics()
-        yield GaugeMetricFamily(
-            "graphnursery_queue_depth", "Jobs waiting for a worker", value=stats.queue_depth
-        )
-        yield GaugeMetricFamily(
-            "graphnursery_workers_busy", "Worker processes running a job", value=stats.workers_busy
-        )
-        yield GaugeMetricFamily(
-            "graphnursery_workers_idle", "Worker processes free for a job", value=stats.workers_idle
-        )
-        yield CounterMetricFamily(
-            "graphnursery_worker_restarts",
-            "Worker processes replaced after a crash or a kill",
-            value=stats.worker_restarts,
-        )
+        by_graph = self._statistics()
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            "queue_depth": GaugeMetricFamily(
+                "graphnursery_queue_depth", "Jobs waiting for a worker", labels=["graph"]
+            ),
+            "workers_busy": GaugeMetricFamily(
+                "graphnursery_workers_busy", "Worker processes running a job", labels=["graph"]
+            ),
+            "workers_idle": GaugeMetricFamily(
+                "graphnursery_workers_idle", "Worker processes free for a job", labels=["graph"]
+            ),
+            "worker_restarts": CounterMetricFamily(
+                "graphnursery_worker_restarts",
+                "Worker processes replaced after a crash or a kill",
+                labels=["graph"],
+            ),
+        }
+        for graph, stats in by_graph.items():
+            for name, family in families.items():
+                family.add_metric([graph], getattr(stats, name))
+        yield from families.values()

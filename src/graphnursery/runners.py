@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -38,6 +38,9 @@ from .logs import get_logger
 from .metrics import Metrics
 from .store import Store
 
+if TYPE_CHECKING:
+    from .lanes import Lane
+
 log = get_logger("graphnursery.engine")
 
 SHUTDOWN_ERROR = JobError("Cancelled", "the server shut down before the job finished")
@@ -53,18 +56,20 @@ class Runners:
         self,
         config: Config,
         store: Store,
-        executor: GraphRunner,
+        lane: Lane,
         queue: JobQueue,
         intake: Intake,
         metrics: Metrics,
         clock: Clock,
         wake: Callable[[str], None],
         hub: EventHub,
+        graph: str,
     ) -> None:
         self._config = config
         self.hub = hub
         self._store = store
-        self._executor = executor
+        self._lane = lane  # its live deployment runs each job
+        self.graph = graph
         self._queue = queue
         self._intake = intake
         self._metrics = metrics
@@ -121,7 +126,12 @@ class Runners:
         """Record a terminal outcome (unless the job is already terminal), log it, wake
         its readers."""
         job = await self._store.finish(
-            job_id, outcome.status, self._clock.now(), outcome.result, outcome.error
+            job_id,
+            outcome.status,
+            self._clock.now(),
+            outcome.result,
+            outcome.error,
+            record=outcome.record,
         )
         if job is None:
             return
@@ -137,7 +147,7 @@ class Runners:
     def ended(self, job: Job, traceback: str = "") -> None:
         """A job reached its terminal status: count it, log its one line, wake its readers."""
         self._metrics.job_finished(job)
-        log_job_end(job, self._config.graph, traceback)
+        log_job_end(job, traceback)
         self._wake(job.id)
 
     # -- the runner task ----------------------------------------------------------------------
@@ -170,9 +180,20 @@ class Runners:
 
     async def _run(self, job_id: str, finish: Callable[[Job, Outcome], Awaitable[None]]) -> None:
         carrier = self.trace_carriers.pop(job_id, None)
-        job = await self._store.start(job_id, self._clock.now())
-        if job is None:  # no longer queued (evicted or already terminal)
-            return
+        deployment = self._lane.deployment()  # the live version when the job starts
+        with deployment.use() as executor:
+            job = await self._store.start(job_id, self._clock.now(), deployment.version)
+            if job is None:  # no longer queued (evicted or already terminal)
+                return
+            await self._run_on(executor, job, carrier, finish)
+
+    async def _run_on(
+        self,
+        executor: GraphRunner,
+        job: Job,
+        carrier: tracing.Carrier | None,
+        finish: Callable[[Job, Outcome], Awaitable[None]],
+    ) -> None:
         self._metrics.job_started(job)
         self.hub.begin(job)
         stream = StreamSpec(job.id, job.attempts, job.stream_mode, self._config.max_job_events)
@@ -181,9 +202,7 @@ class Runners:
         with trio.CancelScope() as ours, tracing.running(job, carrier) as run_trace:
             running = self._running[job.id] = _RunningJob(ours)
             try:
-                outcome = await self._executor.run(
-                    job.input, job.timeout, run_trace.carrier, stream
-                )
+                outcome = await executor.run(job.input, job.timeout, run_trace.carrier, stream)
             except trio.Cancelled:
                 self.hub.abandon(job)
                 if not ours.cancel_called or self._stopping:  # the engine is stopping
@@ -230,12 +249,13 @@ class Runners:
         self._intake.retry_later(job.id, delay)
 
 
-def log_job_end(job: Job, graph: str, traceback: str = "") -> None:
+def log_job_end(job: Job, traceback: str = "") -> None:
     """One line per job that ended: info when it completed or was cancelled, warning with
     the error (and the graph's traceback, for the server log only) when it failed."""
     fields: dict[str, Any] = {
         "job_id": job.id,
-        "graph": graph,
+        "graph": job.graph,
+        "version": job.version,
         "status": job.status.value,
         "attempt": job.attempts,
         "duration_ms": _ms(job.duration),

@@ -14,7 +14,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from . import logs
 from .config import Config
-from .errors import EngineFailed
+from .errors import EngineClosed, EngineFailed, GraphLoadError
 from .http.app import create_app
 from .lifecycle import Lifecycle
 from .store import Store
@@ -87,7 +87,7 @@ async def serve(
     lifecycle.on_engine_failure = lambda: None  # the trigger below stops the server
     shutdown = _Shutdown(lifecycle)
     on_signal = shutdown if handle_signals else trio.sleep_forever
-    trigger = partial(_until_engine_fails, lifecycle, on_signal)
+    trigger = partial(_until_engine_fails, lifecycle, on_signal, reload_on_sighup=handle_signals)
     try:
         async with trio.open_nursery() as nursery:
             urls: list[str] = await nursery.start(
@@ -96,9 +96,10 @@ async def serve(
             if lifecycle.startup_error is not None:
                 # hypercorn binds even after a failed lifespan startup; never announce it.
                 raise _single(lifecycle.startup_error)
+            graphs = ", ".join(spec.name for spec in config.graphs)
+            workers = sum(config.for_graph(spec).workers for spec in config.graphs)
             print(
-                f"graphnursery: serving {config.graph} on {', '.join(urls)} "
-                f"with {config.workers} workers",
+                f"graphnursery: serving {graphs} on {', '.join(urls)} with {workers} workers",
                 flush=True,
             )
             task_status.started(urls)
@@ -112,9 +113,40 @@ async def serve(
     return 1 if shutdown.forced else 0
 
 
-async def _until_engine_fails(lifecycle: Lifecycle, shutdown: Any) -> None:
-    """hypercorn's shutdown trigger: ``shutdown`` returned, or the engine died."""
+async def _reload_on_sighup(lifecycle: Lifecycle) -> None:
+    """SIGHUP: load every graph's source again (see ``Lane.reload``); a source that fails
+    to load is logged and its live version stays."""
+    with trio.open_signal_receiver(signal.SIGHUP) as signals:
+        async for _ in signals:
+            engine = lifecycle.engine
+            if engine is None:
+                continue
+            for name in [graph.name for graph in engine.graphs()]:
+                try:
+                    (reloaded,) = await engine.reload(name)
+                except GraphLoadError as exc:
+                    log.error(
+                        "reload refused: the source failed to load", graph=name, error=str(exc)
+                    )
+                except EngineClosed:
+                    return
+                else:
+                    log.info(
+                        "reloaded on SIGHUP",
+                        graph=name,
+                        version=reloaded.version,
+                        changed=reloaded.changed,
+                    )
+
+
+async def _until_engine_fails(
+    lifecycle: Lifecycle, shutdown: Any, *, reload_on_sighup: bool
+) -> None:
+    """hypercorn's shutdown trigger: ``shutdown`` returned, or the engine died. While it
+    waits, SIGHUP reloads the graphs (with ``reload_on_sighup``)."""
     async with trio.open_nursery() as nursery:
+        if reload_on_sighup:
+            nursery.start_soon(_reload_on_sighup, lifecycle)
 
         async def engine_failed() -> None:
             await lifecycle.failed.wait()

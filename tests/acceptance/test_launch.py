@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from graphnursery.sources import source_version
 from support import PIPE, README, read_serving_url, read_until
 
 HYPERCORN_LINE = re.compile(r"Running on (http://[\d.]+:\d+)")
@@ -316,7 +317,8 @@ async def test_each_job_leaves_one_line_in_the_server_log(workdir: Path) -> None
         (ids["failed"], "failed", "warning"),
     ]
     for line in ended:
-        assert line["graph"] == "tests/graphs/toolbox.py"
+        assert line["graph"] == "toolbox"  # the graph's name: its file's stem
+        assert line["version"] == source_version("tests/graphs/toolbox.py")
         assert line["attempt"] == 1
         assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
         assert isinstance(line["queue_ms"], float) and line["queue_ms"] >= 0

@@ -69,7 +69,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 async def test_metrics_move_after_jobs_of_each_status() -> None:
     async with running_server("tests/graphs/toolbox.py", queue_size=1) as client:
         before = (await client.get("/metrics")).text
-        assert sample(before, "graphnursery_jobs_submitted_total") == 0
+        assert sample(before, "graphnursery_jobs_submitted_total", graph="toolbox") == 0
         for job_input, extra in [
             ({"n": 1}, {}),
             ({"raise": "no"}, {}),
@@ -84,16 +84,18 @@ async def test_metrics_move_after_jobs_of_each_status() -> None:
         assert (await client.post("/jobs", json={"input": {}})).status_code == 429
         text = (await client.get("/metrics")).text
     assert text.startswith("# HELP")
-    assert sample(text, "graphnursery_jobs_submitted_total") == 6
+    assert sample(text, "graphnursery_jobs_submitted_total", graph="toolbox") == 6
     for status in ("completed", "failed", "crashed", "timed_out"):
-        assert sample(text, "graphnursery_jobs_finished_total", status=status) == 1
+        finished_total = "graphnursery_jobs_finished_total"
+        assert sample(text, finished_total, graph="toolbox", status=status) == 1
     assert sample(text, "graphnursery_jobs_rejected_total", reason="queue_full") == 1
     assert sample(text, "graphnursery_job_duration_seconds_count") == 4
     assert sample(text, "graphnursery_job_queue_wait_seconds_count") == 5
-    assert sample(text, "graphnursery_queue_depth") == 1
-    assert sample(text, "graphnursery_workers_busy") == 1
-    assert sample(text, "graphnursery_workers_idle") == 0
-    assert sample(text, "graphnursery_worker_restarts_total") == 2  # the crash and the timeout
+    assert sample(text, "graphnursery_queue_depth", graph="toolbox") == 1
+    assert sample(text, "graphnursery_workers_busy", graph="toolbox") == 1
+    assert sample(text, "graphnursery_workers_idle", graph="toolbox") == 0
+    # the crash and the timeout
+    assert sample(text, "graphnursery_worker_restarts_total", graph="toolbox") == 2
     assert (
         sample(text, "graphnursery_http_requests_total", method="POST", route="/jobs", code="429")
         == 1

@@ -8,7 +8,7 @@ real PostgreSQL store's count queries by subclassing it; the store still answers
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import trio
@@ -135,9 +135,9 @@ async def test_a_shared_stores_counts_are_one_query_for_health_checks_arriving_t
 
         queries = 0
 
-        async def counts(self) -> Mapping[JobStatus, int]:
+        async def counts(self, graphs: Sequence[str] | None = None) -> Mapping[JobStatus, int]:
             self.queries += 1
-            return await super().counts()
+            return await super().counts(graphs)
 
     config = Config(graph="examples/echo.py", workers=1, store=postgres_url)
     store = CountingPostgresStore(postgres_url)  # open_engine opens and closes it

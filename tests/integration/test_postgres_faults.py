@@ -147,7 +147,7 @@ async def test_jobs_go_through_once_each_while_connections_are_terminated(
         metrics = engine.metrics.render().decode()
     assert terminated >= 50
     # recorded once each: a retried finish is recognised, not refused nor counted twice
-    assert 'graphnursery_jobs_finished_total{status="completed"} 50.0' in metrics
+    assert 'graphnursery_jobs_finished_total{graph="echo",status="completed"} 50.0' in metrics
     assert [job.status for job in jobs] == [JobStatus.COMPLETED] * 50
     assert [job.result for job in jobs] == [{"echo": {"i": i}} for i in range(50)]
     assert [(job.attempts, job.errors) for job in jobs] == [(1, ())] * 50

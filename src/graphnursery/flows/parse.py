@@ -51,7 +51,8 @@ def parse_flow(data: Any, *, resolve: bool = True) -> Flow:
     if "name" not in data:
         problems.add("flow", label, "has no 'name'")
     elif not isinstance(name, str) or not name:
-        problems.add("flow", label, f"'name' must be a non-empty string, not {_kind(name)}")
+        kind = "an empty string" if name == "" else _kind(name)
+        problems.add("flow", label, f"'name' must be a non-empty string, not {kind}")
     for key in data:
         if key not in FLOW_KEYS:
             problems.add("flow", label, f"unknown key {key!r}")

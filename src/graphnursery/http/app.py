@@ -22,12 +22,15 @@ from ..lifecycle import ENGINE_FAILED_EXIT, Lifecycle
 from ..metrics import Metrics
 from ..store import Store
 from .fastpath import FastPath
+from .flows import add_flow_routes
 from .front import CloseAfterAnswer, Front
+from .graphs import add_graph_routes
 from .handlers import JobHandlers
 from .openapi import OpenAPI
 from .pipeline import DOCS_ASSETS, Pipeline, attach
 from .probes import add_probe_routes
 from .routes import add_job_routes
+from .schedules import add_schedule_routes
 from .sse import Streams
 
 __all__ = ["ENGINE_FAILED_EXIT", "create_app"]  # the exit status, where the CLI imports it
@@ -72,7 +75,11 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     pipeline = Pipeline(config, metrics)
     attach(app, pipeline)
     handlers = JobHandlers(lifecycle.require_engine, config)
-    add_job_routes(app, handlers, Streams(lifecycle.require_engine, config, metrics), pipeline)
+    streams = Streams(lifecycle.require_engine, config, metrics)
+    add_job_routes(app, handlers, streams, pipeline)
+    add_graph_routes(app, lifecycle.require_engine, handlers, streams, pipeline)
+    add_flow_routes(app, lifecycle.require_engine, handlers, streams, pipeline)
+    add_schedule_routes(app, lifecycle.require_engine, pipeline)
     add_probe_routes(app, lifecycle, metrics)
 
     fast_path = FastPath(handlers, pipeline) if config.fast_path else None

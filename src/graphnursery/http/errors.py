@@ -21,10 +21,16 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import (
     EngineClosed,
+    FlowInvalid,
+    GraphConflict,
+    GraphLoadError,
+    GraphNotFound,
     InvalidTimeout,
     JobConflict,
     JobNotFound,
     QueueFull,
+    ScheduleInvalid,
+    ScheduleNotFound,
     StoreError,
 )
 
@@ -76,6 +82,22 @@ def invalid_body(exc: ValidationError) -> HttpError:
     if len(detail) > 1:
         summary += f" (and {len(detail) - 1} more)"
     return HttpError(400, "invalid_body", summary, detail)
+
+
+def flow_detail(error: FlowInvalid) -> Detail:
+    """An invalid flow's problems as ``detail`` items: ``field`` where (``nodes.<id>``,
+    ``edges.<a->b>``, ``flow``), and the ``node`` or ``edge`` at fault by name."""
+    detail: Detail = []
+    for problem in error.problems:
+        item: dict[str, Any] = {"message": problem["problem"], "type": "invalid_flow"}
+        if "node" in problem:
+            item.update(field=f"nodes.{problem['node']}", node=problem["node"])
+        elif "edge" in problem:
+            item.update(field=f"edges.{problem['edge']}", edge=problem["edge"])
+        else:
+            item["field"] = "flow"
+        detail.append(item)
+    return detail
 
 
 def timeout_refused(field: str, maximum: float) -> HttpError:
@@ -147,6 +169,14 @@ def _quart_error(error: HTTPException) -> HttpError:
 ANSWERS: dict[type[Exception], Callable[[Any], HttpError]] = {
     HttpError: lambda error: error,
     JobNotFound: lambda error: HttpError(404, "job_not_found", str(error)),
+    GraphNotFound: lambda error: HttpError(404, "graph_not_found", str(error)),
+    GraphLoadError: lambda error: HttpError(409, "graph_load_failed", str(error)),
+    GraphConflict: lambda error: HttpError(409, "conflict", str(error)),
+    FlowInvalid: lambda error: HttpError(400, "invalid_flow", str(error), flow_detail(error)),
+    ScheduleInvalid: lambda error: bad_field(
+        "invalid_body", error.field, error.problem, "schedule", f"invalid schedule: {error}"
+    ),
+    ScheduleNotFound: lambda error: HttpError(404, "schedule_not_found", str(error)),
     InvalidTimeout: lambda error: timeout_refused("timeoutSeconds", error.maximum),
     QueueFull: lambda error: HttpError(
         429, "queue_full", str(error), headers=retry_after(error.retry_after)

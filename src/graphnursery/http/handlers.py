@@ -55,11 +55,14 @@ class JobHandlers:
             {},
         )
 
-    async def create(self, query: Params, headers: Params, body: bytes) -> Reply:
-        """``POST /jobs[?wait=S]``: 202, or 200 with the ended job if it ends within S s."""
+    async def create(
+        self, query: Params, headers: Params, body: bytes, graph: str | None = None
+    ) -> Reply:
+        """``POST /jobs[?wait=S]`` (and ``POST /graphs/{graph}/jobs``): 202, or 200 with the
+        ended job if it ends within S s."""
         wait = parse_wait(query, self._config)
         engine = self._engine()
-        job = await self._submit(engine, headers, body)
+        job = await self._submit(engine, headers, body, graph)
         if wait:
             job = await engine.wait(job.id, wait)
         status = 200 if job.status.is_terminal else 202
@@ -84,9 +87,9 @@ class JobHandlers:
 
     async def list(self, query: Params) -> Reply:
         engine = self._engine()
-        status, limit, cursor = parse_list_query(query)
+        status, limit, cursor, graph = parse_list_query(query)
         try:
-            jobs, next_cursor = await engine.list_jobs(status, limit, cursor)
+            jobs, next_cursor = await engine.list_jobs(status, limit, cursor, graph)
         except ValueError as exc:
             raise query_error("cursor", str(exc)) from None
         page = [job_body(job, engine.position(job.id), with_input=True) for job in jobs]
@@ -121,18 +124,24 @@ class JobHandlers:
         }
         return status, reply, {} if rejected is None else retry_after(rejected.retry_after)
 
-    async def submit_to_stream(self, query: Params, headers: Params, body: bytes) -> Job:
-        """``POST /jobs?stream=true`` (and ``/execute``): the job, to stream it (a ``wait``
-        is checked, then moot: the stream follows the job to its end)."""
+    async def submit_to_stream(
+        self, query: Params, headers: Params, body: bytes, graph: str | None = None
+    ) -> Job:
+        """``POST /jobs?stream=true`` (and ``/execute``, ``/graphs/{graph}/jobs``): the job,
+        to stream it (a ``wait`` is checked, then moot: the stream follows the job to its
+        end)."""
         parse_wait(query, self._config)
-        return await self._submit(self._engine(), headers, body)
+        return await self._submit(self._engine(), headers, body, graph)
 
-    async def _submit(self, engine: AnyEngine, headers: Params, body: bytes) -> Job:
+    async def _submit(
+        self, engine: AnyEngine, headers: Params, body: bytes, graph: str | None = None
+    ) -> Job:
         submit = parse_submit(body)
         key = idempotency_key(headers)
         with tracing.remote_parent(headers):
             job = await engine.submit(
                 submit.input,
+                graph=graph,
                 timeout=submit.timeout,
                 idempotency_key=key,
                 max_attempts=submit.max_attempts,

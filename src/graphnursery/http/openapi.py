@@ -91,13 +91,15 @@ def answers(model: type[BaseModel], *error_statuses: int, ok: tuple[int, ...] = 
     return {**{status: (model, None) for status in ok}, **errors(*error_statuses)}
 
 
-def waiting_submit(body: type[BaseModel], answer: type[BaseModel]) -> Callable[[Route], Route]:
+def waiting_submit(
+    body: type[BaseModel], answer: type[BaseModel], *more_errors: int
+) -> Callable[[Route], Route]:
     """``@document`` for a submit route that takes ``?wait=S``: 202 with what was queued, or
-    200 once it has ended, and the submit errors."""
+    200 once it has ended, and the submit errors (and ``more_errors``)."""
     return document(
         querystring=SubmitQuery,
         request=body,
-        responses=answers(answer, *SUBMIT_ERRORS, ok=(200, 202)),
+        responses=answers(answer, *SUBMIT_ERRORS, *more_errors, ok=(200, 202)),
     )
 
 

@@ -153,7 +153,8 @@ def parse_include(query: Params) -> bool:
     raise query_error("include", "must be 'input'")
 
 
-def parse_list_query(query: Params) -> tuple[JobStatus | None, int, str | None]:
+def parse_list_query(query: Params) -> tuple[JobStatus | None, int, str | None, str | None]:
+    """``GET /jobs``' ``status``, ``limit``, ``cursor`` and ``graph``."""
     raw_status = query.get("status")
     status = None
     if raw_status is not None:
@@ -167,7 +168,7 @@ def parse_list_query(query: Params) -> tuple[JobStatus | None, int, str | None]:
         raw_limit = "100"
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
         raise query_error("limit", f"must be an integer from 1 to {MAX_PAGE}")
-    return status, int(raw_limit), query.get("cursor") or None
+    return status, int(raw_limit), query.get("cursor") or None, query.get("graph") or None
 
 
 def idempotency_key(headers: Params) -> str | None:

@@ -37,6 +37,21 @@ def seed_stats(stats: EngineStatistics) -> dict[str, Any]:
     }
 
 
+def full_stats(stats: EngineStatistics, queue_length: int) -> dict[str, Any]:
+    """``/stats``' body (of the server, or of one graph)."""
+    body = seed_stats(stats)
+    body.update(
+        {
+            "byStatus": {status.value: getattr(stats, status.value) for status in JobStatus},
+            "queueLength": queue_length,
+            "queueCapacity": stats.queue_capacity,
+            "workerRestarts": stats.worker_restarts,
+            "uptime": round(stats.uptime, 3),
+        }
+    )
+    return body
+
+
 #: Seconds /health waits for the store's counts before it answers 503.
 HEALTH_STATS_TIMEOUT = 2.0
 
@@ -66,7 +81,10 @@ def add_probe_routes(app: Quart, lifecycle: Lifecycle, metrics: Metrics) -> None
         # health check must answer while its operations retry.
         with trio.move_on_after(HEALTH_STATS_TIMEOUT):
             stats = await lifecycle.require_engine().statistics()
-            return json_response({"status": "ok", **body, "stats": seed_stats(stats)})
+            graphs = {name: seed_stats(each) for name, each in stats.graphs.items()}
+            return json_response(
+                {"status": "ok", **body, "stats": seed_stats(stats), "graphs": graphs}
+            )
         body = {"status": "store_unavailable", **body}
         return json_response(body, NOT_SERVING, NOT_SERVING_HEADERS)
 
@@ -87,18 +105,13 @@ def add_probe_routes(app: Quart, lifecycle: Lifecycle, metrics: Metrics) -> None
     @app.get("/stats")
     @document(responses=answers(Stats, 401, 503))
     async def stats() -> Response:
+        """The server's counts and workers in total, and each graph's under ``graphs``."""
         engine = lifecycle.require_engine()
         stats = await engine.statistics()
-        body = seed_stats(stats)
-        body.update(
-            {
-                "byStatus": {status.value: getattr(stats, status.value) for status in JobStatus},
-                "queueLength": engine.queue_length(),
-                "queueCapacity": stats.queue_capacity,
-                "workerRestarts": stats.worker_restarts,
-                "uptime": round(stats.uptime, 3),
-            }
-        )
+        body = full_stats(stats, engine.queue_length())
+        body["graphs"] = {
+            name: full_stats(each, engine.queue_length(name)) for name, each in stats.graphs.items()
+        }
         return json_response(body)
 
     @app.get("/metrics")

@@ -12,6 +12,7 @@ from typing import Any
 from quart import Quart, Response, request
 from quart_schema import document
 
+from ..jobs import Job
 from . import bodies
 from .handlers import JobHandlers, Reply
 from .openapi import SUBMIT_ERRORS, answers, event_stream, waiting_submit
@@ -59,16 +60,21 @@ def stream_response(stream: EventStream, headers: dict[str, str] | None = None) 
     return response
 
 
+def submitted_stream(streams: Streams, job: Job) -> Response:
+    """A submit's answer with ``?stream=true``: the new job's event stream."""
+    stream = streams.of_submitted(job)
+    return stream_response(
+        stream, {"Location": stream.location, "Content-Location": f"/jobs/{job.id}"}
+    )
+
+
 def add_job_routes(app: Quart, handlers: JobHandlers, streams: Streams, pipeline: Pipeline) -> None:
     async def body() -> bytes:
         return await pipeline.read_body(request.body)
 
-    async def submitted_stream() -> Response:
+    async def submit_and_stream() -> Response:
         job = await handlers.submit_to_stream(request.args, request.headers, await body())
-        stream = streams.of_submitted(job)
-        return stream_response(
-            stream, {"Location": stream.location, "Content-Location": f"/jobs/{job.id}"}
-        )
+        return submitted_stream(streams, job)
 
     @app.post("/execute")
     @document(
@@ -76,14 +82,14 @@ def add_job_routes(app: Quart, handlers: JobHandlers, streams: Streams, pipeline
     )
     async def execute() -> Response:
         if parse_stream(request.args):
-            return await submitted_stream()
+            return await submit_and_stream()
         return respond(await handlers.execute(request.headers, await body()))
 
     @app.post("/jobs")
     @waiting_submit(Submit, JobModel)
     async def create_job() -> Response:
         if parse_stream(request.args):
-            return await submitted_stream()
+            return await submit_and_stream()
         return respond(await handlers.create(request.args, request.headers, await body()))
 
     @app.get("/jobs/<job_id>/events")

@@ -141,6 +141,14 @@ def job_body(job: Job, position: int | None = None, *, with_input: bool = False)
         body["maxAttempts"] = job.max_attempts
     if job.errors:
         body["errors"] = [{"type": e.type, "message": e.message} for e in job.errors]
+    if job.graph:
+        body["graph"] = job.graph
+    if job.version:
+        body["version"] = job.version
+    if job.schedule_id is not None:
+        body["scheduleId"] = job.schedule_id
+    if job.record is not None:
+        body["record"] = orjson.Fragment(job.record)
     return body
 
 
@@ -180,6 +188,16 @@ class JobModel(BaseModel):
     error: ErrorInfo | None = None
     maxAttempts: int | None = None
     errors: list[ErrorInfo] | None = None
+    graph: str | None = Field(None, description="the served graph (or flow) the job is for")
+    version: str | None = Field(
+        None, description="the graph's version: the live one at submit, then the one it ran on"
+    )
+    scheduleId: str | None = Field(None, description="the schedule that fired the job")
+    record: dict[str, Any] | None = Field(
+        None,
+        description="a flow job's run record: under 'nodes', each node's status, output, "
+        "error, attempts, started_at and duration_ms",
+    )
 
 
 class SeedAccepted(BaseModel):
@@ -194,6 +212,8 @@ class ErrorDetail(BaseModel):
     field: str
     message: str
     type: str
+    node: str | None = Field(None, description="an invalid flow's node at fault")
+    edge: str | None = Field(None, description="an invalid flow's edge at fault ('a->b')")
 
 
 class ErrorModel(BaseModel):
@@ -219,6 +239,7 @@ class Health(BaseModel):
     timestamp: str
     uptime: float
     stats: SeedStats | None = None
+    graphs: dict[str, SeedStats] | None = Field(None, description="each graph's stats")
 
 
 class Ready(BaseModel):
@@ -243,12 +264,16 @@ StatusCounts = create_model(
 )
 
 
-class Stats(SeedStats):
+class GraphStats(SeedStats):
     byStatus: StatusCounts  # type: ignore[valid-type]  # made from JobStatus, above
     queueLength: int
     queueCapacity: int
     workerRestarts: int
     uptime: float
+
+
+class Stats(GraphStats):
+    graphs: dict[str, GraphStats] = Field(description="each graph's own")
 
 
 class WaitQuery(BaseModel):
@@ -318,3 +343,4 @@ class ListQuery(BaseModel):
     ) = None
     limit: Annotated[int, Field(ge=1, le=1000)] | None = None
     cursor: str | None = None
+    graph: str | None = Field(None, description="only this graph's (or flow's) jobs")

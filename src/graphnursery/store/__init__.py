@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Backlogged, Store, StoreEvents
+from .catalog import FlowInfo, FlowVersion, Schedule
 from .memory import MemoryStore
 from .url import StoreURL, parse_store_url
 
@@ -41,7 +42,10 @@ def open_store(
 
 __all__ = [
     "Backlogged",
+    "FlowInfo",
+    "FlowVersion",
     "MemoryStore",
+    "Schedule",
     "Store",
     "StoreEvents",
     "StoreURL",

@@ -26,6 +26,9 @@ Connection = psycopg.Connection[Any]
 
 TABLE = "graphnursery_jobs"
 EVENTS_TABLE = "graphnursery_job_events"
+FLOWS_TABLE = "graphnursery_flows"
+FLOW_VERSIONS_TABLE = "graphnursery_flow_versions"
+SCHEDULES_TABLE = "graphnursery_schedules"
 
 #: Schema migrations, in order; ``graphnursery_schema_version`` says how many ran.
 MIGRATIONS: Sequence[str] = (
@@ -70,6 +73,46 @@ MIGRATIONS: Sequence[str] = (
         data text NOT NULL,
         append_id bigint,
         PRIMARY KEY (job_id, seq)
+    );
+    """,
+    # 3: several graphs (each job's graph, version, schedule, a flow's run record),
+    # stored flows and schedules (see .catalog). Defaults again, for older replicas.
+    f"""
+    ALTER TABLE {TABLE} ADD COLUMN graph text NOT NULL DEFAULT '',
+        ADD COLUMN version text NOT NULL DEFAULT '',
+        ADD COLUMN schedule_id text,
+        ADD COLUMN record json;
+    CREATE INDEX {TABLE}_by_graph ON {TABLE} (graph, created_at, id);
+    CREATE INDEX {TABLE}_queued_by_graph ON {TABLE} (graph, seq) WHERE status = 'queued';
+    CREATE TABLE {FLOWS_TABLE} (
+        name text PRIMARY KEY,
+        live text NOT NULL,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL
+    );
+    CREATE TABLE {FLOW_VERSIONS_TABLE} (
+        name text NOT NULL REFERENCES {FLOWS_TABLE} (name) ON DELETE CASCADE,
+        version text NOT NULL,
+        number integer NOT NULL,
+        definition text NOT NULL,
+        created_at double precision NOT NULL,
+        PRIMARY KEY (name, version),
+        UNIQUE (name, number)
+    );
+    CREATE TABLE {SCHEDULES_TABLE} (
+        id text PRIMARY KEY,
+        target text NOT NULL,
+        cron text NOT NULL,
+        timezone text NOT NULL,
+        input text NOT NULL,
+        missed text NOT NULL,
+        paused integer NOT NULL DEFAULT 0,
+        next_fire_at double precision NOT NULL,
+        last_fired_at double precision,
+        last_job_id text,
+        fired integer NOT NULL DEFAULT 0,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL
     );
     """,
 )

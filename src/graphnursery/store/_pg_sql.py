@@ -65,6 +65,8 @@ _CLAIM = f"""
     FROM picked WHERE j.seq = picked.seq
     RETURNING j.seq, j.lease_token, {J_COLUMNS}
 """
+#: Jobs of the claiming lane's graphs (``%(graphs)s``, a text array; NULL: any graph).
+_OF_GRAPHS = "(%(graphs)s::text[] IS NULL OR graph = ANY(%(graphs)s::text[]))"
 _EXPIRED = f"status = 'running' AND lease_expires_at < {NOW}"
 #: A job whose lease expired with no attempts left ends ``crashed`` instead of running
 #: again (a job never runs more than ``max_attempts`` times); a claim runs this first, in
@@ -84,7 +86,7 @@ CRASH_EXPIRED = f"""
 CLAIM_EXPIRED = _CLAIM.format(
     # attempts < max_attempts too: a row CRASH_EXPIRED skipped because another claim held
     # it, and that claim rolled back, is not run past its attempts either
-    where=f"{_EXPIRED} AND attempts < max_attempts",
+    where=f"{_EXPIRED} AND attempts < max_attempts AND {_OF_GRAPHS}",
     errors="j.errors || jsonb_build_array(%(lease_expired)s::jsonb)",
 )
 #: The jobs a claim whose commit was not acknowledged leased to this replica (its tokens
@@ -95,6 +97,6 @@ CLAIMED_BEFORE = (
 )
 CLAIM_QUEUED = _CLAIM.format(
     # run_after: a retry waits out its backoff before any replica claims it
-    where=f"status = 'queued' AND (run_after IS NULL OR run_after <= {NOW})",
+    where=f"status = 'queued' AND (run_after IS NULL OR run_after <= {NOW}) AND {_OF_GRAPHS}",
     errors="j.errors",
 )

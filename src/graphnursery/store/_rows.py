@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -30,6 +30,10 @@ JOB_COLUMNS = (
     "stream_mode",
     "events",
     "events_dropped",
+    "graph",
+    "version",
+    "schedule_id",
+    "record",
 )
 
 TERMINAL_SQL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES))
@@ -88,6 +92,7 @@ def load_json(text: str | bytes | None) -> Any:
 def row_to_job(row: Sequence[Any]) -> Job:
     job_id, status, job_input, timeout, attempts, created, started, completed = row[:8]
     result, error, max_attempts, errors, stream_mode, events, events_dropped = row[8:15]
+    graph, version, schedule_id, record = row[15:19]
     error_value = load_json(error)
     modes = load_json(stream_mode)
     return Job(
@@ -108,6 +113,10 @@ def row_to_job(row: Sequence[Any]) -> Job:
         stream_mode=None if modes is None else tuple(modes),
         events=events,
         events_dropped=events_dropped,
+        graph=graph,
+        version=version,
+        schedule_id=schedule_id,
+        record=record.encode() if isinstance(record, str) else record,
     )
 
 
@@ -122,7 +131,28 @@ def job_params(job: Job) -> dict[str, Any]:
         "created_at": job.created_at,
         "max_attempts": job.max_attempts,
         "stream_mode": None if job.stream_mode is None else dump_json(list(job.stream_mode)),
+        "graph": job.graph,
+        "version": job.version,
+        "schedule_id": job.schedule_id,
     }
+
+
+def graph_counts(
+    counts: Mapping[tuple[str, JobStatus], int], graphs: Sequence[str] | None
+) -> dict[JobStatus, int]:
+    """Per-status counts from counts per (graph, status): of ``graphs``, or of all."""
+    found = {status: 0 for status in JobStatus}
+    for (graph, status), count in counts.items():
+        if graphs is None or graph in graphs:
+            found[status] += count
+    return found
+
+
+def graphs_filter(graphs: Sequence[str] | None, mark: str) -> tuple[str, list[str]]:
+    """`` AND graph IN (...)`` and its parameters, for jobs of ``graphs`` (all if None)."""
+    if graphs is None:
+        return "", []
+    return f" AND graph IN ({', '.join(mark for _ in graphs)})", list(graphs)
 
 
 def encode_cursor(job: Job) -> str:
@@ -153,6 +183,7 @@ def list_query(
     limit: int,
     cursor: str | None,
     placeholder: str,
+    graph: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The SELECT of one list page, one row more than ``limit`` (to know if more follow).
 
@@ -163,6 +194,9 @@ def list_query(
     if status is not None:
         where.append(f"status = {placeholder}")
         params.append(status.value)
+    if graph is not None:
+        where.append(f"graph = {placeholder}")
+        params.append(graph)
     if cursor is not None:
         created_at, after_id = decode_cursor(cursor)
         where.append(f"(created_at, id) > ({placeholder}, {placeholder})")

@@ -12,10 +12,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ..events import JobEvent
 from ..jobs import Job, JobError, JobStatus
+from ._catalog_sql import SQLCatalog
 from ._rows import (
     JOB_COLUMNS,
     TERMINAL_SQL,
@@ -90,10 +91,12 @@ class Dialect:
         return self.named.format(name)
 
     def columns_but_result(self) -> str:
-        """The select list with NULL for the result: a finish returns the row without it
+        """The select list with NULL for the result and the run record: a finish returns
+        the row without them
         (its caller has the result in hand; read back, a large one would cost a copy)."""
         columns = self.columns.split(", ")
         columns[JOB_COLUMNS.index("result")] = "NULL"
+        columns[JOB_COLUMNS.index("record")] = "NULL"
         return ", ".join(columns)
 
     def append_error(self, name: str) -> str:
@@ -115,31 +118,32 @@ class Statements:
         self.insert = (
             f"INSERT INTO {d.table}"
             " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key,"
-            " stream_mode)"
+            " stream_mode, graph, version, schedule_id)"
             f" VALUES ({p('id')}, {p('status')}, {p('input')}{d.json}, {p('timeout')},"
             f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')},"
-            f" {p('stream_mode')}{d.jsonb})"
+            f" {p('stream_mode')}{d.jsonb}, {p('graph')}, {p('version')}, {p('schedule_id')})"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
         )
         self.by_key = f"SELECT {d.columns} FROM {d.table} WHERE idempotency_key = {p('key')}"
         self.by_id = f"SELECT {d.columns} FROM {d.table} WHERE id = {p('id')}"
-        self.remove = f"DELETE FROM {d.table} WHERE id = {p('id')} RETURNING status"
+        self.remove = f"DELETE FROM {d.table} WHERE id = {p('id')} RETURNING graph, status"
         self.evict = (
             f"DELETE FROM {d.table} WHERE completed_at < {p('before')}"
-            f" AND status IN ({TERMINAL_SQL}) RETURNING status"
+            f" AND status IN ({TERMINAL_SQL}) RETURNING graph, status"
         )
 
     def finish(self, where: str) -> str:
         """The UPDATE that makes a job terminal, if ``where`` holds; returns its row.
 
-        Sets ``status``, ``completed_at``, ``result``, ``error`` (JSON text or NULL, also
-        appended to ``errors`` when there is one) and clears the lease. The row it returns
-        has no result (:meth:`Dialect.columns_but_result`).
+        Sets ``status``, ``completed_at``, ``result``, ``record``, ``error`` (JSON text or
+        NULL, also appended to ``errors`` when there is one) and clears the lease. The row
+        it returns has no result or record (:meth:`Dialect.columns_but_result`).
         """
         d, p = self.dialect, self.dialect.param
         return (
             f"UPDATE {d.table} SET status = {p('status')}, completed_at = {p('completed_at')},"
-            f" result = {p('result')}{d.json}, error = {p('error')}{d.jsonb},"
+            f" result = {p('result')}{d.json}, record = {p('record')}{d.json},"
+            f" error = {p('error')}{d.jsonb},"
             f" errors = CASE WHEN {p('error')}{d.jsonb} IS NULL THEN errors"
             f" ELSE {d.append_error('error')} END,"
             " lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
@@ -153,7 +157,7 @@ def one_job(connection: Connection, query: str, params: Any) -> Job | None:
     return None if row is None else row_to_job(row)
 
 
-class SQLStore(Store, Generic[C]):
+class SQLStore(SQLCatalog[C], Store):
     """The store methods whose SQL is the same on SQLite and PostgreSQL.
 
     A subclass runs transactions (:meth:`_run`), records a result (:meth:`_finish`), and
@@ -185,8 +189,8 @@ class SQLStore(Store, Generic[C]):
     def _added(self, connection: C, job: Job) -> None:
         """Called in the transaction that recorded a new job."""
 
-    def _deleted(self, statuses: Sequence[str]) -> None:
-        """Called in the transaction that deleted jobs, with their statuses."""
+    def _deleted(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Called in the transaction that deleted jobs, with their (graph, status)."""
 
     def _take_lease(self, job_id: str) -> str | None:
         """The lease token this process holds the job under, no longer held: its result
@@ -244,12 +248,14 @@ class SQLStore(Store, Generic[C]):
         return await self._run(self._delete(self.sql.evict, {"before": finished_before}))
 
     def _delete(self, query: str, params: dict[str, Any]) -> Callable[[C], int]:
-        """A DELETE ... RETURNING status, for :meth:`_run`: how many it deleted."""
+        """A DELETE ... RETURNING graph, status, for :meth:`_run`: how many it deleted."""
 
         def delete(connection: C) -> int:
-            statuses = [status for (status,) in connection.execute(query, params).fetchall()]
-            self._deleted(statuses)
-            return len(statuses)
+            rows = [
+                (graph, status) for graph, status in connection.execute(query, params).fetchall()
+            ]
+            self._deleted(rows)
+            return len(rows)
 
         return delete
 
@@ -260,6 +266,7 @@ class SQLStore(Store, Generic[C]):
         completed_at: float,
         result: bytes | None = None,
         error: JobError | None = None,
+        record: bytes | None = None,
     ) -> Job | None:
         if unstorable_key(job_id):
             return None
@@ -269,22 +276,31 @@ class SQLStore(Store, Generic[C]):
             "status": status.value,
             "completed_at": completed_at,
             "result": None if result is None else self._json_text(result),
+            "record": None if record is None else self._json_text(record),
             "error": dump_error(error),
             "token": token,
         }
         job = await self._finish(params)
-        return job if job is None or result is None else job.replace(result_json=result)
+        if job is None or (result is None and record is None):
+            return job
+        return job.replace(result_json=result, record=record)
 
     def _json_text(self, text: bytes) -> Any:
         """JSON text as this database's driver takes it for a JSON column: as it is."""
         return text
 
     async def list_jobs(
-        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        status: JobStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        graph: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Jobs in (created_at, id) order, optionally of one status; and the next page's cursor."""
+        """Jobs in (created_at, id) order, optionally of one status and graph; and the
+        next page's cursor."""
         d = self.sql.dialect
-        query, params = list_query(d.table, d.columns, status, limit, cursor, d.mark)
+        query, params = list_query(d.table, d.columns, status, limit, cursor, d.mark, graph)
 
         def page(connection: C) -> list[Job]:
             return [row_to_job(row) for row in connection.execute(query, params).fetchall()]

@@ -53,6 +53,45 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (job_id, seq)
     );
     """,
+    # 3: several graphs (each job's graph, version, schedule, a flow's run record),
+    # stored flows and schedules (see .catalog)
+    """
+    ALTER TABLE jobs ADD COLUMN graph TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN version TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
+    ALTER TABLE jobs ADD COLUMN record TEXT;
+    CREATE INDEX jobs_by_graph ON jobs (graph, created_at, id);
+    CREATE TABLE flows (
+        name TEXT PRIMARY KEY,
+        live TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE flow_versions (
+        name TEXT NOT NULL REFERENCES flows (name) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (name, version),
+        UNIQUE (name, number)
+    );
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        target TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        input TEXT NOT NULL,
+        missed TEXT NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0,
+        next_fire_at REAL NOT NULL,
+        last_fired_at REAL,
+        last_job_id TEXT,
+        fired INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 

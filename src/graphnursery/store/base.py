@@ -11,6 +11,7 @@ import trio
 from ..events import JobEvent
 from ..jobs import Job, JobError, JobStatus
 from ._rows import INTERRUPTED
+from .catalog import Catalog
 
 
 class Backlogged(NamedTuple):
@@ -42,8 +43,9 @@ class StoreEvents(Protocol):
         """Events were appended to a job's log (wake its streams)."""
 
 
-class Store(abc.ABC):
-    """Keeps job records and moves them through their statuses.
+class Store(Catalog):
+    """Keeps job records and moves them through their statuses (and, as a
+    :class:`~graphnursery.store.catalog.Catalog`, stored flows and schedules).
 
     Transitions are the store's to enforce: :meth:`finish` never overwrites a terminal
     job, so a late result (say, of a job that already timed out) cannot replace its status.
@@ -78,10 +80,10 @@ class Store(abc.ABC):
         ``store_unavailable_exit``. True again after an operation succeeds."""
         return True
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def open(self) -> None:
         """Prepare the store (connect, migrate). Called once before use."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release the store's resources."""
 
     @abc.abstractmethod
@@ -105,8 +107,9 @@ class Store(abc.ABC):
         """The job as it stands, or None if unknown or evicted."""
 
     @abc.abstractmethod
-    async def start(self, job_id: str, started_at: float) -> Job | None:
+    async def start(self, job_id: str, started_at: float, version: str = "") -> Job | None:
         """Mark a queued job running (one more attempt); None if it is not queued.
+        ``version``, when given, is the graph version it runs on (the job's ``version``).
         With ``logs_starts``, the job's log gets the attempt's ``running`` event too."""
 
     @abc.abstractmethod
@@ -117,10 +120,12 @@ class Store(abc.ABC):
         completed_at: float,
         result: bytes | None = None,
         error: JobError | None = None,
+        record: bytes | None = None,
     ) -> Job | None:
         """Move a job to a terminal status; None if it is unknown or already terminal.
 
-        ``result`` is the result's JSON text as the worker encoded it, kept as it is.
+        ``result`` is the result's JSON text as the worker encoded it, kept as it is;
+        ``record`` a flow's run record, JSON text too.
         """
 
     async def cancel(self, job_id: str, cancelled_at: float, error: JobError) -> Job | None:
@@ -132,9 +137,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_jobs(
-        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        status: JobStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        graph: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Jobs in (created_at, id) order, optionally of one status, a page at a time.
+        """Jobs in (created_at, id) order, optionally of one status and one graph, a page
+        at a time.
 
         Returns the page and the cursor of the next one (None on the last page). Raises
         ValueError for a cursor it did not make.
@@ -145,8 +156,8 @@ class Store(abc.ABC):
         """Delete jobs that finished before the given time; returns how many."""
 
     @abc.abstractmethod
-    async def counts(self) -> Mapping[JobStatus, int]:
-        """How many kept jobs are in each status."""
+    async def counts(self, graphs: Sequence[str] | None = None) -> Mapping[JobStatus, int]:
+        """How many kept jobs are in each status (of these graphs' only, when given)."""
 
     # -- the event log (see ``graphnursery.events``) ---------------------------------------------
 
@@ -188,9 +199,11 @@ class Store(abc.ABC):
         the delay to the engine, which queues the job when it is over (a durable one keeps
         when that is, for :meth:`resume` after a restart)."""
 
-    async def resume(self, cursor: Any, limit: int) -> tuple[list[Backlogged], Any]:
-        """Jobs found queued when the store opened, in creation order, a page at a time,
-        each with what is left of its retry backoff.
+    async def resume(
+        self, cursor: Any, limit: int, graphs: Sequence[str] | None = None
+    ) -> tuple[list[Backlogged], Any]:
+        """Jobs found queued when the store opened (of these graphs, when given), in
+        creation order, a page at a time, each with what is left of its retry backoff.
 
         Pass ``None`` first, then the returned cursor; a ``None`` cursor means no more.
         """
@@ -210,13 +223,16 @@ class Store(abc.ABC):
         """
         task_status.started()
 
-    async def claim(self, limit: int, started_at: float) -> list[Job]:
-        """Take up to ``limit`` queued jobs (or jobs whose lease expired) to run here.
+    async def claim(
+        self, limit: int, started_at: float, graphs: Sequence[str] | None = None
+    ) -> list[Job]:
+        """Take up to ``limit`` queued jobs (or jobs whose lease expired) to run here, of
+        these graphs only when given.
 
         They come back ``running``, leased to this server; :meth:`start` then hands each out.
         """
         raise NotImplementedError(f"{type(self).__name__} is not shared")
 
-    async def queued_count(self) -> int:
-        """How many jobs wait in the queue, across every server."""
-        return (await self.counts())[JobStatus.QUEUED]
+    async def queued_count(self, graphs: Sequence[str] | None = None) -> int:
+        """How many jobs (of these graphs) wait in the queue, across every server."""
+        return (await self.counts(graphs))[JobStatus.QUEUED]

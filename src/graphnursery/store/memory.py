@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 
 from ..events import RUNNING, RUNNING_DATA, JobEvent
 from ..jobs import Job, JobError, JobStatus
-from ._rows import INTERRUPTED, clean_error, decode_cursor, split_page
+from ._memory_catalog import MemoryCatalog
+from ._rows import INTERRUPTED, clean_error, decode_cursor, graph_counts, split_page
 from .base import Store
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryCatalog, Store):
     """Jobs in a dict; finished ones evicted oldest-first from a deque in finish order.
 
     Memory is bounded by the engine: at most ``queue_size`` queued jobs, ``workers`` running
@@ -19,9 +20,10 @@ class MemoryStore(Store):
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._jobs: dict[str, Job] = {}
         self._finished: collections.deque[tuple[float, str]] = collections.deque()
-        self._counts: collections.Counter[JobStatus] = collections.Counter()
+        self._counts: collections.Counter[tuple[str, JobStatus]] = collections.Counter()
         self._by_key: dict[str, str] = {}  # idempotency key -> job id
         self._key_of: dict[str, str] = {}  # job id -> idempotency key
         # Each job's event log, in id order (event ``n`` at index ``n - 1``).
@@ -29,8 +31,8 @@ class MemoryStore(Store):
 
     def _put(self, job: Job, previous: Job | None) -> None:
         if previous is not None:
-            self._counts[previous.status] -= 1
-        self._counts[job.status] += 1
+            self._counts[previous.graph, previous.status] -= 1
+        self._counts[job.graph, job.status] += 1
         self._jobs[job.id] = job
 
     async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
@@ -45,6 +47,9 @@ class MemoryStore(Store):
         self._put(job, None)
         return job
 
+    def _add_now(self, job: Job) -> None:
+        self._put(job, None)
+
     async def find_by_key(self, idempotency_key: str) -> Job | None:
         job_id = self._by_key.get(idempotency_key)
         return None if job_id is None else self._jobs.get(job_id)
@@ -53,7 +58,7 @@ class MemoryStore(Store):
         job = self._jobs.pop(job_id, None)
         self._logs.pop(job_id, None)
         if job is not None:
-            self._counts[job.status] -= 1
+            self._counts[job.graph, job.status] -= 1
             key = self._key_of.pop(job_id, None)
             if key is not None:
                 del self._by_key[key]
@@ -68,7 +73,7 @@ class MemoryStore(Store):
     async def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
-    async def start(self, job_id: str, started_at: float) -> Job | None:
+    async def start(self, job_id: str, started_at: float, version: str = "") -> Job | None:
         job = self._jobs.get(job_id)
         if job is None or job.status is not JobStatus.QUEUED:
             return None
@@ -79,6 +84,7 @@ class MemoryStore(Store):
             started_at=started_at,
             attempts=job.attempts + 1,
             events=len(log),
+            version=version or job.version,
         )
         self._put(running, job)
         return running
@@ -90,6 +96,7 @@ class MemoryStore(Store):
         completed_at: float,
         result: bytes | None = None,
         error: JobError | None = None,
+        record: bytes | None = None,
     ) -> Job | None:
         job = self._jobs.get(job_id)
         if job is None or job.status.is_terminal:
@@ -103,6 +110,7 @@ class MemoryStore(Store):
             result_json=result,
             error=error,
             errors=errors,
+            record=record,
         )
         self._put(done, job)
         self._finished.append((completed_at, job_id))
@@ -151,7 +159,12 @@ class MemoryStore(Store):
         return job, list(log[max(after, 0) : max(after, 0) + limit])
 
     async def list_jobs(
-        self, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        status: JobStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        graph: str | None = None,
     ) -> tuple[list[Job], str | None]:
         after = decode_cursor(cursor) if cursor is not None else None
         # Kept jobs are bounded by the queue and result_ttl; a scan is fine for inspection.
@@ -160,6 +173,7 @@ class MemoryStore(Store):
                 job
                 for job in self._jobs.values()
                 if (status is None or job.status is status)
+                and (graph is None or job.graph == graph)
                 and (after is None or (job.created_at, job.id) > after)
             ),
             key=lambda job: (job.created_at, job.id),
@@ -174,5 +188,5 @@ class MemoryStore(Store):
                 evicted += 1
         return evicted
 
-    async def counts(self) -> Mapping[JobStatus, int]:
-        return {status: self._counts[status] for status in JobStatus}
+    async def counts(self, graphs: Sequence[str] | None = None) -> Mapping[JobStatus, int]:
+        return graph_counts(self._counts, graphs)

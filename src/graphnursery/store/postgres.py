@@ -44,10 +44,19 @@ from psycopg_pool import ConnectionPool
 
 from ..errors import StoreError
 from ..jobs import Job, JobError, JobStatus
+from ._catalog_sql import CatalogTables
 from ._pg_leases import Leases, heartbeat
 from ._pg_notices import Notice, listening, notify
 from ._pg_retry import Retrying
-from ._pg_schema import TABLE, Connection, describe, open_pool
+from ._pg_schema import (
+    FLOW_VERSIONS_TABLE,
+    FLOWS_TABLE,
+    SCHEDULES_TABLE,
+    TABLE,
+    Connection,
+    describe,
+    open_pool,
+)
 from ._pg_sql import (
     CANCEL,
     CLAIM_EXPIRED,
@@ -66,6 +75,7 @@ from ._rows import (
     LEASE_EXPIRED,
     LEASE_EXPIRED_NO_ATTEMPTS_LEFT,
     dump_error,
+    graphs_filter,
     row_to_job,
     unstorable_key,
 )
@@ -86,6 +96,7 @@ class PostgresStore(SQLStore[Connection]):
 
     shared = True
     sql = STATEMENTS
+    tables = CatalogTables(FLOWS_TABLE, FLOW_VERSIONS_TABLE, SCHEDULES_TABLE, mark="%s")
     event_log = EVENTS
     duplicate_id = psycopg.errors.UniqueViolation
 
@@ -156,10 +167,10 @@ class PostgresStore(SQLStore[Connection]):
     def _added(self, connection: Connection, job: Job) -> None:
         self._notify(connection, Notice.NEW, job.id)
 
-    async def start(self, job_id: str, started_at: float) -> Job | None:
+    async def start(self, job_id: str, started_at: float, version: str = "") -> Job | None:
         claimed = self._leases.claimed.pop(job_id, None)
         if claimed is not None:
-            return claimed
+            return claimed if not version else await self._set_version(claimed, version)
         if unstorable_key(job_id):
             return None
         token = uuid.uuid4().hex
@@ -169,9 +180,9 @@ class PostgresStore(SQLStore[Connection]):
                 connection,
                 f"UPDATE {TABLE} SET status = 'running', started_at = %s,"
                 f" attempts = attempts + 1, lease_owner = %s, lease_token = %s,"
-                f" lease_expires_at = {NOW} + %s"
+                f" lease_expires_at = {NOW} + %s, version = coalesce(nullif(%s, ''), version)"
                 f" WHERE id = %s AND status = 'queued' RETURNING {COLUMNS}",
-                (started_at, self.owner, token, self.lease_seconds, job_id),
+                (started_at, self.owner, token, self.lease_seconds, version, job_id),
             )
 
         def again(connection: Connection) -> Job | None:
@@ -187,6 +198,17 @@ class PostgresStore(SQLStore[Connection]):
         if job is not None:
             self._leases.tokens[job_id] = token
         return job
+
+    async def _set_version(self, job: Job, version: str) -> Job:
+        """A claimed job, given the version it runs on (the lane's live one at start)."""
+        if job.version == version:
+            return job
+
+        def set_version(connection: Connection) -> None:
+            connection.execute(f"UPDATE {TABLE} SET version = %s WHERE id = %s", (version, job.id))
+
+        await self._run(set_version, engine=True)
+        return job.replace(version=version)
 
     def _json_text(self, text: bytes) -> Any:
         return Json(text, dumps=_as_it_is)  # sent as the json column's text, not as bytea
@@ -250,21 +272,26 @@ class PostgresStore(SQLStore[Connection]):
         append, again = EVENTS.appending(job_id, attempt, events, limit, dropped, appended)
         return await self._run(append, engine=True, again=again)
 
-    async def counts(self) -> Mapping[JobStatus, int]:
+    async def counts(self, graphs: Sequence[str] | None = None) -> Mapping[JobStatus, int]:
+        of_graphs, names = graphs_filter(graphs, "%s")
+
         def counts(connection: Connection) -> dict[JobStatus, int]:
             found = {status: 0 for status in JobStatus}
             for status, count in connection.execute(
-                f"SELECT status, count(*) FROM {TABLE} GROUP BY status"
+                f"SELECT status, count(*) FROM {TABLE} WHERE true{of_graphs} GROUP BY status",
+                names,
             ):
                 found[JobStatus(status)] = int(count)
             return found
 
         return await self._run(counts)
 
-    async def queued_count(self) -> int:
+    async def queued_count(self, graphs: Sequence[str] | None = None) -> int:
+        of_graphs, names = graphs_filter(graphs, "%s")
+
         def queued(connection: Connection) -> int:
             row = connection.execute(
-                f"SELECT count(*) FROM {TABLE} WHERE status = 'queued'"
+                f"SELECT count(*) FROM {TABLE} WHERE status = 'queued'{of_graphs}", names
             ).fetchone()
             return 0 if row is None else int(row[0])
 
@@ -297,7 +324,9 @@ class PostgresStore(SQLStore[Connection]):
 
         await self._run(release, engine=True)
 
-    async def claim(self, limit: int, started_at: float) -> list[Job]:
+    async def claim(
+        self, limit: int, started_at: float, graphs: Sequence[str] | None = None
+    ) -> list[Job]:
         """Lease up to ``limit`` jobs to this replica: expired leases first, then the queue.
 
         A job whose lease expired with no attempts left is not claimed: it ends ``crashed``
@@ -312,6 +341,7 @@ class PostgresStore(SQLStore[Connection]):
             "lease_expired": dump_error(LEASE_EXPIRED),
             "no_attempts_left": dump_error(LEASE_EXPIRED_NO_ATTEMPTS_LEFT),
             "claim": uuid.uuid4().hex,  # in each lease token, for a retry to find them
+            "graphs": None if graphs is None else list(graphs),
         }
         crashed: list[str] = []
 
@@ -389,6 +419,7 @@ class PostgresStore(SQLStore[Connection]):
             "status": JobStatus.CANCELLED.value,
             "completed_at": cancelled_at,
             "result": None,
+            "record": None,
             "error": dump_error(error),
         }
 

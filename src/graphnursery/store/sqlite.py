@@ -40,6 +40,7 @@ import trio
 from ..errors import StoreError, StoreLocked
 from ..events import RUNNING, RUNNING_DATA, JobEvent
 from ..jobs import Job, JobError, JobStatus
+from ._catalog_sql import CatalogTables
 from ._events_sql import EventLog
 from ._rows import (
     INTERRUPTED,
@@ -47,6 +48,8 @@ from ._rows import (
     NO_ATTEMPTS_LEFT,
     TERMINAL_SQL,
     dump_error,
+    graph_counts,
+    graphs_filter,
     unstorable_key,
 )
 from ._sql import Dialect, SQLStore, Statements, one_job
@@ -82,6 +85,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
     """Jobs in one SQLite database file, for one server process at a time."""
 
     sql = STATEMENTS
+    tables = CatalogTables("flows", "flow_versions", "schedules")
     event_log = EVENTS
     duplicate_id = sqlite3.IntegrityError
 
@@ -92,7 +96,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         self.lock_path = self.real_path + ".lock"
         self._lock_fds: list[int] = []
         self._writer: Writer | None = None
-        self._counts: collections.Counter[JobStatus] = collections.Counter()
+        self._counts: collections.Counter[tuple[str, JobStatus]] = collections.Counter()
         self._resume_until = 0  # the largest seq of a job queued when the store opened
         self.recovered = 0  # running jobs requeued on open
         self.crashed = 0  # running jobs ended crashed on open (no attempts left)
@@ -172,10 +176,10 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
 
     def _recount(self, connection: sqlite3.Connection) -> None:
         """Per-status counts from the table (on open, and after a failed transaction)."""
-        counts: collections.Counter[JobStatus] = collections.Counter()
-        query = "SELECT status, count(*) FROM jobs GROUP BY status"
-        for status, count in connection.execute(query):
-            counts[JobStatus(status)] = count
+        counts: collections.Counter[tuple[str, JobStatus]] = collections.Counter()
+        query = "SELECT graph, status, count(*) FROM jobs GROUP BY graph, status"
+        for graph, status, count in connection.execute(query):
+            counts[graph, JobStatus(status)] = count
         self._counts = counts
 
     async def close(self) -> None:
@@ -251,25 +255,26 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
 
     # -- the store interface (add, get, list... are SQLStore's) -------------------------------
 
-    def _move(self, before: str | JobStatus, after: JobStatus) -> None:
-        self._counts[JobStatus(before)] -= 1
-        self._counts[after] += 1
+    def _move(self, graph: str, before: str | JobStatus, after: JobStatus) -> None:
+        self._counts[graph, JobStatus(before)] -= 1
+        self._counts[graph, after] += 1
 
     def _added(self, connection: sqlite3.Connection, job: Job) -> None:
-        self._counts[job.status] += 1
+        self._counts[job.graph, job.status] += 1
 
-    def _deleted(self, statuses: Sequence[str]) -> None:
-        for status in statuses:
-            self._counts[JobStatus(status)] -= 1
+    def _deleted(self, rows: Sequence[tuple[str, str]]) -> None:
+        for graph, status in rows:
+            self._counts[graph, JobStatus(status)] -= 1
 
-    async def start(self, job_id: str, started_at: float) -> Job | None:
+    async def start(self, job_id: str, started_at: float, version: str = "") -> Job | None:
         def start(connection: sqlite3.Connection) -> Job | None:
             job = one_job(
                 connection,
                 f"UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
-                f" run_after = NULL, events = events + 1"
+                " run_after = NULL, events = events + 1,"
+                " version = coalesce(nullif(?, ''), version)"
                 f" WHERE id = ? AND status = 'queued' RETURNING {COLUMNS}",
-                (started_at, job_id),
+                (started_at, version, job_id),
             )
             if job is None:
                 return None
@@ -277,7 +282,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             connection.execute(
                 START_EVENT, (job_id, job.events, job.attempts, RUNNING, RUNNING_DATA)
             )
-            self._move(JobStatus.QUEUED, JobStatus.RUNNING)
+            self._move(job.graph, JobStatus.QUEUED, JobStatus.RUNNING)
             return job
 
         return await self._run(start)
@@ -285,12 +290,12 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
     async def _finish(self, params: dict[str, Any]) -> Job | None:
         def finish(connection: sqlite3.Connection) -> Job | None:
             before = connection.execute(
-                f"SELECT status FROM jobs WHERE id = :id AND {NOT_TERMINAL}", params
+                f"SELECT graph, status FROM jobs WHERE id = :id AND {NOT_TERMINAL}", params
             ).fetchone()
             if before is None:
                 return None
             job = one_job(connection, FINISH, params)
-            self._move(before[0], JobStatus(params["status"]))
+            self._move(before[0], before[1], JobStatus(params["status"]))
             return job
 
         return await self._run(finish)
@@ -332,9 +337,9 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read job {job_id}'s events from {self.path}: {exc}") from None
 
-    async def counts(self) -> Mapping[JobStatus, int]:
+    async def counts(self, graphs: Sequence[str] | None = None) -> Mapping[JobStatus, int]:
         await trio.lowlevel.checkpoint()
-        return {status: self._counts[status] for status in JobStatus}
+        return graph_counts(self._counts, graphs)
 
     # -- durable ----------------------------------------------------------------------------
 
@@ -348,21 +353,26 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
 
         def release(connection: sqlite3.Connection) -> None:
             changed = connection.execute(
-                f"{REQUEUE}, run_after = :run_after WHERE id = :id AND status = 'running'", params
-            ).rowcount
-            if changed:
-                self._move(JobStatus.RUNNING, JobStatus.QUEUED)
+                f"{REQUEUE}, run_after = :run_after WHERE id = :id AND status = 'running'"
+                " RETURNING graph",
+                params,
+            ).fetchone()
+            if changed is not None:
+                self._move(changed[0], JobStatus.RUNNING, JobStatus.QUEUED)
 
         await self._run(release)
 
-    async def resume(self, cursor: Any, limit: int) -> tuple[list[Backlogged], Any]:
+    async def resume(
+        self, cursor: Any, limit: int, graphs: Sequence[str] | None = None
+    ) -> tuple[list[Backlogged], Any]:
         after = 0 if cursor is None else int(cursor)
+        of_graphs, names = graphs_filter(graphs, "?")
 
         def page(connection: sqlite3.Connection) -> list[tuple[int, str, float | None]]:
             return connection.execute(
                 "SELECT seq, id, run_after FROM jobs WHERE status = 'queued' AND seq > ?"
-                " AND seq <= ? ORDER BY seq LIMIT ?",
-                (after, self._resume_until, limit),
+                f" AND seq <= ?{of_graphs} ORDER BY seq LIMIT ?",
+                (after, self._resume_until, *names, limit),
             ).fetchall()
 
         rows = await self._run(page)
