@@ -14,6 +14,7 @@
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
     ├── EngineFailed         the engine died while serving: the server stops (exit status 3)
     ├── JobConflict          cancel of a finished job, retry of an unfinished one (HTTP 409)
+    ├── AuthError            the caller is not let in (graphnursery.auth; ``reason``)
     ├── StoreError           the job store cannot be opened or used
     │   ├── StoreLocked      another server is using this SQLite database file
     │   └── StoreUnavailable the store's database stayed unreachable past store_unavailable_exit
