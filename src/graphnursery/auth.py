@@ -1,5 +1,6 @@
 """Who is calling: an API key (:func:`parse_api_keys`) or a JWT (verified by PyJWT with an
-HMAC secret or a JWKS's keys), as a :class:`Caller`; a refusal is an :class:`AuthError`.
+HMAC secret or a JWKS's keys), as a :class:`Caller`; a refusal is an :class:`AuthError`
+(``errors.py``).
 
 Blocking: with a JWKS configured (``needs_thread``), ``authenticate`` may read the file or
 fetch the URL (up to ``JWKS_FETCH_TIMEOUT`` s) when its keys are older than ``jwks_lifespan``
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from .errors import GraphNurseryError
+from .errors import AuthError  # raised here; defined with the others
 from .logs import get_logger
 
 log = get_logger("graphnursery.auth")
@@ -30,10 +31,7 @@ log = get_logger("graphnursery.auth")
 #: Least seconds between JWKS loads that tokens cause: made-up kids cost a fetch per interval.
 KID_REFRESH_INTERVAL = 10.0
 JWKS_FETCH_TIMEOUT = 5.0  # seconds
-REASONS = frozenset((
-    "missing", "malformed", "expired", "not_yet_valid", "bad_signature", "wrong_issuer",
-    "wrong_audience", "no_workspace", "unknown_key", "unknown_kid", "jwks_unavailable",
-))  # fmt: skip
+REASONS = AuthError.REASONS
 #: HMAC algorithms and the least secret length (bytes) each needs (RFC 7518 section 3.2).
 _HMAC_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 _ASYMMETRIC = frozenset(jwt.algorithms.get_default_algorithms()) - {"none", *_HMAC_SECRET_BYTES}
@@ -95,18 +93,6 @@ class JwtSettings:
             raise ValueError(f"JwtSettings.jwks_lifespan: must be > 0, not {self.jwks_lifespan!r}")
         if not (self.workspace_claim and self.admin_claim):
             raise ValueError("JwtSettings.workspace_claim, admin_claim: must name a claim")
-
-
-class AuthError(GraphNurseryError):
-    """The caller is not let in: ``reason`` (in :data:`REASONS`) and ``message`` say which
-    check failed, never a key, a secret or which key was tried. Only ``jwks_unavailable``
-    (the JWKS cannot be loaded) is the server's fault."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        assert reason in REASONS, reason
-        self.reason = reason
-        self.message = message
-        super().__init__(message)
 
 
 def parse_api_keys(value: str) -> dict[str, KeyGrant]:

@@ -178,6 +178,24 @@ class JobConflict(GraphNurseryError):
         super().__init__(f"cannot {action} job {job_id!r}: it is {status}")
 
 
+class AuthError(GraphNurseryError):
+    """The caller is not let in (``graphnursery.auth``): ``reason``, one of ``REASONS``, is
+    the check that failed; ``message`` says it, never quoting a key or a secret nor saying
+    which key was tried. Only ``jwks_unavailable`` (the JWKS cannot be loaded) is the
+    server's fault; the other reasons are the caller's."""
+
+    REASONS = frozenset((
+        "missing", "malformed", "expired", "not_yet_valid", "bad_signature", "wrong_issuer",
+        "wrong_audience", "no_workspace", "unknown_key", "unknown_kid", "jwks_unavailable",
+    ))  # fmt: skip
+
+    def __init__(self, reason: str, message: str) -> None:
+        assert reason in self.REASONS, reason
+        self.reason = reason
+        self.message = message
+        super().__init__(message)
+
+
 # -- the client's branch ---------------------------------------------------------------------
 
 
