@@ -14,6 +14,7 @@
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
     ├── EngineFailed         the engine died while serving: the server stops (exit status 3)
     ├── JobConflict          cancel of a finished job, retry of an unfinished one (HTTP 409)
+    ├── AuthError            the caller is not let in (graphnursery.auth; ``reason``)
     ├── StoreError           the job store cannot be opened or used
     │   ├── StoreLocked      another server is using this SQLite database file
     │   └── StoreUnavailable the store's database stayed unreachable past store_unavailable_exit
@@ -175,6 +176,24 @@ class JobConflict(GraphNurseryError):
         self.job_id = job_id
         self.status = status
         super().__init__(f"cannot {action} job {job_id!r}: it is {status}")
+
+
+class AuthError(GraphNurseryError):
+    """The caller is not let in (``graphnursery.auth``): ``reason``, one of ``REASONS``, is
+    the check that failed; ``message`` says it, never quoting a key or a secret nor saying
+    which key was tried. Only ``jwks_unavailable`` (the JWKS cannot be loaded) is the
+    server's fault; the other reasons are the caller's."""
+
+    REASONS = frozenset((
+        "missing", "malformed", "expired", "not_yet_valid", "bad_signature", "wrong_issuer",
+        "wrong_audience", "no_workspace", "unknown_key", "unknown_kid", "jwks_unavailable",
+    ))  # fmt: skip
+
+    def __init__(self, reason: str, message: str) -> None:
+        assert reason in self.REASONS, reason
+        self.reason = reason
+        self.message = message
+        super().__init__(message)
 
 
 # -- the client's branch ---------------------------------------------------------------------
