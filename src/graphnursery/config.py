@@ -5,16 +5,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .auth import Authenticator, JwtSettings, parse_api_keys
 from .errors import ConfigError
 from .sources import GraphSpec, parse_graphs
 from .store.url import StoreURL, parse_store_url
 
 ENV_PREFIX = "GRAPHNURSERY_"
 MAX_ATTEMPTS = 100
+#: What a workspace may be called (in API keys, JWT claims and the limits' tables).
+WORKSPACE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 RETRYABLE = frozenset({"crashed", "timed_out", "failed"})
 
 
@@ -109,7 +113,34 @@ class Config:
     )
     log_format: str = _setting("auto", "json, console, or auto (console on a TTY, else json)")
     api_key: str = _setting(
-        "", "API keys clients must send as 'Authorization: Bearer KEY' (comma-separated)"
+        "",
+        "API keys clients send as 'Authorization: Bearer KEY' or 'x-api-key: KEY', "
+        "comma-separated: KEY (the default workspace), KEY=WORKSPACE, KEY=WORKSPACE:admin",
+    )
+    jwt_secret: str = _setting("", "accept JWT bearer tokens signed HS256 with this secret")
+    jwt_jwks: str = _setting(
+        "", "accept JWT bearer tokens signed RS256/ES256 by the keys of this JWKS file or URL"
+    )
+    jwt_issuer: str = _setting("", "JWTs must have this iss (checked when set)")
+    jwt_audience: str = _setting("", "JWTs must have this aud (checked when set)")
+    jwt_workspace_claim: str = _setting("workspace", "the JWT claim naming the workspace")
+    jwt_admin_claim: str = _setting(
+        "role", "the JWT claim that makes an admin when it is (or lists) 'admin'"
+    )
+    workspace_max_running: int = _setting(
+        0, "jobs of one workspace running at once, on each graph (0: no limit)"
+    )
+    workspace_max_queued: int = _setting(
+        0, "jobs of one workspace waiting, on each graph; more answer 429 (0: no limit)"
+    )
+    workspace_rate: float = _setting(
+        0.0, "submits per second one workspace may make (token bucket; 0: no limit)"
+    )
+    workspace_burst: int = _setting(0, "submits one workspace may make at once (0: the rate)")
+    workspace_limits: str = _setting(
+        "",
+        "per-workspace limits over the workspace_* ones, as JSON: "
+        '{"team-a": {"max_running": 2, "rate": 5}} (a TOML file\'s [workspaces.NAME] tables)',
     )
     metrics_public: bool = _setting(False, "serve /metrics without the API key")
     store: str = _setting(
@@ -194,8 +225,21 @@ class Config:
             )
         if self.log_format not in {"auto", "json", "console"}:
             raise ConfigError("log_format", f"must be auto/json/console, not {self.log_format!r}")
-        if any(not key for key in self.api_key.split(",")) and self.api_key:
-            raise ConfigError("api_key", "an empty key in the comma-separated list")
+        try:
+            grants = parse_api_keys(self.api_key)
+        except ValueError as exc:
+            raise ConfigError("api_key", str(exc)) from None
+        for grant in grants.values():
+            if not WORKSPACE_NAME.fullmatch(grant.workspace):
+                raise ConfigError(
+                    "api_key", f"workspace {grant.workspace!r}: letters, digits, '.', '_', '-'"
+                )
+        if self.jwt_secret or self.jwt_jwks:
+            try:
+                self.jwt_settings()
+            except ValueError as exc:
+                setting = "jwt_secret" if self.jwt_secret else "jwt_jwks"
+                raise ConfigError(setting, str(exc)) from None
         for spec in self.graphs:
             if spec.settings:
                 self.for_graph(spec)  # its own settings are checked as the server's are
@@ -217,9 +261,26 @@ class Config:
     def retry_statuses(self) -> frozenset[str]:
         return frozenset(part.strip() for part in self.retry_on.split(",") if part.strip())
 
+    def authenticator(self) -> Authenticator:
+        """Who may call, as the ``api_key`` and ``jwt_*`` settings say."""
+        return Authenticator(parse_api_keys(self.api_key), self.jwt_settings())
+
+    def jwt_settings(self) -> JwtSettings | None:
+        if not (self.jwt_secret or self.jwt_jwks):
+            return None
+        return JwtSettings(
+            secret=self.jwt_secret,
+            jwks=self.jwt_jwks,
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            workspace_claim=self.jwt_workspace_claim,
+            admin_claim=self.jwt_admin_claim,
+        )
+
     @property
-    def api_keys(self) -> tuple[str, ...]:
-        return tuple(key.strip() for key in self.api_key.split(",") if key.strip())
+    def authenticates(self) -> bool:
+        """Whether callers must present an API key or a JWT."""
+        return bool(self.api_key.strip() or self.jwt_secret or self.jwt_jwks)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

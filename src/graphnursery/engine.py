@@ -19,6 +19,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import trio
@@ -37,7 +38,7 @@ from .eventhub import EventHub, open_event_hub
 from .events import JobEvent
 from .executor import GraphRunner
 from .intake import SHARED_COUNTS_MAX_AGE
-from .jobs import Job, JobError, JobStatus
+from .jobs import DEFAULT_WORKSPACE, Job, JobError, JobStatus, scoped_key
 from .logs import get_logger
 from .metrics import EngineStatistics, Metrics
 from .runners import Runners
@@ -139,8 +140,10 @@ class Engine(ServedGraphs):
         idempotency_key: str | None = None,
         max_attempts: int | None = None,
         stream_mode: tuple[str, ...] | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> Job:
-        """Queue a job for ``graph`` (None: the default graph); its graph streams the
+        """Queue a job of ``workspace`` for ``graph`` (None: the default graph); its graph
+        streams the
         events ``stream_mode`` names (None: its default). Raises GraphNotFound, QueueFull
         when the graph's queue is at capacity, InvalidTimeout for a timeout that is not
         > 0 and <= ``max_job_timeout``, EngineClosed when stopping.
@@ -158,6 +161,7 @@ class Engine(ServedGraphs):
         if timeout is not None and not 0 < timeout <= self.config.max_job_timeout:
             raise InvalidTimeout(timeout, self.config.max_job_timeout)
         if idempotency_key is not None:
+            idempotency_key = scoped_key(workspace, idempotency_key)
             existing = await self.store.find_by_key(idempotency_key)
             if existing is not None:
                 return existing
@@ -167,6 +171,7 @@ class Engine(ServedGraphs):
             timeout=timeout,
             max_attempts=max_attempts,
             stream_mode=stream_mode,
+            workspace=workspace,
         )
         job = await lane.intake.admit(new, idempotency_key)
         if job is None:
@@ -181,7 +186,10 @@ class Engine(ServedGraphs):
         return job
 
     async def submit_batch(
-        self, items: Sequence[tuple[Any, float | None, int | None]], graph: str | None = None
+        self,
+        items: Sequence[tuple[Any, float | None, int | None]],
+        graph: str | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> tuple[list[Job], QueueFull | None]:
         """Queue ``(input, timeout, max attempts)`` items for ``graph`` in order, until the
         queue is full: the jobs queued, and the refusal that stopped it (None if all were).
@@ -191,35 +199,44 @@ class Engine(ServedGraphs):
             try:
                 accepted.append(
                     await self.submit(
-                        job_input, graph=graph, timeout=timeout, max_attempts=max_attempts
+                        job_input,
+                        graph=graph,
+                        timeout=timeout,
+                        max_attempts=max_attempts,
+                        workspace=workspace,
                     )
                 )
             except QueueFull as full:
                 return accepted, full
         return accepted, None
 
-    async def get(self, job_id: str) -> Job:
-        job = await self.store.get(job_id)
+    async def get(self, job_id: str, workspace: str | None = None) -> Job:
+        """The job; JobNotFound if unknown, evicted, or (with ``workspace``; None: any)
+        another workspace's. Every caller's lookup below takes its workspace so."""
+        job = await self.store.get(job_id, workspace)
         if job is None:
             raise JobNotFound(job_id)
         return job
 
-    async def wait(self, job_id: str, timeout: float) -> Job:
+    async def wait(self, job_id: str, timeout: float, workspace: str | None = None) -> Job:
         """The job once it is terminal, or as it stands after ``timeout`` seconds."""
         if timeout <= 0:
-            return await self.get(job_id)
-        return await self._listeners.polls.wait(job_id, timeout, self._get_while_running)
+            return await self.get(job_id, workspace)
+        getter = partial(self._get_while_running, workspace=workspace)
+        return await self._listeners.polls.wait(job_id, timeout, getter)
 
-    async def _get_while_running(self, job_id: str) -> Job:
+    async def _get_while_running(self, job_id: str, workspace: str | None = None) -> Job:
         if self._stopped:
             raise EngineClosed("the engine stopped")
-        return await self.get(job_id)
+        return await self.get(job_id, workspace)
 
-    async def read_events(self, job_id: str, after: int, limit: int) -> tuple[Job, list[JobEvent]]:
+    async def read_events(
+        self, job_id: str, after: int, limit: int, workspace: str | None = None
+    ) -> tuple[Job, list[JobEvent]]:
         """The job and up to ``limit`` events of its log past ``after`` (see
         :meth:`Store.read_events`). Raises JobNotFound."""
         found = await self.store.read_events(job_id, after, limit)
-        if found is None:
+        if found is None or (workspace is not None and found[0].workspace != workspace):
             raise JobNotFound(job_id)
         return found
 
@@ -228,11 +245,13 @@ class Engine(ServedGraphs):
         change (more events, its end, the engine stopping) sets."""
         return self._listeners.streams.following(job_id)
 
-    async def cancel(self, job_id: str) -> Job:
+    async def cancel(self, job_id: str, workspace: str | None = None) -> Job:
         """Cancel a job: a queued one never runs; a running one's worker process is killed.
 
         Raises JobNotFound, or JobConflict if the job is already terminal.
         """
+        if workspace is not None:
+            await self.get(job_id, workspace)  # another workspace's: not found
         job = await self.store.cancel(job_id, self.clock.now(), CANCELLED_ERROR)
         if job is None:
             current = await self.get(job_id)
@@ -248,15 +267,19 @@ class Engine(ServedGraphs):
         lane = self.lanes.get(job.graph)
         return (lane or self.default).runners
 
-    async def resubmit(self, job_id: str) -> Job:
+    async def resubmit(self, job_id: str, workspace: str | None = None) -> Job:
         """Run a finished job (a dead letter, say) again, as a new job of the same graph
         with the same input, timeout and attempts. Raises JobNotFound, GraphNotFound, or
         JobConflict (action "retry") if the job has not finished."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, workspace)
         if not job.status.is_terminal:
             raise JobConflict(job_id, job.status.value, action="retry")
         new = await self.submit(
-            job.input, graph=job.graph, timeout=job.timeout, max_attempts=job.max_attempts
+            job.input,
+            graph=job.graph,
+            timeout=job.timeout,
+            max_attempts=job.max_attempts,
+            workspace=job.workspace,
         )
         log.info("job resubmitted", job_id=new.id, retry_of=job_id)
         return new
@@ -267,10 +290,11 @@ class Engine(ServedGraphs):
         limit: int = 100,
         cursor: str | None = None,
         graph: str | None = None,
+        workspace: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """A page of kept jobs, oldest first, optionally of one status (dead letters...)
-        and one graph."""
-        return await self.store.list_jobs(status, limit, cursor, graph=graph)
+        """A page of kept jobs, oldest first, optionally of one status (dead letters...),
+        one graph and one workspace."""
+        return await self.store.list_jobs(status, limit, cursor, graph=graph, workspace=workspace)
 
     # -- what the store reports (``StoreEvents``; a shared store, of other replicas too) ----
 

@@ -32,7 +32,7 @@ from .config import Config
 from .engine import Engine, EngineStatistics, open_engine
 from .errors import EngineClosed, QueueFull, unwrap_single_error
 from .events import JobEvent
-from .jobs import Job, JobStatus
+from .jobs import DEFAULT_WORKSPACE, Job, JobStatus
 from .lanes import GraphInfo, Reloaded
 from .metrics import Metrics, PoolStatistics
 from .store import Store
@@ -222,20 +222,24 @@ class EngineThread:
         return await self._call(self.engine.submit, job_input, **options)
 
     async def submit_batch(
-        self, items: Sequence[tuple[Any, float | None, int | None]], graph: str | None = None
+        self,
+        items: Sequence[tuple[Any, float | None, int | None]],
+        graph: str | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> tuple[list[Job], QueueFull | None]:
-        return await self._call(self.engine.submit_batch, items, graph)
+        return await self._call(self.engine.submit_batch, items, graph, workspace)
 
-    async def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str, workspace: str | None = None) -> Job:
         if self._reads_here:  # the memory store: read here, no round trip
-            return await self.engine.get(job_id)
-        return await self._call(self.engine.get, job_id)
+            return await self.engine.get(job_id, workspace)
+        return await self._call(self.engine.get, job_id, workspace)
 
-    async def wait(self, job_id: str, timeout: float) -> Job:
+    async def wait(self, job_id: str, timeout: float, workspace: str | None = None) -> Job:
         """As :meth:`Engine.wait`, waiting here: woken when the engine says the job ended."""
         if timeout <= 0:
-            return await self.get(job_id)
-        return await self._listeners.polls.wait(job_id, timeout, self.get)
+            return await self.get(job_id, workspace)
+        getter = partial(self.get, workspace=workspace)
+        return await self._listeners.polls.wait(job_id, timeout, getter)
 
     def _job_ended(self, job_id: str) -> None:
         """In the engine's loop: wake the long-polls and streams of ``job_id`` in the HTTP
@@ -248,19 +252,21 @@ class EngineThread:
         if job_id in self._listeners.streams:
             _soon(self._http_token, self._listeners.grew, job_id)
 
-    async def read_events(self, job_id: str, after: int, limit: int) -> tuple[Job, list[JobEvent]]:
+    async def read_events(
+        self, job_id: str, after: int, limit: int, workspace: str | None = None
+    ) -> tuple[Job, list[JobEvent]]:
         if self._reads_here:  # memory and SQLite: read here, no round trip
-            return await self.engine.read_events(job_id, after, limit)
-        return await self._call(self.engine.read_events, job_id, after, limit)
+            return await self.engine.read_events(job_id, after, limit, workspace)
+        return await self._call(self.engine.read_events, job_id, after, limit, workspace)
 
     def following(self, job_id: str) -> contextlib.AbstractContextManager[Callable[[], trio.Event]]:
         return self._listeners.streams.following(job_id)
 
-    async def cancel(self, job_id: str) -> Job:
-        return await self._call(self.engine.cancel, job_id)
+    async def cancel(self, job_id: str, workspace: str | None = None) -> Job:
+        return await self._call(self.engine.cancel, job_id, workspace)
 
-    async def resubmit(self, job_id: str) -> Job:
-        return await self._call(self.engine.resubmit, job_id)
+    async def resubmit(self, job_id: str, workspace: str | None = None) -> Job:
+        return await self._call(self.engine.resubmit, job_id, workspace)
 
     async def list_jobs(
         self,
@@ -268,8 +274,9 @@ class EngineThread:
         limit: int = 100,
         cursor: str | None = None,
         graph: str | None = None,
+        workspace: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        return await self._call(self.engine.list_jobs, status, limit, cursor, graph)
+        return await self._call(self.engine.list_jobs, status, limit, cursor, graph, workspace)
 
     async def statistics(self, graph: str | None = None) -> EngineStatistics:
         return await self._call(self.engine.statistics, graph)

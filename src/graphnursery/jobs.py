@@ -40,6 +40,19 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
+#: The workspace of a caller with a bare API key, and of jobs from before workspaces.
+DEFAULT_WORKSPACE = "default"
+
+
+def scoped_key(workspace: str, idempotency_key: str) -> str:
+    """An idempotency key as a store keeps it: the same key in two workspaces is two keys.
+    The default workspace's keys are kept as they are (as before workspaces); others are
+    prefixed with the workspace and a unit separator, which no header value holds."""
+    if workspace == DEFAULT_WORKSPACE:
+        return idempotency_key
+    return f"{workspace}\x1f{idempotency_key}"
+
+
 @dataclass(frozen=True, slots=True)
 class JobError:
     """Why a job did not complete: an exception type name and its message."""
@@ -77,6 +90,8 @@ class Job:
     #: The served graph (or flow) the job is for, by name ("" in a store written before
     #: graphs had names: the default graph's).
     graph: str = ""
+    #: The workspace the job belongs to: only its callers (and admins) see it.
+    workspace: str = DEFAULT_WORKSPACE
     #: The graph's version: the live one at submit, then the one the job ran on.
     version: str = ""
     #: The schedule that fired the job, if one did.

@@ -33,7 +33,7 @@ from .eventhub import EventHub
 from .executor import ExecutorStatistics, GraphRunner, executor_for
 from .intake import Intake, Unfinished, intake_for
 from .jobqueue import JobQueue
-from .jobs import Job, JobStatus, new_job_id
+from .jobs import DEFAULT_WORKSPACE, Job, JobStatus, new_job_id
 from .logs import get_logger
 from .metrics import EngineStatistics, Metrics, PoolStatistics
 from .runners import Runners
@@ -167,6 +167,7 @@ class Lane:
         max_attempts: int | None = None,
         stream_mode: tuple[str, ...] | None = None,
         schedule_id: str | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> Job:
         """A new queued job of this graph, at its live version; this graph's settings
         where the caller gives none."""
@@ -181,6 +182,7 @@ class Lane:
             graph=self.name,
             version=self.deployment().version,
             schedule_id=schedule_id,
+            workspace=workspace,
         )
 
     # -- running -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import trio
 
 from .cron import DEFAULT_GRACE, MISSED_POLICIES, Cron, due, parse_cron
 from .errors import GraphNotFound, ScheduleInvalid, ScheduleNotFound, StoreUnavailable
+from .jobs import DEFAULT_WORKSPACE
 from .logs import get_logger
 from .store import Schedule
 
@@ -61,9 +62,10 @@ class Schedules:
 
     # -- what the HTTP layer asks ------------------------------------------------------------
 
-    async def add(self, body: Mapping[str, Any]) -> Schedule:
-        """A new schedule from ``{"target", "cron", "timezone"?, "input"?, "missed"?,
-        "paused"?}``, first fired at its next tick from now."""
+    async def add(self, body: Mapping[str, Any], workspace: str = DEFAULT_WORKSPACE) -> Schedule:
+        """A new schedule of ``workspace`` (its jobs are that workspace's) from ``{"target",
+        "cron", "timezone"?, "input"?, "missed"?, "paused"?}``, first fired at its next tick
+        from now."""
         unknown = set(body) - {"target", "cron", "timezone", "input", "missed", "paused"}
         if unknown:
             raise ScheduleInvalid(sorted(unknown)[0], "is not a schedule field")
@@ -84,29 +86,33 @@ class Schedules:
             next_fire_at=cron.next_after(now),
             created_at=now,
             updated_at=now,
+            workspace=workspace,
         )
         await self._store.add_schedule(schedule)
         self._changed.set()
         log.info("schedule added", schedule_id=schedule.id, target=schedule.target)
         return schedule
 
-    async def get(self, schedule_id: str) -> Schedule:
+    async def get(self, schedule_id: str, workspace: str | None = None) -> Schedule:
+        """The schedule; ScheduleNotFound if unknown or (with ``workspace``) another's."""
         schedule = await self._store.get_schedule(schedule_id)
-        if schedule is None:
+        if schedule is None or workspace not in (None, schedule.workspace):
             raise ScheduleNotFound(schedule_id)
         return schedule
 
-    async def list_schedules(self) -> list[Schedule]:
-        return await self._store.list_schedules()
+    async def list_schedules(self, workspace: str | None = None) -> list[Schedule]:
+        return await self._store.list_schedules(workspace)
 
-    async def update(self, schedule_id: str, body: Mapping[str, Any]) -> Schedule:
+    async def update(
+        self, schedule_id: str, body: Mapping[str, Any], workspace: str | None = None
+    ) -> Schedule:
         """Change some of a schedule's fields (``paused`` pauses or resumes it). A new cron
         or timezone, or a resume, plans its next tick from now: a resumed schedule does
         not fire the ticks it was paused for."""
         unknown = set(body) - {"target", "cron", "timezone", "input", "missed", "paused"}
         if unknown:
             raise ScheduleInvalid(sorted(unknown)[0], "cannot be changed")
-        current = await self.get(schedule_id)
+        current = await self.get(schedule_id, workspace)
         changes = dict(await self._checked(body))
         cron = self._cron(
             changes.get("cron", current.cron), changes.get("timezone", current.timezone)
@@ -120,7 +126,8 @@ class Schedules:
         self._changed.set()
         return updated
 
-    async def delete(self, schedule_id: str) -> None:
+    async def delete(self, schedule_id: str, workspace: str | None = None) -> None:
+        await self.get(schedule_id, workspace)
         if not await self._store.delete_schedule(schedule_id):
             raise ScheduleNotFound(schedule_id)
         self._changed.set()
@@ -241,7 +248,9 @@ class Schedules:
                 target=schedule.target,
             )
             return await self._store.fire_schedule(schedule.id, at, following, now, None)
-        job = lane.new_job(schedule.input, now, schedule_id=schedule.id)
+        job = lane.new_job(
+            schedule.input, now, schedule_id=schedule.id, workspace=schedule.workspace
+        )
         fired = await lane.intake.fire(schedule.id, at, following, now, job)
         if fired:
             self._engine.metrics.job_submitted(job)

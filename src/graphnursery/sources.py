@@ -236,6 +236,18 @@ def server_settings_of(value: str) -> dict[str, Any]:
         if entry.lower().endswith(".toml") and not _NAMED.match(entry):
             data = read_toml(Path(entry))
             settings.update({k: v for k, v in data.items() if k != "graphs"})
+    keys = settings.pop("api_keys", None)
+    if keys is not None:  # api_keys = {"KEY" = "WORKSPACE"}: the api_key setting's entries
+        if not isinstance(keys, dict) or not all(
+            isinstance(k, str) and isinstance(w, str) for k, w in keys.items()
+        ):
+            raise ConfigError("api_keys", 'must be a table of key = "workspace"')
+        settings["api_key"] = ",".join(f"{key}={ws}" for key, ws in keys.items())
+    workspaces = settings.pop("workspaces", None)
+    if workspaces is not None:  # [workspaces.NAME] tables: the workspace_limits setting
+        if not isinstance(workspaces, dict):
+            raise ConfigError("workspaces", "must be tables: [workspaces.NAME]")
+        settings["workspace_limits"] = json.dumps(workspaces)
     return settings
 
 

@@ -93,10 +93,10 @@ def test_the_cli_reads_every_setting_from_the_environment_and_flags_win() -> Non
         "GRAPHNURSERY_STORE": "memory://",
     }
     config = config_from(["serve", "examples/echo.py"], env)
-    assert (config.api_keys, config.queue_size, config.metrics_public) == (("k1",), 2, True)
+    assert (config.api_key, config.queue_size, config.metrics_public) == ("k1", 2, True)
     assert config.store_url.kind == "memory"
     flagged = config_from(["serve", "examples/echo.py", "--queue-size", "7"], env)
-    assert (flagged.queue_size, flagged.api_keys) == (7, ("k1",))
+    assert (flagged.queue_size, flagged.api_key) == (7, "k1")
 
 
 def test_the_cli_names_a_malformed_variable_and_where_it_came_from() -> None:
@@ -132,5 +132,5 @@ def test_the_readme_settings_table_lists_every_setting_with_its_default() -> Non
         elif isinstance(value, float) and value.is_integer():
             expected = str(int(value))
         else:
-            expected = words.get(field.name, str(value))
+            expected = words.get(field.name, "(none)" if value == "" else str(value))
         assert shown[field.name] == expected, field.name

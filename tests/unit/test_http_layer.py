@@ -100,16 +100,17 @@ async def test_the_pipeline_reads_a_body_within_its_limit_and_its_time(
     assert too_slow.value.status == 408
 
 
-def test_the_pipeline_lets_open_paths_and_docs_assets_through_without_a_key() -> None:
+async def test_the_pipeline_lets_open_paths_and_docs_assets_through_without_a_key() -> None:
     pipeline = Pipeline(Config(graph="examples/echo.py", api_key="k"), Metrics())
     no_key = ScopeHeaders([])
     for path in ("/health", "/ready", "/live", "/docs", "/docs/static/swagger-ui.css"):
-        pipeline.authorize(no_key, path)
+        await pipeline.authorize(no_key, path)
     for path in ("/jobs", "/stats", "/metrics", "/docs/static"):
         with pytest.raises(HttpError) as refused:
-            pipeline.authorize(no_key, path)
+            await pipeline.authorize(no_key, path)
         assert refused.value.status == 401
-    pipeline.authorize(ScopeHeaders([(b"authorization", b"Bearer k")]), "/jobs")
+    await pipeline.authorize(ScopeHeaders([(b"authorization", b"Bearer k")]), "/jobs")
+    await pipeline.authorize(ScopeHeaders([(b"x-api-key", b"k")]), "/jobs")
 
 
 class FakeEngine:

@@ -66,19 +66,24 @@ async def test_ticks_missed_while_down_fire_by_the_schedules_policy(
     autojump_clock: trio.abc.Clock, missed: str, fired_at_start: int
 ) -> None:
     store = MemoryStore()
-    hour_ago = time.time() - 3600
+    now = time.time()
+    # Hourly, at the minute half an hour from now: no tick is near the start (a tick within
+    # a second of it would be on time, and fire too); the one planned 2 hours ago, and the
+    # one after, were missed.
+    minute = (int(now // 60) + 30) % 60
+    two_hours_ago = float((int(now) // 3600 - 2) * 3600 + minute * 60)
     await store.add_schedule(
         Schedule(
             id="s-1",
             target="echo",
-            cron="0 * * * * *",  # every minute, at second 0
+            cron=f"0 {minute} * * * *",
             timezone="UTC",
             input=None,
             missed=missed,
             paused=False,
-            next_fire_at=float(int(hour_ago) // 60 * 60),
-            created_at=hour_ago,
-            updated_at=hour_ago,
+            next_fire_at=two_hours_ago,
+            created_at=two_hours_ago,
+            updated_at=two_hours_ago,
         )
     )
     async with engine_for(store) as engine:

@@ -66,7 +66,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
         redoc_ui_path=None,
         scalar_ui_path=None,
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}}
-        if config.api_keys
+        if config.authenticates
         else None,
     )
     metrics = Metrics()

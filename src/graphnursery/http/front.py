@@ -122,7 +122,7 @@ class Front:
         request_id = pipeline.request_id(headers)
         try:
             try:
-                pipeline.authorize(headers, scope["path"])
+                await pipeline.authorize(headers, scope["path"])
             except Exception:
                 # Refused before the body was read: read it now, or the connection could
                 # not carry the client's next request (hypercorn closes it, mid-reuse).

@@ -19,6 +19,7 @@ from ..config import Config
 from ..engine_thread import AnyEngine
 from ..jobs import Job
 from ..logs import get_logger
+from . import caller
 from .errors import retry_after, timeout_refused
 from .parsing import (
     Params,
@@ -64,7 +65,7 @@ class JobHandlers:
         engine = self._engine()
         job = await self._submit(engine, headers, body, graph)
         if wait:
-            job = await engine.wait(job.id, wait)
+            job = await engine.wait(job.id, wait, caller.visible())
         status = 200 if job.status.is_terminal else 202
         return status, job_body(job, engine.position(job.id)), {"Location": f"/jobs/{job.id}"}
 
@@ -73,23 +74,26 @@ class JobHandlers:
         wait = parse_wait(query, self._config)
         with_input = parse_include(query)
         engine = self._engine()
-        job = await (engine.wait(job_id, wait) if wait else engine.get(job_id))
+        seen = caller.visible()
+        job = await (engine.wait(job_id, wait, seen) if wait else engine.get(job_id, seen))
         return 200, job_body(job, engine.position(job_id), with_input=with_input), {}
 
     async def cancel(self, job_id: str) -> Reply:
-        return 200, job_body(await self._engine().cancel(job_id)), {}
+        return 200, job_body(await self._engine().cancel(job_id, caller.visible())), {}
 
     async def retry(self, job_id: str) -> Reply:
         """``POST /jobs/{id}/retry``: a finished job's input, queued again as a new job."""
         engine = self._engine()
-        job = await engine.resubmit(job_id)
+        job = await engine.resubmit(job_id, caller.visible())
         return 202, job_body(job, engine.position(job.id)), {"Location": f"/jobs/{job.id}"}
 
     async def list(self, query: Params) -> Reply:
         engine = self._engine()
         status, limit, cursor, graph = parse_list_query(query)
         try:
-            jobs, next_cursor = await engine.list_jobs(status, limit, cursor, graph)
+            jobs, next_cursor = await engine.list_jobs(
+                status, limit, cursor, graph, caller.visible()
+            )
         except ValueError as exc:
             raise query_error("cursor", str(exc)) from None
         page = [job_body(job, engine.position(job.id), with_input=True) for job in jobs]
@@ -108,7 +112,8 @@ class JobHandlers:
             ):
                 raise timeout_refused(f"jobs.{index}.timeoutSeconds", self._config.max_job_timeout)
         accepted, rejected = await engine.submit_batch(
-            [(item.input, item.timeoutSeconds, item.maxAttempts) for item in batch.jobs]
+            [(item.input, item.timeoutSeconds, item.maxAttempts) for item in batch.jobs],
+            workspace=caller.workspace(),
         )
         if not accepted and rejected is not None:
             raise rejected
@@ -146,6 +151,7 @@ class JobHandlers:
                 idempotency_key=key,
                 max_attempts=submit.max_attempts,
                 stream_mode=submit.stream_mode,
+                workspace=caller.workspace(),
             )
         log.debug("job submitted", job_id=job.id)
         return job

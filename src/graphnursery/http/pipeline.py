@@ -9,7 +9,6 @@ Quart side is wired in by :func:`attach`.
 
 from __future__ import annotations
 
-import hmac
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -19,9 +18,12 @@ import structlog
 import trio
 from quart import Quart, Response, g, request
 
-from ..config import Config
+from ..auth import ANONYMOUS
+from ..config import WORKSPACE_NAME, Config
+from ..errors import AuthError
 from ..logs import get_logger
 from ..metrics import Metrics
+from . import caller
 from .errors import HttpError, answer_for, body_timed_out, body_too_large, internal_error
 from .parsing import Headers, Params
 
@@ -60,20 +62,11 @@ class ReceivedBody:
         return chunk
 
 
-def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
-    """Constant-time check against every key (no early exit that would reveal which one)."""
-    presented_bytes = presented.encode()
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(presented_bytes, key.encode())
-    return matched
-
-
 class Pipeline:
     """Per-request concerns, the same for every path that answers (see the module doc)."""
 
     def __init__(self, config: Config, metrics: Metrics) -> None:
-        self._keys = config.api_keys
+        self._auth = config.authenticator()
         self._open_paths = OPEN_PATHS | ({"/metrics"} if config.metrics_public else set())
         self._max_body_bytes = config.max_body_bytes
         self._body_timeout = config.body_timeout
@@ -90,9 +83,13 @@ class Pipeline:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         return request_id
 
-    def authorize(self, headers: Headers, path: str) -> None:
-        """Raise 401 unless no key is configured, ``path`` is open, or a key is presented."""
-        if not self._keys or path in self._open_paths or path.startswith(DOCS_ASSETS + "/"):
+    async def authorize(self, headers: Headers, path: str) -> None:
+        """Who is calling (see ``auth``), for the handlers (``caller``): 401 unless nothing
+        is configured, ``path`` is open, or a configured key or a valid JWT is presented."""
+        caller.set_caller(ANONYMOUS)
+        if not self._auth.enabled or path in self._open_paths:
+            return
+        if path.startswith(DOCS_ASSETS + "/"):
             return
         if len(headers.getlist("Authorization")) > 1:  # which one counts is ambiguous
             raise HttpError(
@@ -101,14 +98,27 @@ class Pipeline:
                 "Authorization: send it once",
                 [{"field": "Authorization", "message": "sent more than once", "type": "header"}],
             )
-        scheme, _, presented = (headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not key_matches(presented.strip(), self._keys):
+        authorization, api_key = headers.get("Authorization"), headers.get("x-api-key")
+        try:
+            if self._auth.needs_thread:  # a JWKS may be read (a file, a URL): not here
+                who = await trio.to_thread.run_sync(self._auth.authenticate, authorization, api_key)
+            else:
+                who = self._auth.authenticate(authorization, api_key)
+        except AuthError as exc:
+            if exc.reason == "jwks_unavailable":
+                raise HttpError(503, "unavailable", exc.message) from None
+            which = [{"field": "Authorization", "message": exc.message, "type": exc.reason}]
+            raise HttpError(
+                401, "unauthorized", exc.message, which, headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        if not WORKSPACE_NAME.fullmatch(who.workspace):  # a JWT's claim: kept apart by it
             raise HttpError(
                 401,
                 "unauthorized",
-                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                "the token's workspace is not a workspace name (letters, digits, '.', '_', '-')",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        caller.set_caller(who)
 
     async def read_body(self, chunks: AsyncIterator[bytes]) -> bytes:
         """The request body: 413 past ``max_body_bytes``, 408 if it takes longer than
@@ -147,7 +157,7 @@ def attach(app: Quart, pipeline: Pipeline) -> None:
     @app.before_request
     async def begin() -> None:
         g.request_id = pipeline.request_id(request.headers)
-        pipeline.authorize(request.headers, request.path)
+        await pipeline.authorize(request.headers, request.path)
 
     @app.after_request
     async def finish(response: Response) -> Response:

@@ -18,6 +18,7 @@ from quart_schema import document
 from ..engine_thread import AnyEngine
 from ..scheduler import next_fire_times
 from ..store import Schedule
+from . import caller
 from .openapi import answers
 from .parsing import load_json_object
 from .pipeline import Pipeline
@@ -104,32 +105,33 @@ def add_schedule_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: P
     async def add_schedule() -> Response:
         """Fire jobs for a graph or stored flow on a cron schedule; first at its next tick.
         Kept in the store: with PostgreSQL, each tick fires once across every replica."""
-        schedule = await engine().schedules.add(await body())
+        schedule = await engine().schedules.add(await body(), caller.workspace())
         return json_response(schedule_body(schedule), 201)
 
     @app.get("/schedules")
     @document(responses=answers(ScheduleList, 401, 503))
     async def list_schedules() -> Response:
-        schedules = await engine().schedules.list_schedules()
+        schedules = await engine().schedules.list_schedules(caller.visible())
         return json_response({"schedules": [schedule_body(s) for s in schedules]})
 
     @app.get("/schedules/<schedule_id>")
     @document(responses=answers(ScheduleModel, 401, 404, 503))
     async def get_schedule(schedule_id: str) -> Response:
         """The schedule, with its next fire times."""
-        return json_response(schedule_body(await engine().schedules.get(schedule_id)))
+        found = await engine().schedules.get(schedule_id, caller.visible())
+        return json_response(schedule_body(found))
 
     @app.patch("/schedules/<schedule_id>")
     @document(request=ScheduleChange, responses=answers(ScheduleModel, 400, 401, 404, 503))
     async def change_schedule(schedule_id: str) -> Response:
         """Change some fields: ``paused`` pauses or resumes (a resumed schedule fires from
         its next tick on, not the ticks it was paused for)."""
-        changed = await engine().schedules.update(schedule_id, await body())
+        changed = await engine().schedules.update(schedule_id, await body(), caller.visible())
         return json_response(schedule_body(changed))
 
     @app.delete("/schedules/<schedule_id>")
     @document(responses=answers(Deleted, 401, 404, 503))
     async def delete_schedule(schedule_id: str) -> Response:
         """Forget the schedule: it fires no more (jobs it fired stay)."""
-        await engine().schedules.delete(schedule_id)
+        await engine().schedules.delete(schedule_id, caller.visible())
         return json_response({"id": schedule_id, "deleted": True})

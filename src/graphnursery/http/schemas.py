@@ -147,6 +147,7 @@ def job_body(job: Job, position: int | None = None, *, with_input: bool = False)
         body["version"] = job.version
     if job.schedule_id is not None:
         body["scheduleId"] = job.schedule_id
+    body["workspace"] = job.workspace
     if job.record is not None:
         body["record"] = orjson.Fragment(job.record)
     return body
@@ -193,6 +194,7 @@ class JobModel(BaseModel):
         None, description="the graph's version: the live one at submit, then the one it ran on"
     )
     scheduleId: str | None = Field(None, description="the schedule that fired the job")
+    workspace: str | None = Field(None, description="whose job it is (see Workspaces)")
     record: dict[str, Any] | None = Field(
         None,
         description="a flow job's run record: under 'nodes', each node's status, output, "

@@ -31,7 +31,7 @@ from ..errors import EngineClosed, JobNotFound
 from ..events import JobEvent
 from ..jobs import Job
 from ..metrics import Metrics
-from . import bodies
+from . import bodies, caller
 from .errors import bad_field
 from .parsing import Params
 from .schemas import job_body
@@ -95,6 +95,8 @@ class EventStream:
         self._metrics = metrics
         self._heartbeat = heartbeat
         self.job_id = job_id
+        #: Whose jobs the caller may read (taken when the stream opens, in its request).
+        self.workspace = caller.visible()
         self._job: Job | None = None
         self._after: int | None = None
 
@@ -105,7 +107,7 @@ class EventStream:
     async def open(self, after: int | None) -> None:
         """Raises JobNotFound for an unknown job, and a 400 for an id that is not one of
         the job's events (one past the last, for a job that ended: its end)."""
-        job, _ = await self._engine.read_events(self.job_id, 0, 0)
+        job, _ = await self._engine.read_events(self.job_id, 0, 0, self.workspace)
         if after is not None and after > job.events + job.status.is_terminal:
             message = f"job {self.job_id} has no event {after} (its last is {job.events})"
             raise bad_field("invalid_event_id", "Last-Event-ID", message, "header")
@@ -127,7 +129,9 @@ class EventStream:
                     return  # it saw the end already
                 while True:
                     change = changed()
-                    job, events = await self._engine.read_events(self.job_id, after, PAGE)
+                    job, events = await self._engine.read_events(
+                        self.job_id, after, PAGE, self.workspace
+                    )
                     if events:
                         yield _events(events)
                         after = events[-1].id

@@ -32,6 +32,7 @@ SCHEDULE_COLUMNS = (
     "last_fired_at",
     "last_job_id",
     "fired",
+    "workspace",
 )
 
 
@@ -211,10 +212,14 @@ class SQLCatalog(Catalog, Generic[C]):
 
         return await self._run(get)
 
-    async def list_schedules(self) -> list[Schedule]:
-        query = self._schedule_query("ORDER BY created_at, id")
+    async def list_schedules(self, workspace: str | None = None) -> list[Schedule]:
+        where = "" if workspace is None else "WHERE workspace = ? "
+        query = self._schedule_query(where + "ORDER BY created_at, id")
+        params = () if workspace is None else (workspace,)
         return await self._run(
-            lambda connection: [_schedule(row) for row in connection.execute(query).fetchall()]
+            lambda connection: [
+                _schedule(row) for row in connection.execute(query, params).fetchall()
+            ]
         )
 
     async def update_schedule(

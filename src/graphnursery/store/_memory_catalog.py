@@ -88,8 +88,11 @@ class MemoryCatalog(Catalog):
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
         return self._schedules.get(schedule_id)
 
-    async def list_schedules(self) -> list[Schedule]:
-        return sorted(self._schedules.values(), key=lambda s: (s.created_at, s.id))
+    async def list_schedules(self, workspace: str | None = None) -> list[Schedule]:
+        return sorted(
+            (s for s in self._schedules.values() if workspace in (None, s.workspace)),
+            key=lambda s: (s.created_at, s.id),
+        )
 
     async def update_schedule(
         self, schedule_id: str, changes: Mapping[str, Any], now: float

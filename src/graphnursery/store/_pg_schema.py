@@ -115,6 +115,12 @@ MIGRATIONS: Sequence[str] = (
         updated_at double precision NOT NULL
     );
     """,
+    # 4: workspaces (each job's; every lookup of a caller's is of its workspace)
+    f"""
+    ALTER TABLE {TABLE} ADD COLUMN workspace text NOT NULL DEFAULT 'default';
+    CREATE INDEX {TABLE}_by_workspace ON {TABLE} (workspace, created_at, id);
+    ALTER TABLE {SCHEDULES_TABLE} ADD COLUMN workspace text NOT NULL DEFAULT 'default';
+    """,
 )
 
 

@@ -34,6 +34,7 @@ JOB_COLUMNS = (
     "version",
     "schedule_id",
     "record",
+    "workspace",
 )
 
 TERMINAL_SQL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES))
@@ -92,7 +93,7 @@ def load_json(text: str | bytes | None) -> Any:
 def row_to_job(row: Sequence[Any]) -> Job:
     job_id, status, job_input, timeout, attempts, created, started, completed = row[:8]
     result, error, max_attempts, errors, stream_mode, events, events_dropped = row[8:15]
-    graph, version, schedule_id, record = row[15:19]
+    graph, version, schedule_id, record, workspace = row[15:20]
     error_value = load_json(error)
     modes = load_json(stream_mode)
     return Job(
@@ -117,6 +118,7 @@ def row_to_job(row: Sequence[Any]) -> Job:
         version=version,
         schedule_id=schedule_id,
         record=record.encode() if isinstance(record, str) else record,
+        workspace=workspace,
     )
 
 
@@ -134,6 +136,7 @@ def job_params(job: Job) -> dict[str, Any]:
         "graph": job.graph,
         "version": job.version,
         "schedule_id": job.schedule_id,
+        "workspace": job.workspace,
     }
 
 
@@ -184,6 +187,7 @@ def list_query(
     cursor: str | None,
     placeholder: str,
     graph: str | None = None,
+    workspace: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The SELECT of one list page, one row more than ``limit`` (to know if more follow).
 
@@ -197,6 +201,9 @@ def list_query(
     if graph is not None:
         where.append(f"graph = {placeholder}")
         params.append(graph)
+    if workspace is not None:
+        where.append(f"workspace = {placeholder}")
+        params.append(workspace)
     if cursor is not None:
         created_at, after_id = decode_cursor(cursor)
         where.append(f"(created_at, id) > ({placeholder}, {placeholder})")

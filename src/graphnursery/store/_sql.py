@@ -118,19 +118,28 @@ class Statements:
         self.insert = (
             f"INSERT INTO {d.table}"
             " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key,"
-            " stream_mode, graph, version, schedule_id)"
+            " stream_mode, graph, version, schedule_id, workspace)"
             f" VALUES ({p('id')}, {p('status')}, {p('input')}{d.json}, {p('timeout')},"
             f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')},"
-            f" {p('stream_mode')}{d.jsonb}, {p('graph')}, {p('version')}, {p('schedule_id')})"
+            f" {p('stream_mode')}{d.jsonb}, {p('graph')}, {p('version')}, {p('schedule_id')},"
+            f" {p('workspace')})"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
         )
         self.by_key = f"SELECT {d.columns} FROM {d.table} WHERE idempotency_key = {p('key')}"
         self.by_id = f"SELECT {d.columns} FROM {d.table} WHERE id = {p('id')}"
+        #: A job only if it belongs to the workspace (another's answers as unknown).
+        self.by_id_in = f"{self.by_id} AND workspace = {p('workspace')}"
         self.remove = f"DELETE FROM {d.table} WHERE id = {p('id')} RETURNING graph, status"
         self.evict = (
             f"DELETE FROM {d.table} WHERE completed_at < {p('before')}"
             f" AND status IN ({TERMINAL_SQL}) RETURNING graph, status"
         )
+
+    def lookup(self, job_id: str, workspace: str | None) -> tuple[str, dict[str, str]]:
+        """The SELECT of one job (of ``workspace`` only, when given) and its parameters."""
+        if workspace is None:
+            return self.by_id, {"id": job_id}
+        return self.by_id_in, {"id": job_id, "workspace": workspace}
 
     def finish(self, where: str) -> str:
         """The UPDATE that makes a job terminal, if ``where`` holds; returns its row.
@@ -232,12 +241,11 @@ class SQLStore(SQLCatalog[C], Store):
     def _find_by_key(self, connection: C, key: str) -> Job | None:
         return one_job(connection, self.sql.by_key, {"key": key})
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str, workspace: str | None = None) -> Job | None:
         if unstorable_key(job_id):
             return None
-        return await self._run(
-            lambda connection: one_job(connection, self.sql.by_id, {"id": job_id})
-        )
+        query, params = self.sql.lookup(job_id, workspace)
+        return await self._run(lambda connection: one_job(connection, query, params))
 
     async def remove(self, job_id: str) -> None:
         if unstorable_key(job_id):
@@ -296,11 +304,14 @@ class SQLStore(SQLCatalog[C], Store):
         cursor: str | None = None,
         *,
         graph: str | None = None,
+        workspace: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Jobs in (created_at, id) order, optionally of one status and graph; and the
-        next page's cursor."""
+        """Jobs in (created_at, id) order, optionally of one status, graph and workspace;
+        and the next page's cursor."""
         d = self.sql.dialect
-        query, params = list_query(d.table, d.columns, status, limit, cursor, d.mark, graph)
+        query, params = list_query(
+            d.table, d.columns, status, limit, cursor, d.mark, graph, workspace
+        )
 
         def page(connection: C) -> list[Job]:
             return [row_to_job(row) for row in connection.execute(query, params).fetchall()]

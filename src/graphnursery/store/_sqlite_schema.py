@@ -92,6 +92,12 @@ MIGRATIONS: Sequence[str] = (
         updated_at REAL NOT NULL
     );
     """,
+    # 4: workspaces (each job's; every lookup of a caller's is of its workspace)
+    """
+    ALTER TABLE jobs ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX jobs_by_workspace ON jobs (workspace, created_at, id);
+    ALTER TABLE schedules ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
+    """,
 )
 
 

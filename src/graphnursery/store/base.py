@@ -103,8 +103,9 @@ class Store(Catalog):
         """Forget a job that was never accepted (e.g. the queue was full)."""
 
     @abc.abstractmethod
-    async def get(self, job_id: str) -> Job | None:
-        """The job as it stands, or None if unknown or evicted."""
+    async def get(self, job_id: str, workspace: str | None = None) -> Job | None:
+        """The job as it stands, or None if unknown or evicted (or, with ``workspace``,
+        another workspace's: ids are not disclosed across workspaces)."""
 
     @abc.abstractmethod
     async def start(self, job_id: str, started_at: float, version: str = "") -> Job | None:
@@ -143,9 +144,10 @@ class Store(Catalog):
         cursor: str | None = None,
         *,
         graph: str | None = None,
+        workspace: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Jobs in (created_at, id) order, optionally of one status and one graph, a page
-        at a time.
+        """Jobs in (created_at, id) order, optionally of one status, one graph and one
+        workspace, a page at a time.
 
         Returns the page and the cursor of the next one (None on the last page). Raises
         ValueError for a cursor it did not make.

@@ -56,6 +56,7 @@ class Schedule:
     last_fired_at: float | None = None
     last_job_id: str | None = None
     fired: int = 0  # jobs it submitted so far
+    workspace: str = "default"  # whose it is: its jobs are that workspace's
 
     def replace(self, **changes: Any) -> Schedule:
         return dataclasses.replace(self, **changes)
@@ -106,8 +107,8 @@ class Catalog(abc.ABC):
         """The schedule, or None."""
 
     @abc.abstractmethod
-    async def list_schedules(self) -> list[Schedule]:
-        """Every schedule, oldest first."""
+    async def list_schedules(self, workspace: str | None = None) -> list[Schedule]:
+        """Every schedule (of ``workspace``, when given), oldest first."""
 
     @abc.abstractmethod
     async def update_schedule(

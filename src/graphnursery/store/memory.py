@@ -70,8 +70,11 @@ class MemoryStore(MemoryCatalog, Store):
     reads_anywhere = True  # get() is a dict lookup of immutable jobs
     logs_starts = True
 
-    async def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+    async def get(self, job_id: str, workspace: str | None = None) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or (workspace is not None and job.workspace != workspace):
+            return None
+        return job
 
     async def start(self, job_id: str, started_at: float, version: str = "") -> Job | None:
         job = self._jobs.get(job_id)
@@ -165,6 +168,7 @@ class MemoryStore(MemoryCatalog, Store):
         cursor: str | None = None,
         *,
         graph: str | None = None,
+        workspace: str | None = None,
     ) -> tuple[list[Job], str | None]:
         after = decode_cursor(cursor) if cursor is not None else None
         # Kept jobs are bounded by the queue and result_ttl; a scan is fine for inspection.
@@ -174,6 +178,7 @@ class MemoryStore(MemoryCatalog, Store):
                 for job in self._jobs.values()
                 if (status is None or job.status is status)
                 and (graph is None or job.graph == graph)
+                and (workspace is None or job.workspace == workspace)
                 and (after is None or (job.created_at, job.id) > after)
             ),
             key=lambda job: (job.created_at, job.id),

@@ -196,13 +196,13 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
     reads_anywhere = True  # get() reads on the calling thread's own connection
     logs_starts = True  # in start()'s own transaction
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str, workspace: str | None = None) -> Job | None:
         """The job as last committed, read on this thread's read-only connection: a
         primary-key lookup, cheaper done here than handed to the writer thread and back."""
         if unstorable_key(job_id):
             return None
         try:
-            return one_job(self._reader(), self.sql.by_id, {"id": job_id})
+            return one_job(self._reader(), *self.sql.lookup(job_id, workspace))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read job {job_id} from {self.path}: {exc}") from None
 
