@@ -26,16 +26,18 @@ import trio
 from trio.lowlevel import Task
 
 DEFAULT_WORKSPACE = "default"
+#: Workspaces with nothing queued keep their backlog (no allocation per job of a workspace
+#: that is served as fast as it submits) until more than this many, or twice the busy ones.
+IDLE_BACKLOGS = 1024
 
 
 class _Backlog:
     """One workspace's queued jobs, oldest first, with a count of those that left (positions
     without scanning: a job's sequence number minus how many left before it)."""
 
-    __slots__ = ("entered", "jobs", "left", "name")
+    __slots__ = ("entered", "jobs", "left")
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self) -> None:
         self.jobs: deque[str] = deque()
         self.entered = 0
         self.left = 0
@@ -60,14 +62,15 @@ class JobQueue:
         if capacity < 1:  # a waiting put and a waiting take would wait for each other
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self.capacity = capacity
-        self._backlogs: dict[str, _Backlog] = {}  # workspaces with queued jobs
-        self._turns: deque[_Backlog] = deque()  # the same, the next one to serve first
+        self._backlogs: dict[str, _Backlog] = {}  # busy workspaces, and some idle ones
+        self._turns: deque[_Backlog] = deque()  # those with queued jobs, the next to serve first
         self._queued_at: dict[str, tuple[_Backlog, int]] = {}  # job id -> backlog, sequence
         self._queued = 0
         self._held: dict[str, str] = {}  # retries waiting out their backoff -> workspace
         self._waiting_puts: OrderedDict[Task, _Put] = OrderedDict()
         self._waiting_takes: OrderedDict[Task, None] = OrderedDict()
         self._closed = False
+        self._sweep_at = IDLE_BACKLOGS
 
     def __len__(self) -> int:
         """Jobs waiting: queued, or held while a retry waits out its backoff."""
@@ -75,7 +78,7 @@ class JobQueue:
 
     def queued_by_workspace(self) -> dict[str, int]:
         """Jobs waiting per workspace (queued and held), for stats; O(workspaces + held)."""
-        counts = {name: len(backlog.jobs) for name, backlog in self._backlogs.items()}
+        counts = {name: len(b.jobs) for name, b in self._backlogs.items() if b.jobs}
         for workspace in self._held.values():
             counts[workspace] = counts.get(workspace, 0) + 1
         return counts
@@ -142,12 +145,20 @@ class JobQueue:
             return
         backlog = self._backlogs.get(workspace)
         if backlog is None:
-            backlog = self._backlogs[workspace] = _Backlog(workspace)
+            backlog = self._new_backlog(workspace)
+        if not backlog.jobs:
             self._turns.append(backlog)
         backlog.jobs.append(job_id)
         self._queued_at[job_id] = (backlog, backlog.entered)
         backlog.entered += 1
         self._queued += 1
+
+    def _new_backlog(self, workspace: str) -> _Backlog:
+        if len(self._backlogs) >= self._sweep_at:  # forget idle ones: amortised O(1)
+            self._backlogs = {name: b for name, b in self._backlogs.items() if b.jobs}
+            self._sweep_at = max(IDLE_BACKLOGS, 2 * len(self._backlogs))
+        backlog = self._backlogs[workspace] = _Backlog()
+        return backlog
 
     # -- taking -------------------------------------------------------------------------
 
@@ -190,7 +201,6 @@ class JobQueue:
             self._turns.rotate(-1)  # its next job waits for the others' turns
         else:
             self._turns.popleft()
-            del self._backlogs[backlog.name]
         if self._waiting_puts:
             self._admit_waiting_put()
         return job_id

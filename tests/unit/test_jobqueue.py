@@ -9,7 +9,7 @@ import statistics
 import pytest
 import trio
 
-from graphnursery.jobqueue import JobQueue
+from graphnursery.jobqueue import IDLE_BACKLOGS, JobQueue
 
 
 async def test_positions_follow_jobs_leaving_the_queue() -> None:
@@ -286,3 +286,21 @@ async def test_a_burst_from_b_waits_its_turns_not_behind_the_backlog(
     # 20 x 0.1 s, about 1 s on average; behind A's backlog it would be about 100 s.
     assert max(fair) <= 20 * JOB_SECONDS
     assert statistics.mean(fair) < 0.05 * statistics.mean(fifo)
+
+
+async def test_a_workspace_that_went_idle_queues_again_from_position_zero() -> None:
+    queue = JobQueue(10)
+    _fill(queue, {"B": ["b1", "b2"]})
+    assert await _take_all(queue) == ["b1", "b2"]
+    _fill(queue, {"A": ["a1"], "B": ["b3", "b4"]})
+    assert [queue.position(j) for j in ("a1", "b3", "b4")] == [0, 1, 2]
+    assert queue.queued_by_workspace() == {"A": 1, "B": 2}
+
+
+async def test_idle_workspaces_are_forgotten_past_a_bound() -> None:
+    queue = JobQueue(10)
+    for i in range(3 * IDLE_BACKLOGS):
+        queue.put_nowait(f"j{i}", f"ws{i}")
+        assert await queue.take() == f"j{i}"
+    assert len(queue._backlogs) <= IDLE_BACKLOGS  # what it keeps for idle workspaces
+    assert queue.queued_by_workspace() == {} and len(queue) == 0
