@@ -12,13 +12,16 @@ workspace and of 10 (the FIFO queue ignores the workspace):
 * ``handoff``: a runner waits in ``take`` and a producer ``await put``s each job (an idle
   runner: one scheduler pass per job, the queue never holds a job).
 
-Rounds alternate which queue goes first; prints the median µs per put+take pair and the range
-across rounds, and writes ``benchmarks/results/<time>-jobqueue-micro.json``.
+Both queues keep a dict of queued job ids (for positions): the garbage collector's work on
+what a run allocates is part of its time. Rounds alternate which queue goes first; prints the
+median µs per put+take pair and the range across rounds, and writes
+``benchmarks/results/<time>-jobqueue-micro.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -122,6 +125,7 @@ def time_pattern(queue_name: str, pattern: str, jobs: list[tuple[str, str]]) -> 
         await PATTERNS[pattern](queue, jobs)
         seconds = time.perf_counter() - began
 
+    gc.collect()  # what earlier runs left is not collected on this one's time
     trio.run(main)
     return seconds / len(jobs) * 1e6
 
