@@ -2,7 +2,7 @@
 
 A job's path: :meth:`Engine.submit` records it in the store and, through the store kind's
 :class:`~graphnursery.intake.Intake`, puts its id on the
-:class:`~graphnursery.jobqueue.JobQueue` (a bounded Trio memory channel). The
+:class:`~graphnursery.jobqueue.JobQueue` (bounded, round-robin across workspaces). The
 :class:`~graphnursery.runners.Runners` — one task per worker — take ids off the queue and
 run each job through the executor, whose ``trio.CapacityLimiter`` caps running jobs at
 ``workers``; they record the outcome in the store, and anyone long-polling the job is woken

@@ -11,6 +11,7 @@
     ├── ScheduleNotFound     no schedule with that id (HTTP 404)
     ├── InvalidTimeout       a job's timeout is not > 0 and <= max_job_timeout (HTTP 400)
     ├── QueueFull            the queue is at capacity; retry after ``retry_after`` seconds
+    ├── QuotaExceeded        a workspace is over a limit (``limit``, ``retry_after``; quotas)
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
     ├── EngineFailed         the engine died while serving: the server stops (exit status 3)
     ├── JobConflict          cancel of a finished job, retry of an unfinished one (HTTP 409)
@@ -45,10 +46,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .client import Job
+
+#: The limits of :class:`QuotaExceeded` (see :mod:`graphnursery.quotas`).
+QuotaLimit = Literal["rate", "max_queued", "max_running"]
 
 
 class GraphNurseryError(Exception):
@@ -158,6 +162,21 @@ class QueueFull(GraphNurseryError):
         self.capacity = capacity
         self.retry_after = retry_after
         super().__init__(f"queue is full ({capacity} jobs waiting)")
+
+
+class QuotaExceeded(GraphNurseryError):
+    """A workspace is over one of its limits (``limit``: ``"rate"``, ``"max_queued"`` or
+    ``"max_running"``); the caller may retry after ``retry_after`` seconds."""
+
+    def __init__(self, limit: QuotaLimit, workspace: str, retry_after: float) -> None:
+        if limit not in ("rate", "max_queued", "max_running"):
+            raise ValueError(f"not a workspace limit: {limit!r}")
+        self.limit: QuotaLimit = limit
+        self.workspace = workspace
+        self.retry_after = retry_after
+        super().__init__(
+            f"workspace {workspace!r} is over its {limit} limit; retry after {retry_after:g} s"
+        )
 
 
 class EngineClosed(GraphNurseryError):
