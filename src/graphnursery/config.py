@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -12,6 +13,7 @@ from typing import Any
 
 from .auth import Authenticator, JwtSettings, parse_api_keys
 from .errors import ConfigError
+from .quotas import Limits, WorkspaceLimits, parse_limits
 from .sources import GraphSpec, parse_graphs
 from .store.url import StoreURL, parse_store_url
 
@@ -234,6 +236,7 @@ class Config:
                 raise ConfigError(
                     "api_key", f"workspace {grant.workspace!r}: letters, digits, '.', '_', '-'"
                 )
+        self._check_limits()
         if self.jwt_secret or self.jwt_jwks:
             try:
                 self.jwt_settings()
@@ -243,6 +246,24 @@ class Config:
         for spec in self.graphs:
             if spec.settings:
                 self.for_graph(spec)  # its own settings are checked as the server's are
+
+    def _check_limits(self) -> None:
+        try:
+            tables = json.loads(self.workspace_limits) if self.workspace_limits else {}
+        except ValueError as exc:
+            raise ConfigError("workspace_limits", f"not JSON: {exc}") from None
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            raise ConfigError("workspace_limits", 'must map workspaces to tables: {"team-a": {}}')
+        for name in tables:
+            if not WORKSPACE_NAME.fullmatch(name):
+                raise ConfigError("workspace_limits", f"{name!r} is not a workspace name")
+        try:
+            self.workspace_limits_by_name()
+        except ConfigError as exc:
+            where = "workspace_limits" if self.workspace_limits else "workspace_"
+            raise ConfigError(
+                f"{where}{'' if where.endswith('_') else '.'}{exc.setting}", exc.reason
+            ) from None
 
     @property
     def default_graph(self) -> GraphSpec:
@@ -260,6 +281,28 @@ class Config:
     @property
     def retry_statuses(self) -> frozenset[str]:
         return frozenset(part.strip() for part in self.retry_on.split(",") if part.strip())
+
+    def workspace_limits_by_name(self) -> Limits:
+        """Each workspace's limits (``workspace_*``, and ``workspace_limits``' own, which
+        take the others' where they give none: a rate its burst too)."""
+        default = WorkspaceLimits(
+            max_running=self.workspace_max_running,
+            max_queued=self.workspace_max_queued,
+            rate=self.workspace_rate,
+            burst=self.workspace_burst,
+        )
+        own: dict[str, WorkspaceLimits] = {}
+        for name, table in (
+            json.loads(self.workspace_limits) if self.workspace_limits else {}
+        ).items():
+            base: dict[str, Any] = {
+                "max_running": default.max_running,
+                "max_queued": default.max_queued,
+            }
+            if "rate" not in table:
+                base.update(rate=default.rate, burst=default.burst)
+            own[name] = parse_limits({**base, **table})
+        return Limits(default, own)
 
     def authenticator(self) -> Authenticator:
         """Who may call, as the ``api_key`` and ``jwt_*`` settings say."""

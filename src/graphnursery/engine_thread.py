@@ -296,6 +296,9 @@ class EngineThread:
     def queue_length(self, graph: str | None = None) -> int:
         return self.engine.queue_length(graph)
 
+    def queued_by_workspace(self) -> dict[str, int]:
+        return self.engine.queued_by_workspace()
+
     def retry_after(self, graph: str | None = None) -> float:
         return self.engine.retry_after(graph)
 

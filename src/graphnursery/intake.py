@@ -28,7 +28,7 @@ import trio
 
 from .errors import StoreUnavailable
 from .jobqueue import JobQueue
-from .jobs import Job, JobStatus
+from .jobs import DEFAULT_WORKSPACE, Job, JobStatus
 from .logs import get_logger
 from .store import Store
 
@@ -83,7 +83,7 @@ class Intake:
         if job is not new:  # the same key, submitted meanwhile
             return job
         try:
-            self.queue.put_nowait(job.id)
+            self.queue.put_nowait(job.id, job.workspace)
         except trio.WouldBlock:
             await self.store.remove(job.id)
             return None
@@ -101,17 +101,22 @@ class Intake:
         servers) and queue it. False if another server fired the tick first."""
         if not await self.store.fire_schedule(schedule_id, planned, next_fire_at, fired_at, job):
             return False
-        await self.queue.put(job.id)  # waits in the rare case submits filled it meanwhile
+        await self.queue.put(job.id, job.workspace)  # waits if submits filled it meanwhile
         return True
+
+    async def queued_of(self, workspace: str) -> int:
+        """How many of the workspace's jobs wait on this graph's queue."""
+        await trio.lowlevel.checkpoint()
+        return self.queue.queued_of(workspace)
 
     async def counts(self) -> Mapping[JobStatus, int]:
         """This graph's jobs, by status."""
         return await self.store.counts(self.graphs)
 
-    def retry_later(self, job_id: str, delay: float) -> None:
+    def retry_later(self, job_id: str, delay: float, workspace: str = DEFAULT_WORKSPACE) -> None:
         """A retry waiting out its backoff: counted as queued, queued when it is over."""
         assert self._nursery is not None, "the intake is not running"
-        self.queue.hold(job_id)
+        self.queue.hold(job_id, workspace)
         self._nursery.start_soon(self._requeue_after, job_id, delay)
 
     async def _requeue_after(self, job_id: str, delay: float) -> None:
@@ -179,6 +184,10 @@ class SharedIntake(Intake):
             self._length.added()
         return fired
 
+    async def queued_of(self, workspace: str) -> int:
+        """Across every replica: the store's count."""
+        return await self.store.queued_count(self.graphs, workspace)
+
     async def counts(self) -> Mapping[JobStatus, int]:
         """At most SHARED_COUNTS_MAX_AGE seconds old; callers arriving together share one
         query."""
@@ -188,7 +197,7 @@ class SharedIntake(Intake):
                 self._counts_until = trio.current_time() + SHARED_COUNTS_MAX_AGE
             return self._counts
 
-    def retry_later(self, job_id: str, delay: float) -> None:
+    def retry_later(self, job_id: str, delay: float, workspace: str = DEFAULT_WORKSPACE) -> None:
         """Nothing to hold here: the database keeps the job back until its backoff is over,
         then any replica may claim it."""
 
@@ -224,7 +233,7 @@ def intake_for(
 async def feed_backlog(
     store: Store,
     queue: JobQueue,
-    queue_later: Callable[[str, float], None],
+    queue_later: Callable[[str, float, str], None],
     graphs: Sequence[str],
 ) -> None:
     """Queue the jobs a previous run left queued, oldest first; a retry that was waiting
@@ -238,11 +247,11 @@ async def feed_backlog(
     fed = 0
     while True:
         backlog, cursor = await store.resume(cursor, 256, graphs)
-        for job_id, wait in backlog:
+        for job_id, wait, workspace in backlog:
             if wait > 0:
-                queue_later(job_id, wait)
+                queue_later(job_id, wait, workspace)
             else:
-                await queue.put(job_id)
+                await queue.put(job_id, workspace)
             fed += 1
         if cursor is None:
             break
@@ -298,7 +307,7 @@ class Claimer:
                 self.claimed += len(claimed)
                 for sent, job in enumerate(claimed):
                     try:
-                        await self._queue.put(job.id)
+                        await self._queue.put(job.id, job.workspace)
                     except trio.Cancelled:  # stopping: hand back what no runner took
                         with trio.CancelScope(shield=True):
                             for unsent in claimed[sent:]:

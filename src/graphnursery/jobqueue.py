@@ -20,13 +20,15 @@ the job straight to it. Every put and take is O(1)."""
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 import outcome
 import trio
 from trio.lowlevel import Task
 
-DEFAULT_WORKSPACE = "default"
+from .jobs import DEFAULT_WORKSPACE
+
 #: Workspaces with nothing queued keep their backlog (no allocation per job of a workspace
 #: that is served as fast as it submits) until more than this many, or twice the busy ones.
 IDLE_BACKLOGS = 1024
@@ -36,9 +38,10 @@ class _Backlog:
     """One workspace's queued jobs, oldest first, with a count of those that left (positions
     without scanning: a job's sequence number minus how many left before it)."""
 
-    __slots__ = ("entered", "jobs", "left")
+    __slots__ = ("entered", "jobs", "left", "name")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.jobs: deque[str] = deque()
         self.entered = 0
         self.left = 0
@@ -56,7 +59,7 @@ class JobQueue:
     """Job ids waiting for a runner: at most ``capacity`` queued, taken round-robin across
     workspaces, FIFO within one."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_running: Callable[[str], int] | None = None) -> None:
         if capacity < 1:  # a waiting put and a waiting take would wait for each other
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self.capacity = capacity
@@ -70,10 +73,24 @@ class JobQueue:
         self._waiting_takes: OrderedDict[Task, None] = OrderedDict()
         self._closed = False
         self._sweep_at = IDLE_BACKLOGS
+        # Each workspace's cap on jobs taken and not yet done (0: none); those at it are
+        # blocked: out of the turns until one of theirs is done (see done()).
+        self._max_running = max_running
+        self._taken: dict[str, str] = {}  # job id -> workspace, with max_running only
+        self._running: dict[str, int] = {}
+        self._blocked: set[str] = set()
 
     def __len__(self) -> int:
         """Jobs waiting: queued, or held while a retry waits out its backoff."""
         return self._queued + len(self._held)
+
+    def queued_of(self, workspace: str) -> int:
+        """The workspace's jobs waiting (queued and held)."""
+        backlog = self._backlogs.get(workspace)
+        queued = len(backlog.jobs) if backlog is not None else 0
+        if self._held:
+            queued += sum(1 for held in self._held.values() if held == workspace)
+        return queued
 
     def queued_by_workspace(self) -> dict[str, int]:
         """Jobs waiting per workspace (queued and held), for stats; O(workspaces + held)."""
@@ -139,14 +156,16 @@ class JobQueue:
         await trio.lowlevel.wait_task_rescheduled(abort)  # _admit_waiting_put queued it
 
     def _enter(self, job_id: str, workspace: str) -> None:
-        if self._waiting_takes:  # nothing is queued: straight to a waiting runner
+        blocked = workspace in self._blocked
+        if self._waiting_takes and not blocked:  # nothing takeable: straight to a runner
             task, _ = self._waiting_takes.popitem(last=False)
+            self._count_taken(job_id, workspace)
             trio.lowlevel.reschedule(task, outcome.Value(job_id))
             return
         backlog = self._backlogs.get(workspace)
         if backlog is None:
             backlog = self._new_backlog(workspace)
-        if not backlog.jobs:
+        if not backlog.jobs and not blocked:
             self._turns.append(backlog)
         backlog.jobs.append(job_id)
         self._queued_at[job_id] = (workspace, backlog.entered)
@@ -157,7 +176,7 @@ class JobQueue:
         if len(self._backlogs) >= self._sweep_at:  # forget idle ones: amortised O(1)
             self._backlogs = {name: b for name, b in self._backlogs.items() if b.jobs}
             self._sweep_at = max(IDLE_BACKLOGS, 2 * len(self._backlogs))
-        backlog = self._backlogs[workspace] = _Backlog()
+        backlog = self._backlogs[workspace] = _Backlog(workspace)
         return backlog
 
     # -- taking -------------------------------------------------------------------------
@@ -168,9 +187,9 @@ class JobQueue:
         With a job waiting, it returns without a scheduler pass: a worker that just finished
         gets its next job before anything the last result woke up runs.
         """
-        if self._queued:
+        if self._turns:
             return self._leave()
-        if self._closed:
+        if self._closed and not self._queued:
             await trio.lowlevel.checkpoint()
             return None
         task = trio.lowlevel.current_task()
@@ -186,8 +205,10 @@ class JobQueue:
     def take_all_nowait(self) -> list[str]:
         """Empty the queue at once (stopping): the ids that were in it, in the order
         :meth:`take` would have given them, puts that were waiting for room included."""
+        for workspace in list(self._blocked):  # stopping: blocked ones are taken too
+            self._unblock(workspace)
         taken: list[str] = []
-        while self._queued:
+        while self._turns:
             taken.append(self._leave())
         return taken
 
@@ -197,10 +218,10 @@ class JobQueue:
         backlog.left += 1
         del self._queued_at[job_id]
         self._queued -= 1
-        if backlog.jobs:
+        if backlog.jobs and not self._count_taken(job_id, backlog.name):
             self._turns.rotate(-1)  # its next job waits for the others' turns
         else:
-            self._turns.popleft()
+            self._turns.popleft()  # empty, or at its max_running: out of the turns
         if self._waiting_puts:
             self._admit_waiting_put()
         return job_id
@@ -212,11 +233,48 @@ class JobQueue:
             del self._held[put.job_id]
         trio.lowlevel.reschedule(task)
 
+    # -- max_running ----------------------------------------------------------------------
+
+    def _count_taken(self, job_id: str, workspace: str) -> bool:
+        """A job taken: whether its workspace is at its max_running now (blocked)."""
+        if self._max_running is None:
+            return False
+        limit = self._max_running(workspace)
+        if not limit:
+            return False
+        self._taken[job_id] = workspace
+        running = self._running[workspace] = self._running.get(workspace, 0) + 1
+        if running >= limit:
+            self._blocked.add(workspace)
+            return True
+        return False
+
+    def done(self, job_id: str) -> None:
+        """A job taken off the queue has stopped running: its workspace's next job may be
+        taken, if its max_running held it back."""
+        workspace = self._taken.pop(job_id, None)
+        if workspace is None:
+            return
+        running = self._running[workspace] = self._running[workspace] - 1
+        if not running:
+            del self._running[workspace]
+        if workspace in self._blocked and running < (self._max_running or _none)(workspace):
+            self._unblock(workspace)
+            while self._waiting_takes and self._turns:
+                task, _ = self._waiting_takes.popitem(last=False)
+                trio.lowlevel.reschedule(task, outcome.Value(self._leave()))
+
+    def _unblock(self, workspace: str) -> None:
+        self._blocked.discard(workspace)
+        backlog = self._backlogs.get(workspace)
+        if backlog is not None and backlog.jobs:
+            self._turns.append(backlog)
+
     def close(self) -> None:
         """No more puts (they raise ``trio.ClosedResourceError``); :meth:`take` returns
         None once what is queued is taken. Puts already waiting for room still get in."""
         self._closed = True
-        if self._queued:
+        if self._queued:  # (blocked ones too: they are taken once unblocked)
             return
         while self._waiting_takes:  # nothing is queued: nothing will come
             task, _ = self._waiting_takes.popitem(last=False)
@@ -247,3 +305,7 @@ class JobQueue:
         held = set(self._held)
         self._held.clear()
         return held
+
+
+def _none(workspace: str) -> int:
+    return 0

@@ -137,7 +137,9 @@ class Lane:
         self._given_executor = executor  # replaces worker processes (InlineExecutor, tests)
         # The default graph also runs jobs a store kept from before graphs had names.
         self.store_graphs = (spec.name, "") if default else (spec.name,)
-        self.queue = JobQueue(config.queue_size)
+        self.queue = JobQueue(
+            config.queue_size, max_running=config.workspace_limits_by_name().max_running()
+        )
         self.intake: Intake = intake_for(
             store, self.queue, config.workers, config.lease_seconds, clock.now, self.store_graphs
         )

@@ -54,6 +54,12 @@ class PoolStatistics:
     worker_restarts: int
 
 
+#: Workspaces given a label value of their own in the per-workspace metrics; the rest
+#: share ``other`` (metrics keep every label value they saw: it must be bounded).
+MAX_WORKSPACE_LABELS = 100
+OTHER = "other"
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -109,6 +115,26 @@ class Metrics:
             "Events graphs emitted past max_job_events, not kept (counted when a job ends)",
             registry=self.registry,
         )
+        # Per workspace, under a bounded number of label values (see workspace_label).
+        self._workspace_submitted = Counter(
+            "graphnursery_workspace_jobs_submitted",
+            "Jobs accepted into a queue, by workspace",
+            ["workspace"],
+            registry=self.registry,
+        )
+        self._workspace_finished = Counter(
+            "graphnursery_workspace_jobs_finished",
+            "Jobs that reached a terminal status, by workspace and status",
+            ["workspace", "status"],
+            registry=self.registry,
+        )
+        self._workspace_refused = Counter(
+            "graphnursery_workspace_submits_refused",
+            "Submits refused for a workspace limit, by workspace and limit",
+            ["workspace", "limit"],
+            registry=self.registry,
+        )
+        self._workspaces: dict[str, str] = {}  # workspace -> its label value
         self.streams_open = Gauge(
             "graphnursery_streams_open",
             "Event streams (GET /jobs/{id}/events) open now",
@@ -122,8 +148,24 @@ class Metrics:
             if status.is_terminal:
                 self._finished.labels(graph, status.value)
 
+    def workspace_label(self, workspace: str) -> str:
+        """The workspace's label value: itself for the first MAX_WORKSPACE_LABELS seen,
+        ``other`` past them (a label's values are kept for ever: they are bounded)."""
+        label = self._workspaces.get(workspace)
+        if label is None:
+            label = workspace if len(self._workspaces) < MAX_WORKSPACE_LABELS else OTHER
+            if label != OTHER:
+                self._workspaces[workspace] = label
+        return label
+
     def job_submitted(self, job: Job) -> None:
         self.jobs_submitted.labels(job.graph).inc()
+        self._workspace_submitted.labels(self.workspace_label(job.workspace)).inc()
+
+    def submit_refused(self, workspace: str, limit: str) -> None:
+        """A submit refused for a workspace limit (``max_queued``, ``rate``)."""
+        self.jobs_rejected.labels(limit).inc()
+        self._workspace_refused.labels(self.workspace_label(workspace), limit).inc()
 
     def job_started(self, job: Job) -> None:
         if job.started_at is not None:
@@ -131,6 +173,7 @@ class Metrics:
 
     def job_finished(self, job: Job) -> None:
         self._finished.labels(job.graph, job.status.value).inc()
+        self._workspace_finished.labels(self.workspace_label(job.workspace), job.status.value).inc()
         if job.events_dropped:
             self.events_dropped.inc(job.events_dropped)
         duration = job.duration

@@ -24,6 +24,7 @@ from .errors import ConfigError, QuotaExceeded
 __all__ = [
     "EVICT_AFTER",
     "NO_LIMITS",
+    "Limits",
     "QuotaExceeded",
     "RateLimiter",
     "TokenBucket",
@@ -173,3 +174,27 @@ class RateLimiter:
         elif (bucket.rate, bucket.burst) != (limits.rate, limits.burst):
             bucket.reconfigure(limits.rate, limits.burst)
         return bucket.take()
+
+
+class Limits:
+    """Each workspace's limits: its own where it has some, else the default's."""
+
+    def __init__(
+        self, default: WorkspaceLimits, own: Mapping[str, WorkspaceLimits] | None = None
+    ) -> None:
+        self.default = default
+        self._own = dict(own or {})
+
+    def __call__(self, workspace: str) -> WorkspaceLimits:
+        return self._own.get(workspace, self.default)
+
+    @property
+    def limited(self) -> bool:
+        """Whether any workspace has a limit."""
+        return self.default.limited or any(limits.limited for limits in self._own.values())
+
+    def max_running(self) -> Callable[[str], int] | None:
+        """Each workspace's max_running (for the job queue); None when no workspace has one."""
+        if not (self.default.max_running or any(o.max_running for o in self._own.values())):
+            return None
+        return lambda workspace: self(workspace).max_running

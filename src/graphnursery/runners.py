@@ -164,6 +164,7 @@ class Runners:
                     try:
                         await self._run(job_id, finisher.finish)
                     finally:
+                        self._queue.done(job_id)  # its workspace's max_running
                         self._run_ended()
                         self._intake.run_ended()
             finally:
@@ -246,7 +247,7 @@ class Runners:
             error_type=outcome.error.type,
             delay_seconds=round(delay, 3),
         )
-        self._intake.retry_later(job.id, delay)
+        self._intake.retry_later(job.id, delay, job.workspace)
 
 
 def log_job_end(job: Job, traceback: str = "") -> None:

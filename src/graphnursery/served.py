@@ -103,6 +103,14 @@ class ServedGraphs:
             return self.lane(graph).queue_length()
         return sum(lane.queue_length() for lane in self.lanes.values())
 
+    def queued_by_workspace(self) -> dict[str, int]:
+        """Jobs waiting here, per workspace, over every graph (no store query)."""
+        totals: dict[str, int] = {}
+        for lane in self.lanes.values():
+            for workspace, count in lane.queue.queued_by_workspace().items():
+                totals[workspace] = totals.get(workspace, 0) + count
+        return totals
+
     def retry_after(self, graph: str | None = None) -> float:
         """Seconds until the graph's queue likely has room."""
         return self.lane(graph).retry_after()

@@ -17,6 +17,7 @@ import pytest
 from support import running_server
 
 ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo.py")
+TOOLBOX = str(Path(__file__).resolve().parents[1] / "graphs" / "toolbox.py") + ":graph"
 KEYS = "key-a=team-a,key-b=team-b,key-root=ops:admin,key-plain"
 SECRET = "a-shared-secret-of-at-least-32-bytes!"
 
@@ -168,3 +169,47 @@ async def test_rs256_tokens_verified_with_a_jwks_file(tmp_path: Path) -> None:
         assert theirs.status_code == 404
         unknown = await client.get("/jobs", headers=as_(signed("team-r", kid="other")))
         assert unknown.status_code == 401 and unknown.json()["detail"][0]["type"] == "unknown_kid"
+
+
+async def test_a_workspace_over_its_limits_gets_429_naming_the_limit() -> None:
+    limits = json.dumps({"team-a": {"max_queued": 2}, "team-b": {"rate": 1, "burst": 2}})
+    gate_graph = TOOLBOX
+    async with running_server(
+        gate_graph, api_key=KEYS, workspace_limits=limits, workers=1
+    ) as client:
+        # team-a: one running (the worker held by a long sleep), two waiting, then refused
+        sleepy = {"input": {"sleep": 30}}
+        for _ in range(3):
+            answer = await client.post("/jobs", json=sleepy, headers=as_("key-a"))
+            assert answer.status_code == 202, answer.text
+        await _until_running(client, "key-a")
+        answer = await client.post("/jobs", json=sleepy, headers=as_("key-a"))
+        over = answer.json()
+        assert answer.status_code == 429 and over["code"] == "quota_exceeded", over
+        assert over["detail"][0]["type"] == "max_queued" and "team-a" in over["error"]
+        assert int(answer.headers["Retry-After"]) >= 1
+
+        # team-b: a burst of 2, then one a second
+        codes = [
+            (await client.post("/jobs", json={"input": {}}, headers=as_("key-b"))).status_code
+            for _ in range(3)
+        ]
+        assert codes[:2] == [202, 202] and codes[2] == 429
+        refused = await client.post("/jobs", json={"input": {}}, headers=as_("key-b"))
+        assert refused.json()["detail"][0]["type"] == "rate"
+        assert refused.headers["Retry-After"] == "1"
+
+        # Other workspaces are not held to those limits.
+        for _ in range(3):
+            answer = await client.post("/jobs", json={"input": {}}, headers=as_("key-plain"))
+            assert answer.status_code == 202
+
+
+async def _until_running(client: httpx.AsyncClient, key: str) -> None:
+    from support import until
+
+    async def one_running() -> bool:
+        jobs = (await client.get("/jobs?status=running", headers=as_(key))).json()["jobs"]
+        return len(jobs) == 1
+
+    await until(one_running, "a job running")

@@ -304,3 +304,34 @@ async def test_idle_workspaces_are_forgotten_past_a_bound() -> None:
         assert await queue.take() == f"j{i}"
     assert len(queue._backlogs) <= IDLE_BACKLOGS  # what it keeps for idle workspaces
     assert queue.queued_by_workspace() == {} and len(queue) == 0
+
+
+async def test_a_workspace_at_its_max_running_waits_while_others_are_taken(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    caps = {"a": 1}
+    queue = JobQueue(100, max_running=lambda workspace: caps.get(workspace, 0))
+    for n in range(3):
+        queue.put_nowait(f"a{n}", "a")
+    queue.put_nowait("b0", "b")
+    queue.put_nowait("b1", "b")
+    assert await queue.take() == "a0"  # a is at its one now
+    assert await queue.take() == "b0"
+    assert await queue.take() == "b1"
+    with trio.move_on_after(1):  # a's next waits for a0 to be done
+        await queue.take()
+        raise AssertionError("took a job of a workspace at its max_running")
+    assert queue.queued_of("a") == 2 and len(queue) == 2
+
+    async def take_one(taken: list[str | None]) -> None:
+        taken.append(await queue.take())
+
+    taken: list[str | None] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(take_one, taken)
+        await trio.sleep(0.1)
+        assert taken == []
+        queue.done("a0")  # a waiting runner gets a's next at once
+    assert taken == ["a1"]
+    queue.done("b0")  # another workspace's end changes nothing for a
+    assert queue.take_all_nowait() == ["a2"]  # stopping takes what was held back too

@@ -29,6 +29,7 @@ from ..errors import (
     JobConflict,
     JobNotFound,
     QueueFull,
+    QuotaExceeded,
     ScheduleInvalid,
     ScheduleNotFound,
     StoreError,
@@ -178,6 +179,13 @@ ANSWERS: dict[type[Exception], Callable[[Any], HttpError]] = {
     ),
     ScheduleNotFound: lambda error: HttpError(404, "schedule_not_found", str(error)),
     InvalidTimeout: lambda error: timeout_refused("timeoutSeconds", error.maximum),
+    QuotaExceeded: lambda error: HttpError(
+        429,
+        "quota_exceeded",
+        str(error),
+        [{"field": "workspace", "message": str(error), "type": error.limit}],
+        headers=retry_after(error.retry_after),
+    ),
     QueueFull: lambda error: HttpError(
         429, "queue_full", str(error), headers=retry_after(error.retry_after)
     ),

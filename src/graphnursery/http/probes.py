@@ -14,6 +14,7 @@ from ..jobs import JobStatus
 from ..lifecycle import Lifecycle
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
+from . import caller
 from .openapi import answers, errors
 from .routes import json_response
 from .schemas import Health, Live, Ready, Stats, iso
@@ -111,6 +112,12 @@ def add_probe_routes(app: Quart, lifecycle: Lifecycle, metrics: Metrics) -> None
         body = full_stats(stats, engine.queue_length())
         body["graphs"] = {
             name: full_stats(each, engine.queue_length(name)) for name, each in stats.graphs.items()
+        }
+        seen = caller.visible()  # an admin: every workspace's; others: their own
+        body["workspaces"] = {
+            workspace: {"queued": queued}
+            for workspace, queued in sorted(engine.queued_by_workspace().items())
+            if seen in (None, workspace)
         }
         return json_response(body)
 

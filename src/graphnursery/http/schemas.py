@@ -274,8 +274,15 @@ class GraphStats(SeedStats):
     uptime: float
 
 
+class WorkspaceStats(BaseModel):
+    queued: int = Field(description="its jobs waiting on this server, over every graph")
+
+
 class Stats(GraphStats):
     graphs: dict[str, GraphStats] = Field(description="each graph's own")
+    workspaces: dict[str, WorkspaceStats] = Field(
+        description="per workspace with jobs waiting: every one for an admin, else the caller's"
+    )
 
 
 class WaitQuery(BaseModel):

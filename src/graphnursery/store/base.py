@@ -19,6 +19,7 @@ class Backlogged(NamedTuple):
 
     job_id: str
     wait: float  # seconds left of a retry's backoff before it may run (0: at once)
+    workspace: str = "default"
 
 
 class StoreEvents(Protocol):
@@ -235,6 +236,12 @@ class Store(Catalog):
         """
         raise NotImplementedError(f"{type(self).__name__} is not shared")
 
-    async def queued_count(self, graphs: Sequence[str] | None = None) -> int:
-        """How many jobs (of these graphs) wait in the queue, across every server."""
+    async def queued_count(
+        self, graphs: Sequence[str] | None = None, workspace: str | None = None
+    ) -> int:
+        """How many jobs (of these graphs, of this workspace) wait in the queue, across
+        every server."""
+        if workspace is not None:
+            jobs, _ = await self.list_jobs(JobStatus.QUEUED, 100_000, workspace=workspace)
+            return sum(1 for job in jobs if graphs is None or job.graph in graphs)
         return (await self.counts(graphs))[JobStatus.QUEUED]

@@ -286,8 +286,12 @@ class PostgresStore(SQLStore[Connection]):
 
         return await self._run(counts)
 
-    async def queued_count(self, graphs: Sequence[str] | None = None) -> int:
+    async def queued_count(
+        self, graphs: Sequence[str] | None = None, workspace: str | None = None
+    ) -> int:
         of_graphs, names = graphs_filter(graphs, "%s")
+        if workspace is not None:
+            of_graphs, names = of_graphs + " AND workspace = %s", [*names, workspace]
 
         def queued(connection: Connection) -> int:
             row = connection.execute(

@@ -368,9 +368,9 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         after = 0 if cursor is None else int(cursor)
         of_graphs, names = graphs_filter(graphs, "?")
 
-        def page(connection: sqlite3.Connection) -> list[tuple[int, str, float | None]]:
+        def page(connection: sqlite3.Connection) -> list[tuple[int, str, float | None, str]]:
             return connection.execute(
-                "SELECT seq, id, run_after FROM jobs WHERE status = 'queued' AND seq > ?"
+                "SELECT seq, id, run_after, workspace FROM jobs WHERE status = 'queued' AND seq > ?"
                 f" AND seq <= ?{of_graphs} ORDER BY seq LIMIT ?",
                 (after, self._resume_until, *names, limit),
             ).fetchall()
@@ -380,7 +380,8 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             return [], None
         now = time.time()
         backlog = [
-            Backlogged(job_id, max(0.0, (run_after or now) - now)) for _, job_id, run_after in rows
+            Backlogged(job_id, max(0.0, (run_after or now) - now), workspace)
+            for _, job_id, run_after, workspace in rows
         ]
         return backlog, rows[-1][0]
 
