@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from graphnursery._jwt import KID_REFRESH_INTERVAL
 from graphnursery.auth import (
     ANONYMOUS,
-    KID_REFRESH_INTERVAL,
     Authenticator,
     AuthError,
     Caller,
@@ -519,3 +519,19 @@ def test_refusals_never_quote_a_key_or_the_secret(
         "missing", "malformed", "unknown_key", "expired", "not_yet_valid", "bad_signature",
         "wrong_issuer", "wrong_audience", "no_workspace", "unknown_kid",
     }  # fmt: skip
+
+
+def test_a_server_without_jwts_never_loads_pyjwt() -> None:
+    """PyJWT and cryptography cost the server ~9 MiB: only JWT settings load them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, graphnursery.server\n"
+        "from graphnursery import Config\n"
+        "Config(graph='examples/echo.py', api_key='k=team').authenticator().authenticate("
+        "'Bearer k', None)\n"
+        "print('jwt' in sys.modules, 'cryptography' in sys.modules)\n"
+    )
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert found.stdout.split() == ["False", "False"], found.stderr
