@@ -30,7 +30,7 @@ from .errors import StoreUnavailable
 from .jobqueue import JobQueue
 from .jobs import DEFAULT_WORKSPACE, Job, JobStatus
 from .logs import get_logger
-from .store import Store
+from .store import Shares, Store
 
 log = get_logger("graphnursery.engine")
 
@@ -219,11 +219,13 @@ def intake_for(
     lease_seconds: float,
     now: Callable[[], float],
     graphs: Sequence[str],
+    shares: Shares | None = None,
 ) -> Intake:
     """The intake of one graph's jobs (those whose ``graph`` is among ``graphs``, the
-    graph's name first) for the store's kind (its ``shared`` and ``durable`` attributes)."""
+    graph's name first) for the store's kind (its ``shared`` and ``durable`` attributes);
+    a shared store's claims share workers between workspaces as ``shares`` says."""
     if store.shared:
-        claimer = Claimer(store, queue, workers, lease_seconds, now, graphs)
+        claimer = Claimer(store, queue, workers, lease_seconds, now, graphs, shares)
         return SharedIntake(store, queue, graphs, claimer)
     if store.durable:
         return DurableIntake(store, queue, graphs)
@@ -275,10 +277,12 @@ class Claimer:
         lease_seconds: float,
         now: Callable[[], float],
         graphs: Sequence[str],
+        shares: Shares | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._graphs = tuple(graphs)
+        self._shares = shares
         self._workers = workers
         self._poll = min(1.0, lease_seconds / 4)
         self._now = now
@@ -299,7 +303,7 @@ class Claimer:
             claimed: list[Job] = []
             if free > 0:
                 try:
-                    claimed = await self._store.claim(free, self._now(), self._graphs)
+                    claimed = await self._store.claim(free, self._now(), self._graphs, self._shares)
                 except StoreUnavailable:
                     raise  # away past store_unavailable_exit: the engine stops, saying why
                 except Exception:  # the database is unreachable for now: try again later

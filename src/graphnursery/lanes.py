@@ -38,7 +38,7 @@ from .logs import get_logger
 from .metrics import EngineStatistics, Metrics, PoolStatistics
 from .runners import Runners
 from .sources import GraphSpec, source_version
-from .store import Store
+from .store import Shares, Store
 
 log = get_logger("graphnursery.engine")
 
@@ -137,11 +137,20 @@ class Lane:
         self._given_executor = executor  # replaces worker processes (InlineExecutor, tests)
         # The default graph also runs jobs a store kept from before graphs had names.
         self.store_graphs = (spec.name, "") if default else (spec.name,)
-        self.queue = JobQueue(
-            config.queue_size, max_running=config.workspace_limits_by_name().max_running()
-        )
+        limits = config.workspace_limits_by_name()
+        self.queue = JobQueue(config.queue_size, max_running=limits.max_running())
+        # Several workspaces, or caps: a shared store's claims are fair between them too.
+        shares = None
+        if config.authenticates or limits.max_running() is not None:
+            shares = Shares(limits.default.max_running, limits.running_caps())
         self.intake: Intake = intake_for(
-            store, self.queue, config.workers, config.lease_seconds, clock.now, self.store_graphs
+            store,
+            self.queue,
+            config.workers,
+            config.lease_seconds,
+            clock.now,
+            self.store_graphs,
+            shares,
         )
         self.runners = Runners(
             config, store, self, self.queue, self.intake, metrics, clock, wake, hub, spec.name

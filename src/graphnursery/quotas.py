@@ -193,6 +193,10 @@ class Limits:
         """Whether any workspace has a limit."""
         return self.default.limited or any(limits.limited for limits in self._own.values())
 
+    def running_caps(self) -> tuple[tuple[str, int], ...]:
+        """The workspaces with a max_running of their own, and it."""
+        return tuple((name, own.max_running) for name, own in sorted(self._own.items()))
+
     def max_running(self) -> Callable[[str], int] | None:
         """Each workspace's max_running (for the job queue); None when no workspace has one."""
         if not (self.default.max_running or any(o.max_running for o in self._own.values())):

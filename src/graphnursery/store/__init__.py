@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Backlogged, Store, StoreEvents
+from .base import Backlogged, Shares, Store, StoreEvents
 from .catalog import FlowInfo, FlowVersion, Schedule
 from .memory import MemoryStore
 from .url import StoreURL, parse_store_url
@@ -46,6 +46,7 @@ __all__ = [
     "FlowVersion",
     "MemoryStore",
     "Schedule",
+    "Shares",
     "Store",
     "StoreEvents",
     "StoreURL",

@@ -53,11 +53,7 @@ ENDED_BEFORE = (
 )
 NOW = "extract(epoch from clock_timestamp())::double precision"
 
-_CLAIM = f"""
-    WITH picked AS (
-        SELECT seq FROM {TABLE} WHERE {{where}} ORDER BY seq LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    )
+_CLAIM_UPDATE = f"""
     UPDATE {TABLE} j SET
         status = 'running', attempts = j.attempts + 1, started_at = %(started_at)s,
         lease_owner = %(owner)s, lease_token = %(claim)s || ':' || j.seq,
@@ -65,6 +61,14 @@ _CLAIM = f"""
     FROM picked WHERE j.seq = picked.seq
     RETURNING j.seq, j.lease_token, {J_COLUMNS}
 """
+_CLAIM = (
+    f"""
+    WITH picked AS (
+        SELECT seq FROM {TABLE} WHERE {{where}} ORDER BY seq LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )"""
+    + _CLAIM_UPDATE
+)
 #: Jobs of the claiming lane's graphs (``%(graphs)s``, a text array; NULL: any graph).
 _OF_GRAPHS = "(%(graphs)s::text[] IS NULL OR graph = ANY(%(graphs)s::text[]))"
 _EXPIRED = f"status = 'running' AND lease_expires_at < {NOW}"
@@ -95,8 +99,34 @@ CLAIMED_BEFORE = (
     f"SELECT seq, lease_token, {COLUMNS} FROM {TABLE} WHERE status = 'running'"
     " AND lease_owner = %(owner)s AND lease_token LIKE %(claim)s || ':%%'"
 )
+_CLAIMABLE = f"status = 'queued' AND (run_after IS NULL OR run_after <= {NOW}) AND {_OF_GRAPHS}"
 CLAIM_QUEUED = _CLAIM.format(
     # run_after: a retry waits out its backoff before any replica claims it
-    where=f"status = 'queued' AND (run_after IS NULL OR run_after <= {NOW}) AND {_OF_GRAPHS}",
+    where=_CLAIMABLE,
     errors="j.errors",
 )
+#: A fair claim: queued jobs taken round-robin between workspaces (each one's first, then
+#: each one's second...), none past a workspace's max_running (its jobs running on the
+#: lane's graphs, on any replica). ``%(caps)s`` names the workspaces with a cap of their own,
+#: ``%(cap_values)s`` their caps, ``%(default_cap)s`` the others' (0: no cap). Run under
+#: CLAIM_LOCK, so two replicas' claims do not both count the same running jobs.
+CLAIM_FAIR = f"""
+    WITH running AS (
+        SELECT workspace, count(*) AS n FROM {TABLE}
+        WHERE status = 'running' AND {_OF_GRAPHS} GROUP BY workspace
+    ), caps AS (
+        SELECT * FROM unnest(%(caps)s::text[], %(cap_values)s::int[]) AS c(workspace, cap)
+    ), ranked AS (
+        SELECT seq, workspace, row_number() OVER (PARTITION BY workspace ORDER BY seq) AS rn
+        FROM {TABLE} WHERE {_CLAIMABLE}
+    ), allowed AS (
+        SELECT r.seq, r.rn FROM ranked r
+        LEFT JOIN running u ON u.workspace = r.workspace
+        LEFT JOIN caps c ON c.workspace = r.workspace
+        WHERE coalesce(c.cap, %(default_cap)s) = 0
+            OR r.rn + coalesce(u.n, 0) <= coalesce(c.cap, %(default_cap)s)
+        ORDER BY r.rn, r.seq LIMIT %(limit)s
+    ), picked AS (
+        SELECT seq FROM {TABLE} WHERE seq IN (SELECT seq FROM allowed) FOR UPDATE SKIP LOCKED
+    )""" + _CLAIM_UPDATE.format(errors="j.errors")
+CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtext('graphnursery.claim.' || current_schema()))"

@@ -22,6 +22,15 @@ class Backlogged(NamedTuple):
     workspace: str = "default"
 
 
+class Shares(NamedTuple):
+    """How a shared store's claims share the workers between workspaces: round-robin, and
+    none past its ``max_running`` (``caps``: (workspace, cap) pairs; ``default``: the
+    others'; 0: no cap)."""
+
+    default: int = 0
+    caps: tuple[tuple[str, int], ...] = ()
+
+
 class StoreEvents(Protocol):
     """What a shared store tells the engine it learnt from elsewhere (another replica).
 
@@ -227,10 +236,15 @@ class Store(Catalog):
         task_status.started()
 
     async def claim(
-        self, limit: int, started_at: float, graphs: Sequence[str] | None = None
+        self,
+        limit: int,
+        started_at: float,
+        graphs: Sequence[str] | None = None,
+        shares: Shares | None = None,
     ) -> list[Job]:
         """Take up to ``limit`` queued jobs (or jobs whose lease expired) to run here, of
-        these graphs only when given.
+        these graphs only when given; with ``shares``, fairly between workspaces and within
+        their max_running across every server (else in submit order).
 
         They come back ``running``, leased to this server; :meth:`start` then hands each out.
         """

@@ -60,6 +60,8 @@ from ._pg_schema import (
 from ._pg_sql import (
     CANCEL,
     CLAIM_EXPIRED,
+    CLAIM_FAIR,
+    CLAIM_LOCK,
     CLAIM_QUEUED,
     CLAIMED_BEFORE,
     COLUMNS,
@@ -80,7 +82,7 @@ from ._rows import (
     unstorable_key,
 )
 from ._sql import SQLStore, one_job
-from .base import StoreEvents
+from .base import Shares, StoreEvents
 
 log = logging.getLogger("graphnursery.store.postgres")
 
@@ -329,7 +331,11 @@ class PostgresStore(SQLStore[Connection]):
         await self._run(release, engine=True)
 
     async def claim(
-        self, limit: int, started_at: float, graphs: Sequence[str] | None = None
+        self,
+        limit: int,
+        started_at: float,
+        graphs: Sequence[str] | None = None,
+        shares: Shares | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` jobs to this replica: expired leases first, then the queue.
 
@@ -347,6 +353,11 @@ class PostgresStore(SQLStore[Connection]):
             "claim": uuid.uuid4().hex,  # in each lease token, for a retry to find them
             "graphs": None if graphs is None else list(graphs),
         }
+        if shares is not None:
+            params["default_cap"] = shares.default
+            params["caps"] = [name for name, _ in shares.caps]
+            params["cap_values"] = [cap for _, cap in shares.caps]
+        claim_queued = CLAIM_QUEUED if shares is None else CLAIM_FAIR
         crashed: list[str] = []
 
         def claim(connection: Connection) -> list[tuple[Any, ...]]:
@@ -359,7 +370,9 @@ class PostgresStore(SQLStore[Connection]):
             rows = connection.execute(CLAIM_EXPIRED, {**params, "limit": limit}).fetchall()
             if len(rows) < limit:
                 more = {**params, "limit": limit - len(rows)}
-                rows += connection.execute(CLAIM_QUEUED, more).fetchall()
+                if shares is not None:  # one fair claim at a time: each counts the others'
+                    connection.execute(CLAIM_LOCK)
+                rows += connection.execute(claim_queued, more).fetchall()
             return sorted(rows)
 
         def again(connection: Connection) -> list[tuple[Any, ...]]:
