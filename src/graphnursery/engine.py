@@ -16,7 +16,6 @@ running jobs' worker processes are killed and every unfinished job ends ``cancel
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -116,26 +115,14 @@ class Engine(ServedGraphs):
         """
         self._stop_accepting()
         self._draining = True
-        for lane in self.lanes.values():
-            lane.intake.stop_bringing_in()
-            await lane.set_aside_queued()
-        log.info("draining", running=self._active(), grace_seconds=grace)
-        if await self._wait_idle(grace):
+        await self.take_no_more()
+        log.info("draining", running=self.running_jobs(), grace_seconds=grace)
+        if await self.wait_idle(grace):
             return True
         log.warning("grace period over: stopping the jobs still running")
-        for lane in self.lanes.values():
-            lane.runners.stop_all()
-        await self._wait_idle(STOP_WAIT)
+        self.stop_running()
+        await self.wait_idle(STOP_WAIT)
         return False
-
-    def _active(self) -> int:
-        return sum(lane.runners.active for lane in self.lanes.values())
-
-    async def _wait_idle(self, grace: float) -> bool:
-        with trio.move_on_after(grace):
-            for lane in self.lanes.values():
-                await lane.runners.wait_idle(math.inf)
-        return self._active() == 0
 
     async def submit(
         self,
@@ -330,25 +317,18 @@ class Engine(ServedGraphs):
             self.on_job_events(job_id)
 
     def job_cancelled(self, job_id: str) -> None:
-        for lane in self.lanes.values():
-            lane.runners.stop_here(job_id)
+        self.stop_here(job_id)
         self.job_done(job_id)
 
     def lease_lost(self, job_id: str) -> None:
         log.warning("lost the job's lease; stopping it here", job_id=job_id)
-        for lane in self.lanes.values():
-            lane.runners.stop_here(job_id)
-
-    def work_available(self) -> None:
-        for lane in self.lanes.values():
-            lane.intake.work_available()
+        self.stop_here(job_id)
 
     # -- inside the engine's nursery -----------------------------------------------------
 
     def _stop_accepting(self) -> None:
         self._accepting = False
-        for lane in self.lanes.values():
-            lane.runners.retrying = False
+        self.stop_retrying()
 
     async def _evict_expired(self) -> None:
         ttl = self.config.result_ttl
@@ -358,10 +338,6 @@ class Engine(ServedGraphs):
             evicted = await self.store.evict(self.clock.now() - ttl)
             if evicted:
                 log.debug("evicted expired jobs", count=evicted)
-
-    async def _set_aside_queued(self) -> None:
-        for lane in self.lanes.values():
-            await lane.set_aside_queued()
 
     def _stopped_now(self) -> None:
         """Whoever still waits on a job hears that the engine is gone."""
@@ -417,7 +393,7 @@ async def open_engine(
             finally:
                 stop_watching()
                 with trio.CancelScope(shield=True):
-                    await engine._set_aside_queued()
+                    await engine.set_aside_queued()
                 engine._stopped_now()
     finally:
         with trio.CancelScope(shield=True):

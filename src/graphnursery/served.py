@@ -7,6 +7,7 @@ and of all of them (queues, workers, counts).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import trio
@@ -120,6 +121,46 @@ class ServedGraphs:
         Raises GraphNotFound, or GraphLoadError (the live version stays)."""
         lanes = list(self.lanes.values()) if graph is None else [self.lane(graph)]
         return [await lane.reload() for lane in lanes]
+
+    # -- every lane at once (stopping, and what a shared store reports) ------------------
+
+    async def take_no_more(self) -> None:
+        """Draining: no lane brings in more jobs; the queued ones are set aside."""
+        for lane in self.lanes.values():
+            lane.intake.stop_bringing_in()
+            await lane.set_aside_queued()
+
+    async def set_aside_queued(self) -> None:
+        for lane in self.lanes.values():
+            await lane.set_aside_queued()
+
+    def running_jobs(self) -> int:
+        return sum(lane.runners.active for lane in self.lanes.values())
+
+    async def wait_idle(self, grace: float) -> bool:
+        """Wait up to ``grace`` seconds for no job to run; whether none does."""
+        with trio.move_on_after(grace):
+            for lane in self.lanes.values():
+                await lane.runners.wait_idle(math.inf)
+        return self.running_jobs() == 0
+
+    def stop_running(self) -> None:
+        for lane in self.lanes.values():
+            lane.runners.stop_all()
+
+    def stop_retrying(self) -> None:
+        for lane in self.lanes.values():
+            lane.runners.retrying = False
+
+    def stop_here(self, job_id: str) -> None:
+        """Stop the job if it runs here (cancelled elsewhere, or its lease lost)."""
+        for lane in self.lanes.values():
+            lane.runners.stop_here(job_id)
+
+    def work_available(self) -> None:
+        """A shared store says jobs may be waiting to be claimed."""
+        for lane in self.lanes.values():
+            lane.intake.work_available()
 
     def graphs(self) -> list[GraphInfo]:
         """Each served graph as it stands now (no store query)."""

@@ -51,8 +51,19 @@ def paths_with(document: dict[str, Any], parameter: str) -> list[tuple[str, str]
     ]
 
 
-async def test_no_route_lets_one_workspace_reach_anothers_jobs() -> None:
-    async with running_server(ECHO, api_key=KEYS) as client:
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store's URL: the isolation is the store's lookups' (PostgreSQL's in its SQL)."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_no_route_lets_one_workspace_reach_anothers_jobs(any_store: str) -> None:
+    async with running_server(ECHO, api_key=KEYS, store=any_store) as client:
         mine = await submit(client, "key-a")
         assert mine["status"] == "completed" and mine["workspace"] == "team-a"
         schedule = await client.post(
@@ -87,8 +98,8 @@ async def test_no_route_lets_one_workspace_reach_anothers_jobs() -> None:
         assert mine["jobId"] in [job["jobId"] for job in listed]
 
 
-async def test_the_same_idempotency_key_in_two_workspaces_is_two_jobs() -> None:
-    async with running_server(ECHO, api_key=KEYS) as client:
+async def test_the_same_idempotency_key_in_two_workspaces_is_two_jobs(any_store: str) -> None:
+    async with running_server(ECHO, api_key=KEYS, store=any_store) as client:
         key = {"Idempotency-Key": "order-1"}
         a1 = await client.post("/jobs", json={"input": 1}, headers={**as_("key-a"), **key})
         a2 = await client.post("/jobs", json={"input": 2}, headers={**as_("key-a"), **key})

@@ -94,3 +94,23 @@ def test_a_module_source_version_reads_its_package_without_importing_it() -> Non
     assert len(source_version("graphnursery.sources:parse_graphs")) == 12
     with pytest.raises(FileNotFoundError):
         source_version("no_such_package_xyz:graph")
+
+
+def test_a_toml_files_api_keys_and_workspaces_tables_become_settings(tmp_path: Path) -> None:
+    from graphnursery import Config
+    from graphnursery.sources import server_settings_of
+
+    path = tmp_path / "graphnursery.toml"
+    path.write_text(
+        'api_keys = {"key-a" = "team-a", "key-b" = "team-b"}\n'
+        "workspace_max_queued = 10\n"
+        "[workspaces.team-a]\nmax_running = 2\nrate = 5\n"
+        '[graphs.echo]\nsource = "examples/echo.py"\n'
+    )
+    settings = server_settings_of(str(path))
+    config = Config(graph=str(path), **settings)
+    assert config.authenticator().authenticate("Bearer key-b", None).workspace == "team-b"
+    limits = config.workspace_limits_by_name()
+    assert (limits("team-a").max_running, limits("team-a").rate) == (2, 5.0)
+    assert limits("team-a").max_queued == 10  # the default, where its own gives none
+    assert limits("team-b").max_running == 0

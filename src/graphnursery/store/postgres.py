@@ -45,6 +45,7 @@ from psycopg_pool import ConnectionPool
 from ..errors import StoreError
 from ..jobs import Job, JobError, JobStatus
 from ._catalog_sql import CatalogTables
+from ._pg_claims import Claims
 from ._pg_leases import Leases, heartbeat
 from ._pg_notices import Notice, listening, notify
 from ._pg_retry import Retrying
@@ -59,13 +60,7 @@ from ._pg_schema import (
 )
 from ._pg_sql import (
     CANCEL,
-    CLAIM_EXPIRED,
-    CLAIM_FAIR,
-    CLAIM_LOCK,
-    CLAIM_QUEUED,
-    CLAIMED_BEFORE,
     COLUMNS,
-    CRASH_EXPIRED,
     ENDED_BEFORE,
     EVENTS,
     FINISH,
@@ -74,15 +69,12 @@ from ._pg_sql import (
 )
 from ._rows import (
     INTERRUPTED,
-    LEASE_EXPIRED,
-    LEASE_EXPIRED_NO_ATTEMPTS_LEFT,
     dump_error,
     graphs_filter,
-    row_to_job,
     unstorable_key,
 )
 from ._sql import SQLStore, one_job
-from .base import Shares, StoreEvents
+from .base import StoreEvents
 
 log = logging.getLogger("graphnursery.store.postgres")
 
@@ -93,7 +85,7 @@ T = TypeVar("T")
 ENGINE_CONNECTIONS = 2
 
 
-class PostgresStore(SQLStore[Connection]):
+class PostgresStore(Claims, SQLStore[Connection]):
     """Jobs in a PostgreSQL database, shared by every replica pointed at it."""
 
     shared = True
@@ -329,74 +321,6 @@ class PostgresStore(SQLStore[Connection]):
                 self._notify(connection, Notice.NEW, job_id)
 
         await self._run(release, engine=True)
-
-    async def claim(
-        self,
-        limit: int,
-        started_at: float,
-        graphs: Sequence[str] | None = None,
-        shares: Shares | None = None,
-    ) -> list[Job]:
-        """Lease up to ``limit`` jobs to this replica: expired leases first, then the queue.
-
-        A job whose lease expired with no attempts left is not claimed: it ends ``crashed``
-        (at ``started_at``), and long-polls on it wake on every replica.
-        """
-        params: dict[str, Any] = {
-            "limit": limit,
-            "started_at": started_at,
-            "ended_at": started_at,
-            "owner": self.owner,
-            "lease": self.lease_seconds,
-            "lease_expired": dump_error(LEASE_EXPIRED),
-            "no_attempts_left": dump_error(LEASE_EXPIRED_NO_ATTEMPTS_LEFT),
-            "claim": uuid.uuid4().hex,  # in each lease token, for a retry to find them
-            "graphs": None if graphs is None else list(graphs),
-        }
-        if shares is not None:
-            params["default_cap"] = shares.default
-            params["caps"] = [name for name, _ in shares.caps]
-            params["cap_values"] = [cap for _, cap in shares.caps]
-        claim_queued = CLAIM_QUEUED if shares is None else CLAIM_FAIR
-        crashed: list[str] = []
-
-        def claim(connection: Connection) -> list[tuple[Any, ...]]:
-            # In the claim's transaction, so no other replica claims these meanwhile; the
-            # notices are sent when it commits.
-            ended = [job_id for (job_id,) in connection.execute(CRASH_EXPIRED, params)]
-            for job_id in ended:
-                self._notify(connection, Notice.DONE, job_id)
-            crashed[:] = ended  # for the log: the last try that got this far
-            rows = connection.execute(CLAIM_EXPIRED, {**params, "limit": limit}).fetchall()
-            if len(rows) < limit:
-                more = {**params, "limit": limit - len(rows)}
-                if shares is not None:  # one fair claim at a time: each counts the others'
-                    connection.execute(CLAIM_LOCK)
-                rows += connection.execute(claim_queued, more).fetchall()
-            return sorted(rows)
-
-        def again(connection: Connection) -> list[tuple[Any, ...]]:
-            # A first try that committed leased these here: never claim past them.
-            before = connection.execute(CLAIMED_BEFORE, params).fetchall()
-            return sorted(before) if before else claim(connection)
-
-        jobs = []
-        for row in await self._run(claim, engine=True, again=again):
-            job = row_to_job(row[2:])
-            self._leases.tokens[job.id] = row[1]
-            self._leases.claimed[job.id] = job
-            jobs.append(job)
-        if any(job.attempts > 1 for job in jobs):
-            log.warning(
-                "re-running %d jobs whose replica's lease expired",
-                sum(job.attempts > 1 for job in jobs),
-            )
-        if crashed:
-            log.warning(
-                "%d jobs whose replica's lease expired had no attempts left; they ended crashed",
-                len(crashed),
-            )
-        return jobs
 
     async def run_background(
         self,
