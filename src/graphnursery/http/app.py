@@ -21,6 +21,7 @@ from ..config import Config
 from ..lifecycle import ENGINE_FAILED_EXIT, Lifecycle
 from ..metrics import Metrics
 from ..store import Store
+from .assistants import add_assistant_routes
 from .fastpath import FastPath
 from .flows import add_flow_routes
 from .front import CloseAfterAnswer, Front
@@ -80,6 +81,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     add_graph_routes(app, lifecycle.require_engine, handlers, streams, pipeline)
     add_flow_routes(app, lifecycle.require_engine, handlers, streams, pipeline)
     add_schedule_routes(app, lifecycle.require_engine, pipeline)
+    add_assistant_routes(app, lifecycle.require_engine, pipeline)
     add_probe_routes(app, lifecycle, metrics)
 
     fast_path = FastPath(handlers, pipeline) if config.fast_path else None

@@ -32,7 +32,7 @@ log = get_logger("graphnursery.http")
 REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 #: Paths answered without an API key: probes and the API's description.
-OPEN_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json", "/docs"})
+OPEN_PATHS = frozenset({"/health", "/live", "/ready", "/ok", "/openapi.json", "/docs"})
 #: Where ``/docs`` loads Swagger UI's script and style from (open too: ``/docs`` needs them).
 DOCS_ASSETS = "/docs/static"
 

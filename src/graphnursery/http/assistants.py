@@ -1,0 +1,136 @@
+"""The first routes of the LangGraph Platform API (what ``langgraph-sdk`` clients call):
+``GET /ok``, ``GET /info``, and assistants, one per served graph.
+
+An assistant's id is the uuid5 of its graph's name in the namespace LangGraph's own server
+uses (so a client that computed it, or stored it, finds the same assistant here), and the
+graph's name is accepted wherever an assistant id is. ``POST /assistants/search`` takes
+``graph_id``, ``name``, ``metadata``, ``limit`` and ``offset``, and sets
+``X-Pagination-Next`` when more follow. Assistants with their own ``config`` (created with
+``POST /assistants``) are for later: each served graph is one assistant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, RootModel, ValidationError
+from quart import Quart, Response, request
+from quart_schema import document
+
+from .. import __version__
+from ..engine_thread import AnyEngine
+from ..errors import GraphNotFound
+from ..lanes import GraphInfo
+from .errors import invalid_body
+from .openapi import answers
+from .parsing import load_json_object
+from .pipeline import Pipeline
+from .routes import json_response
+
+#: The namespace of LangGraph's assistant ids: ``uuid5(NAMESPACE_GRAPH, graph_id)``.
+NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+def assistant_id(graph: str) -> str:
+    return str(uuid.uuid5(NAMESPACE_GRAPH, graph))
+
+
+class AssistantModel(BaseModel):
+    assistant_id: str
+    graph_id: str
+    name: str
+    description: str | None = None
+    config: dict[str, Any]
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class AssistantList(RootModel[list[AssistantModel]]):
+    pass
+
+
+class AssistantSearch(BaseModel):
+    graph_id: str | None = None
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class Ok(BaseModel):
+    ok: bool
+
+
+class Info(BaseModel):
+    version: str
+    flags: dict[str, bool]
+
+
+def assistant_body(graph: GraphInfo, since: str) -> dict[str, Any]:
+    return {
+        "assistant_id": assistant_id(graph.name),
+        "graph_id": graph.name,
+        "name": graph.name,
+        "description": None,
+        "config": {},
+        "context": {},
+        "metadata": {"created_by": "system", "graph_version": graph.version},
+        "version": 1,
+        "created_at": since,
+        "updated_at": since,
+    }
+
+
+def add_assistant_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: Pipeline) -> None:
+    since = datetime.now(UTC).isoformat()  # assistants are the server's graphs: since it started
+
+    def find(assistant: str) -> GraphInfo:
+        for graph in engine().graphs():
+            if assistant in (graph.name, assistant_id(graph.name)):
+                return graph
+        raise GraphNotFound(assistant)
+
+    @app.get("/ok")
+    @document(responses=answers(Ok))  # open, as /health: a probe
+    async def ok() -> Response:
+        return json_response({"ok": True})
+
+    @app.get("/info")
+    @document(responses=answers(Info, 401))
+    async def info() -> Response:
+        """What this server serves of the LangGraph Platform API."""
+        flags = {"assistants": True, "crons": False, "langsmith": False}
+        return json_response({"version": __version__, "flags": flags})
+
+    @app.post("/assistants/search")
+    @document(request=AssistantSearch, responses=answers(AssistantList, 400, 401))
+    async def search_assistants() -> Response:
+        """The assistants (one per served graph) that match, a page at a time."""
+        raw = await pipeline.read_body(request.body)
+        body = load_json_object(raw) if raw.strip() else {}
+        try:
+            query = AssistantSearch.model_validate(body)
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        limit, offset, metadata = query.limit, query.offset, query.metadata or {}
+        found = [
+            assistant_body(graph, since)
+            for graph in engine().graphs()
+            if query.graph_id in (None, graph.name) and query.name in (None, graph.name)
+        ]
+        found = [a for a in found if all(a["metadata"].get(k) == v for k, v in metadata.items())]
+        page = found[offset : offset + limit]
+        headers = {"X-Pagination-Next": str(offset + limit)} if offset + limit < len(found) else {}
+        return json_response(page, headers=headers)
+
+    @app.get("/assistants/<assistant>")
+    @document(responses=answers(AssistantModel, 401, 404))
+    async def get_assistant(assistant: str) -> Response:
+        """An assistant, by its id or its graph's name."""
+        return json_response(assistant_body(find(assistant), since))

@@ -1,0 +1,63 @@
+"""The LangGraph Platform API, through LangGraph's own Python client (``langgraph-sdk``)
+against a real server: what works of it so far (issue 19). The SDK's async client is
+asyncio's; its sync client runs here on a thread, beside the Trio server."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from langgraph_sdk import get_sync_client
+
+from support import running_server
+
+ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo.py")
+TOOLBOX = str(Path(__file__).resolve().parents[1] / "graphs" / "toolbox.py")
+#: LangGraph's own: its server names a graph's assistant uuid5(this, graph_id).
+NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+async def sdk(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """A sync SDK call, on a thread."""
+    return await trio.to_thread.run_sync(lambda: call(*args, **kwargs))
+
+
+async def test_assistants_are_the_served_graphs() -> None:
+    async with running_server(f"echo={ECHO}:graph tools={TOOLBOX}:graph") as http:
+        client = get_sync_client(url=str(http.base_url), api_key=None)
+        found = await sdk(client.assistants.search)
+        assert [a["graph_id"] for a in found] == ["echo", "tools"]
+        echo = found[0]
+        assert echo["assistant_id"] == str(uuid.uuid5(NAMESPACE_GRAPH, "echo"))
+        assert (await sdk(client.assistants.get, echo["assistant_id"]))["graph_id"] == "echo"
+        tools = await sdk(client.assistants.get, "tools")
+        assert tools["assistant_id"] == found[1]["assistant_id"]
+
+        only = await sdk(client.assistants.search, graph_id="tools")
+        assert [a["graph_id"] for a in only] == ["tools"]
+        page = await sdk(client.assistants.search, limit=1, response_format="object")
+        assert len(page["assistants"]) == 1 and page["next"] == "1"
+        rest = await sdk(client.assistants.search, limit=1, offset=1, response_format="object")
+        assert rest["assistants"][0]["graph_id"] == "tools" and rest["next"] is None
+
+        with pytest.raises(httpx.HTTPStatusError) as missing:
+            await sdk(client.assistants.get, str(uuid.uuid4()))
+        assert missing.value.response.status_code == 404
+
+        assert (await http.get("/ok")).json() == {"ok": True}
+        assert (await http.get("/info")).json()["flags"]["assistants"] is True
+
+
+async def test_the_sdk_is_held_to_the_servers_api_keys() -> None:
+    async with running_server(ECHO, api_key="key-a=team-a") as http:
+        client = get_sync_client(url=str(http.base_url), api_key="key-a")  # as x-api-key
+        assert [a["graph_id"] for a in await sdk(client.assistants.search)] == ["echo"]
+        stranger = get_sync_client(url=str(http.base_url), api_key="nope")
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await sdk(stranger.assistants.search)
+        assert refused.value.response.status_code == 401
+        assert (await http.get("/ok")).status_code == 200  # a probe: open
