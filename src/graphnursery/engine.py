@@ -39,10 +39,9 @@ from .events import JobEvent
 from .executor import GraphRunner
 from .intake import SHARED_COUNTS_MAX_AGE
 from .jobs import DEFAULT_WORKSPACE, Job, JobError, JobStatus, scoped_key
-from .lanes import Lane
 from .logs import get_logger
 from .metrics import EngineStatistics, Metrics
-from .quotas import RateLimiter
+from .quotas import Quotas
 from .runners import Runners
 from .scheduler import Schedules
 from .served import ServedGraphs
@@ -82,9 +81,8 @@ class Engine(ServedGraphs):
         self.on_job_end: Callable[[str], None] | None = None
         #: Called with each job whose log grew (here, or in a shared store elsewhere).
         self.on_job_events: Callable[[str], None] | None = None
-        #: Each workspace's limits, and its submit rate's token buckets.
-        self.limits = config.workspace_limits_by_name()
-        self.rate_limiter = RateLimiter(self.limits, self.clock.now)
+        #: Each workspace's limits at submit, and its submit rate's token buckets.
+        self.quotas = Quotas(config.workspace_limits_by_name(), self.clock.now)
         self._accepting = True
         self._draining = False
         self._stopped = False
@@ -158,8 +156,12 @@ class Engine(ServedGraphs):
             existing = await self.store.find_by_key(idempotency_key)
             if existing is not None:
                 return existing
-        if self.limits.limited:
-            await self._within_limits(lane, workspace)
+        if self.quotas.limits.limited:
+            try:
+                await self.quotas.check(workspace, lane.intake.queued_of, lane.retry_after)
+            except QuotaExceeded as refused:
+                self.metrics.submit_refused(workspace, refused.limit)
+                raise
         new = lane.new_job(
             job_input,
             self.clock.now(),
@@ -179,17 +181,6 @@ class Engine(ServedGraphs):
             lane.runners.trace_carriers[job.id] = carrier
         self.metrics.job_submitted(job)
         return job
-
-    async def _within_limits(self, lane: Lane, workspace: str) -> None:
-        """Raise QuotaExceeded if the workspace may not submit now: ``max_queued`` of its
-        jobs wait on the graph, or it is past its submit ``rate``."""
-        limits = self.limits(workspace)
-        if limits.max_queued and await lane.intake.queued_of(workspace) >= limits.max_queued:
-            self.metrics.submit_refused(workspace, "max_queued")
-            raise QuotaExceeded("max_queued", workspace, lane.retry_after())
-        if limits.rate and (wait := self.rate_limiter.check(workspace)) > 0:
-            self.metrics.submit_refused(workspace, "rate")
-            raise QuotaExceeded("rate", workspace, wait)
 
     async def submit_batch(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "NO_LIMITS",
     "Limits",
     "QuotaExceeded",
+    "Quotas",
     "RateLimiter",
     "TokenBucket",
     "WorkspaceLimits",
@@ -202,3 +203,26 @@ class Limits:
         if not (self.default.max_running or any(o.max_running for o in self._own.values())):
             return None
         return lambda workspace: self(workspace).max_running
+
+
+class Quotas:
+    """A submit's workspace limits: ``max_queued`` (of the graph it goes to) and the submit
+    rate, refused with :class:`QuotaExceeded`. (``max_running`` is the job queue's.)"""
+
+    def __init__(self, limits: Limits, now: Clock) -> None:
+        self.limits = limits
+        self._rate = RateLimiter(limits, now)
+
+    async def check(
+        self,
+        workspace: str,
+        queued: Callable[[str], Awaitable[int]],
+        retry_after: Callable[[], float],
+    ) -> None:
+        """Raise QuotaExceeded if ``workspace`` may not submit now: ``queued(workspace)``
+        of its jobs wait (at its max_queued), or it is past its rate."""
+        limits = self.limits(workspace)
+        if limits.max_queued and await queued(workspace) >= limits.max_queued:
+            raise QuotaExceeded("max_queued", workspace, retry_after())
+        if limits.rate and (wait := self._rate.check(workspace)) > 0:
+            raise QuotaExceeded("rate", workspace, wait)
