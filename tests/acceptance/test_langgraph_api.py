@@ -61,3 +61,30 @@ async def test_the_sdk_is_held_to_the_servers_api_keys() -> None:
             await sdk(stranger.assistants.search)
         assert refused.value.response.status_code == 401
         assert (await http.get("/ok")).status_code == 200  # a probe: open
+
+
+async def test_a_stateless_run_waits_for_the_graphs_output() -> None:
+    async with running_server(f"echo={ECHO}:graph tools={TOOLBOX}:graph") as http:
+        client = get_sync_client(url=str(http.base_url), api_key=None)
+        output = await sdk(client.runs.wait, None, "echo", input={"question": "hi"})
+        assert output == {"echo": {"question": "hi"}}
+        by_id = str(uuid.uuid5(NAMESPACE_GRAPH, "echo"))
+        assert await sdk(client.runs.wait, None, by_id, input=[1, 2]) == {"echo": [1, 2]}
+
+        # A run that fails: the SDK raises what the server said.
+        with pytest.raises(Exception, match="ValueError: no"):
+            await sdk(client.runs.wait, None, "tools", input={"raise": "no"})
+        answer = await http.post(
+            "/runs/wait", json={"assistant_id": "tools", "input": {"raise": "no"}}
+        )
+        assert answer.json()["__error__"] == {"error": "ValueError", "message": "no"}
+        # and the run is a job of its graph
+        job = (
+            await http.get(answer.headers["Content-Location"].replace("/runs/", "/jobs/"))
+        ).json()
+        assert job["graph"] == "tools" and job["status"] == "failed"
+
+        missing = await http.post("/runs/wait", json={"assistant_id": "nope", "input": {}})
+        assert missing.status_code == 404
+        bad = await http.post("/runs/wait", json={"input": {}})
+        assert bad.status_code == 400 and bad.json()["detail"][0]["field"] == "assistant_id"

@@ -6,7 +6,8 @@ uses (so a client that computed it, or stored it, finds the same assistant here)
 graph's name is accepted wherever an assistant id is. ``POST /assistants/search`` takes
 ``graph_id``, ``name``, ``metadata``, ``limit`` and ``offset``, and sets
 ``X-Pagination-Next`` when more follow. Assistants with their own ``config`` (created with
-``POST /assistants``) are for later: each served graph is one assistant.
+``POST /assistants``) are for later: each served graph is one assistant. ``POST /runs/wait``
+runs one statelessly (threads are for later).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field, RootModel, ValidationError
 from quart import Quart, Response, request
 from quart_schema import document
@@ -23,7 +25,9 @@ from quart_schema import document
 from .. import __version__
 from ..engine_thread import AnyEngine
 from ..errors import GraphNotFound
+from ..jobs import JobError, JobStatus
 from ..lanes import GraphInfo
+from . import caller
 from .errors import invalid_body
 from .openapi import answers
 from .parsing import load_json_object
@@ -90,12 +94,6 @@ def assistant_body(graph: GraphInfo, since: str) -> dict[str, Any]:
 def add_assistant_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: Pipeline) -> None:
     since = datetime.now(UTC).isoformat()  # assistants are the server's graphs: since it started
 
-    def find(assistant: str) -> GraphInfo:
-        for graph in engine().graphs():
-            if assistant in (graph.name, assistant_id(graph.name)):
-                return graph
-        raise GraphNotFound(assistant)
-
     @app.get("/ok")
     @document(responses=answers(Ok))  # open, as /health: a probe
     async def ok() -> Response:
@@ -133,4 +131,52 @@ def add_assistant_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: 
     @document(responses=answers(AssistantModel, 401, 404))
     async def get_assistant(assistant: str) -> Response:
         """An assistant, by its id or its graph's name."""
-        return json_response(assistant_body(find(assistant), since))
+        return json_response(assistant_body(_find(engine(), assistant), since))
+
+
+class RunCreate(BaseModel):
+    """A run of an assistant (LangGraph's ``RunCreateStateless``): what is read of it."""
+
+    assistant_id: str
+    input: Any = None
+    config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def add_stateless_run_routes(
+    app: Quart, engine: Callable[[], AnyEngine], pipeline: Pipeline, wait_limit: float
+) -> None:
+    """``POST /runs/wait``: a stateless run (no thread) of an assistant, as a job of its
+    graph; the answer is the graph's output, or ``{"__error__": {"error", "message"}}`` as
+    LangGraph's server answers a run that failed (the SDK raises it)."""
+
+    @app.post("/runs/wait")
+    @document(request=RunCreate, responses=answers(AnyJson, 400, 401, 404, 429, 503))
+    async def wait_run() -> Response:
+        raw = await pipeline.read_body(request.body)
+        try:
+            run = RunCreate.model_validate(load_json_object(raw))
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        graph = _find(engine(), run.assistant_id)
+        served = engine()
+        job = await served.submit(run.input, graph=graph.name, workspace=caller.workspace())
+        done = await served.wait(job.id, wait_limit, caller.visible())
+        headers = {"Content-Location": f"/runs/{job.id}"}
+        if done.status is JobStatus.COMPLETED:
+            # As the graph returned it: not the seed's ``content`` convenience of job bodies.
+            return json_response(orjson.Fragment(done.result_json or b"null"), headers=headers)
+        error = done.error or JobError(done.status.value, f"the run ended {done.status.value}")
+        body = {"__error__": {"error": error.type, "message": error.message}}
+        return json_response(body, headers=headers)
+
+
+class AnyJson(RootModel[Any]):
+    pass
+
+
+def _find(served: AnyEngine, assistant: str) -> GraphInfo:
+    for graph in served.graphs():
+        if assistant in (graph.name, assistant_id(graph.name)):
+            return graph
+    raise GraphNotFound(assistant)
