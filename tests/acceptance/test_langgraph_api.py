@@ -88,3 +88,34 @@ async def test_a_stateless_run_waits_for_the_graphs_output() -> None:
         assert missing.status_code == 404
         bad = await http.post("/runs/wait", json={"input": {}})
         assert bad.status_code == 400 and bad.json()["detail"][0]["field"] == "assistant_id"
+
+
+LANGGRAPH = str(Path(__file__).resolve().parents[1] / "graphs" / "lg_stream.py")
+ASK = {"messages": [{"role": "user", "content": "stream, please"}]}
+REPLY = "tokens stream one by one"  # what the graph's fake chat model answers
+
+
+async def test_a_stateless_run_streams_as_the_sdk_reads_it() -> None:
+    async with running_server(f"chat={LANGGRAPH} tools={TOOLBOX}:graph") as http:
+        client = get_sync_client(url=str(http.base_url), api_key=None)
+
+        def collect(**options: Any) -> list[Any]:
+            return list(client.runs.stream(None, "chat", input=ASK, **options))
+
+        parts = await trio.to_thread.run_sync(
+            lambda: collect(stream_mode=["values", "updates", "messages-tuple"])
+        )
+        events = [part.event for part in parts]
+        assert events[0] == "metadata" and "run_id" in parts[0].data
+        assert {"values", "updates", "messages"} <= set(events)
+        tokens = [part.data for part in parts if part.event == "messages"]
+        assert "".join(message["content"] for message, _ in tokens) == REPLY
+        values = [part.data for part in parts if part.event == "values"]
+        assert values[-1]["messages"][-1]["content"] == REPLY
+        assert "error" not in events
+
+        failing = await trio.to_thread.run_sync(
+            lambda: list(client.runs.stream(None, "tools", input={"raise": "no"}))
+        )
+        assert [part.event for part in failing] == ["metadata", "error"]
+        assert failing[-1].data == {"error": "ValueError", "message": "no"}

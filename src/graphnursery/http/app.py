@@ -21,7 +21,11 @@ from ..config import Config
 from ..lifecycle import ENGINE_FAILED_EXIT, Lifecycle
 from ..metrics import Metrics
 from ..store import Store
-from .assistants import add_assistant_routes, add_stateless_run_routes
+from .assistants import (
+    add_assistant_routes,
+    add_stateless_run_routes,
+    add_stateless_stream_route,
+)
 from .fastpath import FastPath
 from .flows import add_flow_routes
 from .front import CloseAfterAnswer, Front
@@ -83,6 +87,7 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     add_schedule_routes(app, lifecycle.require_engine, pipeline)
     add_assistant_routes(app, lifecycle.require_engine, pipeline)
     add_stateless_run_routes(app, lifecycle.require_engine, pipeline, config.max_job_timeout)
+    add_stateless_stream_route(app, lifecycle.require_engine, pipeline, streams)
     add_probe_routes(app, lifecycle, metrics)
 
     fast_path = FastPath(handlers, pipeline) if config.fast_path else None

@@ -7,7 +7,7 @@ graph's name is accepted wherever an assistant id is. ``POST /assistants/search`
 ``graph_id``, ``name``, ``metadata``, ``limit`` and ``offset``, and sets
 ``X-Pagination-Next`` when more follow. Assistants with their own ``config`` (created with
 ``POST /assistants``) are for later: each served graph is one assistant. ``POST /runs/wait``
-runs one statelessly (threads are for later).
+runs one statelessly, ``POST /runs/stream`` streams one (threads are for later).
 """
 
 from __future__ import annotations
@@ -25,14 +25,17 @@ from quart_schema import document
 from .. import __version__
 from ..engine_thread import AnyEngine
 from ..errors import GraphNotFound
+from ..events import parse_stream_mode
 from ..jobs import JobError, JobStatus
 from ..lanes import GraphInfo
 from . import caller
-from .errors import invalid_body
-from .openapi import answers
+from .errors import bad_field, invalid_body
+from .openapi import answers, errors
 from .parsing import load_json_object
 from .pipeline import Pipeline
-from .routes import json_response
+from .routes import json_response, stream_response
+from .schemas import ErrorModel, StreamMode
+from .sse import LangGraphFraming, Streams
 
 #: The namespace of LangGraph's assistant ids: ``uuid5(NAMESPACE_GRAPH, graph_id)``.
 NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -180,3 +183,40 @@ def _find(served: AnyEngine, assistant: str) -> GraphInfo:
         if assistant in (graph.name, assistant_id(graph.name)):
             return graph
     raise GraphNotFound(assistant)
+
+
+class RunStream(RunCreate):
+    stream_mode: StreamMode = "values"  # messages-tuple is messages (see _MODE_NAMES)
+
+
+def add_stateless_stream_route(
+    app: Quart, engine: Callable[[], AnyEngine], pipeline: Pipeline, streams: Streams
+) -> None:
+    """``POST /runs/stream``: a stateless run's events, as LangGraph's SDK reads them
+    (``metadata`` first, each mode's events under its name, ``error`` if it failed)."""
+
+    @app.post("/runs/stream")
+    @document(request=RunStream, responses={200: (ErrorModel, None), **errors(400, 401, 404)})
+    async def stream_run() -> Response:
+        raw = await pipeline.read_body(request.body)
+        try:
+            run = RunStream.model_validate(load_json_object(raw))
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        wanted = [run.stream_mode] if isinstance(run.stream_mode, str) else run.stream_mode
+        # LangGraph's messages-tuple is what graphnursery's messages mode streams.
+        modes = [_MODE_NAMES.get(mode, mode) for mode in wanted]
+        try:
+            stream_mode = parse_stream_mode(modes)
+        except ValueError as exc:
+            raise bad_field("invalid_body", "stream_mode", str(exc), "value_error") from None
+        served = engine()
+        graph = _find(served, run.assistant_id)
+        job = await served.submit(
+            run.input, graph=graph.name, stream_mode=stream_mode, workspace=caller.workspace()
+        )
+        stream = streams.of_submitted(job, LangGraphFraming())
+        return stream_response(stream, {"Content-Location": f"/runs/{job.id}"})
+
+
+_MODE_NAMES = {"messages-tuple": "messages"}

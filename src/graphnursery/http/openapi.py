@@ -53,6 +53,12 @@ class OpenAPI(OpenAPIProvider):
             submit = paths.get(path, {}).get("post")
             if submit is not None:
                 submit["responses"][200].setdefault("content", {})["text/event-stream"] = EVENTS
+        run_stream = paths.get("/runs/stream", {}).get("post")
+        if run_stream is not None:
+            run_stream["responses"][200] = {
+                "description": "Server-Sent Events, as LangGraph's SDK reads a run's stream",
+                "content": {"text/event-stream": EVENTS},
+            }
         for path in ("/jobs/{job_id}/events",):
             stream = paths.get(path, {}).get("get")
             if stream is not None:

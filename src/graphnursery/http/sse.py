@@ -23,13 +23,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 import trio
 
 from ..config import Config
 from ..engine_thread import AnyEngine
 from ..errors import EngineClosed, JobNotFound
 from ..events import JobEvent
-from ..jobs import Job
+from ..jobs import Job, JobError, JobStatus
 from ..metrics import Metrics
 from . import bodies, caller
 from .errors import bad_field
@@ -79,19 +80,67 @@ class Streams:
         await stream.open(after)
         return stream
 
-    def of_submitted(self, job: Job) -> EventStream:
-        """The stream of a job just submitted: its first event is the job as submitted."""
-        stream = EventStream(self._engine(), self._metrics, self._heartbeat, job.id)
+    def of_submitted(self, job: Job, framing: Framing | None = None) -> EventStream:
+        """The stream of a job just submitted: its first event is the job as submitted
+        (framed as ``framing`` says: graphnursery's by default)."""
+        stream = EventStream(self._engine(), self._metrics, self._heartbeat, job.id, framing)
         stream.start_from(job)
         return stream
+
+
+class Framing:
+    """How a stream writes its job's start, its events and its end: graphnursery's own
+    (the job, each event as ``{attempt, data}`` with its id, the end event with the job)."""
+
+    def first(self, job: Job) -> bytes:
+        return _event(0, "job", bodies.encode(job_body(job)))
+
+    def events(self, events: list[JobEvent]) -> bytes:
+        return _events(events)
+
+    def end(self, job: Job, event_id: int) -> bytes:
+        return _end(job, event_id)
+
+
+class LangGraphFraming(Framing):
+    """LangGraph's, as its SDK reads a run's stream: ``metadata`` (``run_id``, ``attempt``)
+    first, then each event's data as it is under its mode's name (``values``, ``updates``,
+    ``messages``, ``custom``...; no ids: not resumable), and ``error`` (``{error,
+    message}``) if the run did not complete."""
+
+    def first(self, job: Job) -> bytes:
+        data = orjson.dumps({"run_id": job.id, "attempt": max(job.attempts, 1)})
+        return b"event: metadata\ndata: %s\n\n" % data
+
+    def events(self, events: list[JobEvent]) -> bytes:
+        return b"".join(
+            b"event: %s\ndata: %s\n\n" % (event.event.encode(), event.data)
+            for event in events
+            if event.event not in JOB_STATUS_EVENTS
+        )
+
+    def end(self, job: Job, event_id: int) -> bytes:
+        if job.status is JobStatus.COMPLETED:
+            return b""
+        error = job.error or JobError(job.status.value, f"the run ended {job.status.value}")
+        data = orjson.dumps({"error": error.type, "message": error.message})
+        return b"event: error\ndata: %s\n\n" % data
 
 
 class EventStream:
     """One client's stream of one job. :meth:`open` checks the job and the id to resume
     after (raising before any byte is sent); :meth:`body` is the stream."""
 
-    def __init__(self, engine: AnyEngine, metrics: Metrics, heartbeat: float, job_id: str) -> None:
+    def __init__(
+        self,
+        engine: AnyEngine,
+        metrics: Metrics,
+        heartbeat: float,
+        job_id: str,
+        framing: Framing | None = None,
+    ) -> None:
         self._engine = engine
+        self._framing = framing or GRAPHNURSERY
         self._metrics = metrics
         self._heartbeat = heartbeat
         self.job_id = job_id
@@ -123,7 +172,7 @@ class EventStream:
             with self._engine.following(self.job_id) as changed:
                 after = self._after
                 if after is None:
-                    yield _event(0, "job", bodies.encode(job_body(self._job)))
+                    yield self._framing.first(self._job)
                     after = 0
                 elif self._job.status.is_terminal and after > self._job.events:
                     return  # it saw the end already
@@ -133,12 +182,12 @@ class EventStream:
                         self.job_id, after, PAGE, self.workspace
                     )
                     if events:
-                        yield _events(events)
+                        yield self._framing.events(events)
                         after = events[-1].id
                         if len(events) == PAGE:
                             continue
                     if job.status.is_terminal:
-                        yield _end(job, after + 1)
+                        yield self._framing.end(job, after + 1)
                         return
                     with trio.move_on_after(self._heartbeat) as idle:
                         await change.wait()
@@ -165,3 +214,8 @@ def _events(events: list[JobEvent]) -> bytes:
 def _end(job: Job, event_id: int) -> bytes:
     body: dict[str, Any] = {**job_body(job), "droppedEvents": job.events_dropped}
     return _event(event_id, job.status.value, bodies.encode(body))
+
+
+GRAPHNURSERY = Framing()
+#: The events a job's log has of its own (its status), not a graph's.
+JOB_STATUS_EVENTS = frozenset({"running", *(status.value for status in JobStatus)})
