@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, Field, RootModel, ValidationError
@@ -113,12 +113,7 @@ def add_assistant_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: 
     @document(request=AssistantSearch, responses=answers(AssistantList, 400, 401))
     async def search_assistants() -> Response:
         """The assistants (one per served graph) that match, a page at a time."""
-        raw = await pipeline.read_body(request.body)
-        body = load_json_object(raw) if raw.strip() else {}
-        try:
-            query = AssistantSearch.model_validate(body)
-        except ValidationError as exc:
-            raise invalid_body(exc) from None
+        query = await _read_body(pipeline, AssistantSearch, empty={})
         limit, offset, metadata = query.limit, query.offset, query.metadata or {}
         found = [
             assistant_body(graph, since)
@@ -156,11 +151,7 @@ def add_stateless_run_routes(
     @app.post("/runs/wait")
     @document(request=RunCreate, responses=answers(AnyJson, 400, 401, 404, 429, 503))
     async def wait_run() -> Response:
-        raw = await pipeline.read_body(request.body)
-        try:
-            run = RunCreate.model_validate(load_json_object(raw))
-        except ValidationError as exc:
-            raise invalid_body(exc) from None
+        run = await _read_body(pipeline, RunCreate)
         graph = _find(engine(), run.assistant_id)
         served = engine()
         job = await served.submit(run.input, graph=graph.name, workspace=caller.workspace())
@@ -172,6 +163,22 @@ def add_stateless_run_routes(
         error = done.error or JobError(done.status.value, f"the run ended {done.status.value}")
         body = {"__error__": {"error": error.type, "message": error.message}}
         return json_response(body, headers=headers)
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def _read_body(
+    pipeline: Pipeline, model: type[Body], empty: dict[str, Any] | None = None
+) -> Body:
+    """The request's JSON body as ``model`` (an empty body is ``empty``, when given);
+    400 naming each bad field."""
+    raw = await pipeline.read_body(request.body)
+    data = empty if empty is not None and not raw.strip() else load_json_object(raw)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
 
 
 class AnyJson(RootModel[Any]):
@@ -198,11 +205,7 @@ def add_stateless_stream_route(
     @app.post("/runs/stream")
     @document(request=RunStream, responses={200: (ErrorModel, None), **errors(400, 401, 404)})
     async def stream_run() -> Response:
-        raw = await pipeline.read_body(request.body)
-        try:
-            run = RunStream.model_validate(load_json_object(raw))
-        except ValidationError as exc:
-            raise invalid_body(exc) from None
+        run = await _read_body(pipeline, RunStream)
         wanted = [run.stream_mode] if isinstance(run.stream_mode, str) else run.stream_mode
         # LangGraph's messages-tuple is what graphnursery's messages mode streams.
         modes = [_MODE_NAMES.get(mode, mode) for mode in wanted]

@@ -23,9 +23,9 @@ from ..store import FlowInfo, FlowVersion
 from .errors import bad_field
 from .handlers import JobHandlers
 from .openapi import answers, waiting_submit
-from .parsing import load_json_object, parse_stream
+from .parsing import load_json_object
 from .pipeline import Pipeline
-from .routes import json_response, respond, submitted_stream
+from .routes import json_response, submit_to_graph
 from .schemas import JobModel, Submit, iso
 from .sse import Streams
 
@@ -169,8 +169,4 @@ def add_flow_routes(
     async def create_flow_job(name: str) -> Response:
         """Run the flow's live version: the bodies and answers of ``POST /jobs``."""
         await engine().flows.serve(name)
-        raw = await body()
-        if parse_stream(request.args):
-            job = await handlers.submit_to_stream(request.args, request.headers, raw, name)
-            return submitted_stream(streams, job)
-        return respond(await handlers.create(request.args, request.headers, raw, name))
+        return await submit_to_graph(handlers, streams, await body(), name)

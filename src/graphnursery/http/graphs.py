@@ -19,9 +19,8 @@ from ..engine_thread import AnyEngine
 from ..lanes import GraphInfo, Reloaded, VersionInfo
 from .handlers import JobHandlers
 from .openapi import answers, waiting_submit
-from .parsing import parse_stream
 from .pipeline import Pipeline
-from .routes import json_response, respond, submitted_stream
+from .routes import json_response, submit_to_graph
 from .schemas import JobModel, Submit, iso
 from .sse import Streams
 
@@ -145,7 +144,4 @@ def add_graph_routes(
     async def create_graph_job(name: str) -> Response:
         """Submit a job to this graph: the bodies and answers of ``POST /jobs``."""
         body = await pipeline.read_body(request.body)
-        if parse_stream(request.args):
-            job = await handlers.submit_to_stream(request.args, request.headers, body, name)
-            return submitted_stream(streams, job)
-        return respond(await handlers.create(request.args, request.headers, body, name))
+        return await submit_to_graph(handlers, streams, body, name)

@@ -68,6 +68,16 @@ def submitted_stream(streams: Streams, job: Job) -> Response:
     )
 
 
+async def submit_to_graph(
+    handlers: JobHandlers, streams: Streams, body: bytes, graph: str
+) -> Response:
+    """``POST /graphs/{graph}/jobs`` and ``/flows/{flow}/jobs``: ``POST /jobs`` for it."""
+    if parse_stream(request.args):
+        job = await handlers.submit_to_stream(request.args, request.headers, body, graph)
+        return submitted_stream(streams, job)
+    return respond(await handlers.create(request.args, request.headers, body, graph))
+
+
 def add_job_routes(app: Quart, handlers: JobHandlers, streams: Streams, pipeline: Pipeline) -> None:
     async def body() -> bytes:
         return await pipeline.read_body(request.body)
