@@ -99,6 +99,11 @@ class Job:
     #: A flow job's run record, as JSON text: each node's status, output, error, start
     #: and duration (None for other graphs).
     record: bytes | None = None
+    #: The LangGraph thread the job is a run of (None: not a thread's run).
+    thread_id: str | None = None
+    #: A LangGraph run's options (its assistant, config, command, metadata...: see
+    #: :mod:`graphnursery.threads`); None for other jobs.
+    run_options: dict[str, Any] | None = None
 
     @property
     def result(self) -> Any:

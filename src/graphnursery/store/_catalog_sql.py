@@ -44,11 +44,15 @@ class CatalogTables:
     versions: str
     schedules: str
     mark: str = "?"
+    threads: str = "threads"
 
     def sql(self, text: str) -> str:
         """``text`` with its ``?`` marks in this database's spelling, its tables named."""
         return text.format(
-            flows=self.flows, versions=self.versions, schedules=self.schedules
+            flows=self.flows,
+            versions=self.versions,
+            schedules=self.schedules,
+            threads=self.threads,
         ).replace("?", self.mark)
 
 

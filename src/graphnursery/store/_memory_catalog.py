@@ -15,6 +15,7 @@ class MemoryCatalog(Catalog):
     """Flows and schedules of a :class:`~graphnursery.store.MemoryStore`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._flows: dict[str, list[FlowVersion]] = {}  # name -> versions, oldest first
         self._live: dict[str, tuple[str, float, float]] = {}  # -> (version, created, updated)
         self._schedules: dict[str, Schedule] = {}

@@ -29,6 +29,7 @@ EVENTS_TABLE = "graphnursery_job_events"
 FLOWS_TABLE = "graphnursery_flows"
 FLOW_VERSIONS_TABLE = "graphnursery_flow_versions"
 SCHEDULES_TABLE = "graphnursery_schedules"
+THREADS_TABLE = "graphnursery_threads"
 
 #: Schema migrations, in order; ``graphnursery_schema_version`` says how many ran.
 MIGRATIONS: Sequence[str] = (
@@ -120,6 +121,23 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE {TABLE} ADD COLUMN workspace text NOT NULL DEFAULT 'default';
     CREATE INDEX {TABLE}_by_workspace ON {TABLE} (workspace, created_at, id);
     ALTER TABLE {SCHEDULES_TABLE} ADD COLUMN workspace text NOT NULL DEFAULT 'default';
+    """,
+    # 5: LangGraph threads (see .threads), and each job's thread and run options
+    f"""
+    ALTER TABLE {TABLE} ADD COLUMN thread_id text, ADD COLUMN run_options json;
+    CREATE INDEX {TABLE}_by_thread ON {TABLE} (thread_id, created_at)
+        WHERE thread_id IS NOT NULL;
+    CREATE TABLE {THREADS_TABLE} (
+        thread_id text PRIMARY KEY,
+        workspace text NOT NULL,
+        metadata jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'idle',
+        thread_values json,
+        interrupts json NOT NULL DEFAULT '{{}}',
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL
+    );
+    CREATE INDEX {THREADS_TABLE}_by_workspace ON {THREADS_TABLE} (workspace, created_at);
     """,
 )
 

@@ -35,6 +35,8 @@ JOB_COLUMNS = (
     "schedule_id",
     "record",
     "workspace",
+    "thread_id",
+    "run_options",
 )
 
 TERMINAL_SQL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES))
@@ -93,7 +95,7 @@ def load_json(text: str | bytes | None) -> Any:
 def row_to_job(row: Sequence[Any]) -> Job:
     job_id, status, job_input, timeout, attempts, created, started, completed = row[:8]
     result, error, max_attempts, errors, stream_mode, events, events_dropped = row[8:15]
-    graph, version, schedule_id, record, workspace = row[15:20]
+    graph, version, schedule_id, record, workspace, thread_id, run_options = row[15:22]
     error_value = load_json(error)
     modes = load_json(stream_mode)
     return Job(
@@ -119,6 +121,8 @@ def row_to_job(row: Sequence[Any]) -> Job:
         schedule_id=schedule_id,
         record=record.encode() if isinstance(record, str) else record,
         workspace=workspace,
+        thread_id=thread_id,
+        run_options=load_json(run_options),
     )
 
 
@@ -137,6 +141,8 @@ def job_params(job: Job) -> dict[str, Any]:
         "version": job.version,
         "schedule_id": job.schedule_id,
         "workspace": job.workspace,
+        "thread_id": job.thread_id,
+        "run_options": None if job.run_options is None else dump_json(job.run_options),
     }
 
 

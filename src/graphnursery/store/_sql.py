@@ -27,6 +27,7 @@ from ._rows import (
     split_page,
     unstorable_key,
 )
+from ._threads_sql import SQLThreads
 from .base import Store
 
 if TYPE_CHECKING:
@@ -118,11 +119,11 @@ class Statements:
         self.insert = (
             f"INSERT INTO {d.table}"
             " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key,"
-            " stream_mode, graph, version, schedule_id, workspace)"
+            " stream_mode, graph, version, schedule_id, workspace, thread_id, run_options)"
             f" VALUES ({p('id')}, {p('status')}, {p('input')}{d.json}, {p('timeout')},"
             f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')},"
             f" {p('stream_mode')}{d.jsonb}, {p('graph')}, {p('version')}, {p('schedule_id')},"
-            f" {p('workspace')})"
+            f" {p('workspace')}, {p('thread_id')}, {p('run_options')}{d.json})"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
         )
         self.by_key = f"SELECT {d.columns} FROM {d.table} WHERE idempotency_key = {p('key')}"
@@ -166,7 +167,7 @@ def one_job(connection: Connection, query: str, params: Any) -> Job | None:
     return None if row is None else row_to_job(row)
 
 
-class SQLStore(SQLCatalog[C], Store):
+class SQLStore(SQLCatalog[C], SQLThreads[C], Store):
     """The store methods whose SQL is the same on SQLite and PostgreSQL.
 
     A subclass runs transactions (:meth:`_run`), records a result (:meth:`_finish`), and
@@ -287,6 +288,7 @@ class SQLStore(SQLCatalog[C], Store):
             "record": None if record is None else self._json_text(record),
             "error": dump_error(error),
             "token": token,
+            "raw_result": result,  # for the job's thread (see _threads_sql)
         }
         job = await self._finish(params)
         if job is None or (result is None and record is None):

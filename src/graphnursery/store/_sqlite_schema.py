@@ -98,6 +98,23 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX jobs_by_workspace ON jobs (workspace, created_at, id);
     ALTER TABLE schedules ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
     """,
+    # 5: LangGraph threads (see .threads), and each job's thread and run options
+    """
+    ALTER TABLE jobs ADD COLUMN thread_id TEXT;
+    ALTER TABLE jobs ADD COLUMN run_options TEXT;
+    CREATE INDEX jobs_by_thread ON jobs (thread_id, created_at) WHERE thread_id IS NOT NULL;
+    CREATE TABLE threads (
+        thread_id TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'idle',
+        thread_values TEXT,
+        interrupts TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX threads_by_workspace ON threads (workspace, created_at);
+    """,
 )
 
 

@@ -12,6 +12,7 @@ from ..events import JobEvent
 from ..jobs import Job, JobError, JobStatus
 from ._rows import INTERRUPTED
 from .catalog import Catalog
+from .threads import ThreadKeeper
 
 
 class Backlogged(NamedTuple):
@@ -53,7 +54,7 @@ class StoreEvents(Protocol):
         """Events were appended to a job's log (wake its streams)."""
 
 
-class Store(Catalog):
+class Store(Catalog, ThreadKeeper):
     """Keeps job records and moves them through their statuses (and, as a
     :class:`~graphnursery.store.catalog.Catalog`, stored flows and schedules).
 

@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 from ..events import RUNNING, RUNNING_DATA, JobEvent
 from ..jobs import Job, JobError, JobStatus
 from ._memory_catalog import MemoryCatalog
+from ._memory_threads import MemoryThreads
 from ._rows import INTERRUPTED, clean_error, decode_cursor, graph_counts, split_page
 from .base import Store
 
 
-class MemoryStore(MemoryCatalog, Store):
+class MemoryStore(MemoryCatalog, MemoryThreads, Store):
     """Jobs in a dict; finished ones evicted oldest-first from a deque in finish order.
 
     Memory is bounded by the engine: at most ``queue_size`` queued jobs, ``workers`` running
@@ -34,6 +35,8 @@ class MemoryStore(MemoryCatalog, Store):
             self._counts[previous.graph, previous.status] -= 1
         self._counts[job.graph, job.status] += 1
         self._jobs[job.id] = job
+        if previous is None and job.thread_id is not None:
+            self._thread_jobs.setdefault(job.thread_id, set()).add(job.id)
 
     async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
         if job.id in self._jobs:
@@ -59,6 +62,8 @@ class MemoryStore(MemoryCatalog, Store):
         self._logs.pop(job_id, None)
         if job is not None:
             self._counts[job.graph, job.status] -= 1
+            if job.thread_id is not None:
+                self._thread_jobs.get(job.thread_id, set()).discard(job_id)
             key = self._key_of.pop(job_id, None)
             if key is not None:
                 del self._by_key[key]
@@ -117,6 +122,7 @@ class MemoryStore(MemoryCatalog, Store):
         )
         self._put(done, job)
         self._finished.append((completed_at, job_id))
+        self._thread_run_ended(done, result, completed_at)
         return done
 
     async def release(self, job_id: str, error: JobError = INTERRUPTED, delay: float = 0.0) -> None:

@@ -54,6 +54,7 @@ from ._pg_schema import (
     FLOWS_TABLE,
     SCHEDULES_TABLE,
     TABLE,
+    THREADS_TABLE,
     Connection,
     describe,
     open_pool,
@@ -90,7 +91,11 @@ class PostgresStore(Claims, SQLStore[Connection]):
 
     shared = True
     sql = STATEMENTS
-    tables = CatalogTables(FLOWS_TABLE, FLOW_VERSIONS_TABLE, SCHEDULES_TABLE, mark="%s")
+    tables = CatalogTables(
+        FLOWS_TABLE, FLOW_VERSIONS_TABLE, SCHEDULES_TABLE, mark="%s", threads=THREADS_TABLE
+    )
+    metadata_param = "?::jsonb"
+    json_param = "?::json"
     event_log = EVENTS
     duplicate_id = psycopg.errors.UniqueViolation
 
@@ -221,6 +226,9 @@ class PostgresStore(Claims, SQLStore[Connection]):
             job = one_job(connection, FINISH, params)
             if job is not None:
                 self._notify(connection, Notice.DONE, job.id)
+                self._thread_run_ended(
+                    connection, job, params["raw_result"], params["completed_at"]
+                )
             return job
 
         job = await self._run(finish, engine=True, again=self._ended_again(finish, params))
@@ -368,6 +376,7 @@ class PostgresStore(Claims, SQLStore[Connection]):
             job = one_job(connection, CANCEL, params)
             if job is not None:
                 self._notify(connection, Notice.CANCELLED, job_id)
+                self._thread_run_ended(connection, job, None, cancelled_at)
             return job
 
         job = await self._run(cancel, again=self._ended_again(cancel, params))

@@ -296,6 +296,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
                 return None
             job = one_job(connection, FINISH, params)
             self._move(before[0], before[1], JobStatus(params["status"]))
+            self._thread_run_ended(connection, job, params["raw_result"], params["completed_at"])
             return job
 
         return await self._run(finish)
