@@ -35,31 +35,53 @@ def is_langgraph(graph: Any) -> bool:
     )
 
 
-def langgraph_caller(graph: Any, modes: tuple[str, ...] | None) -> Callable[[Any], Any]:
-    """Call ``graph`` as ``.invoke`` would, streaming the chunks of ``modes`` meanwhile."""
+def langgraph_caller(
+    graph: Any,
+    modes: tuple[str, ...] | None,
+    run: dict[str, Any] | None = None,
+    checkpoints: str = "",
+) -> Callable[[Any], Any]:
+    """Call ``graph`` as ``.invoke`` would, streaming the chunks of ``modes`` meanwhile;
+    as a LangGraph API run when ``run`` gives its options (see ``_threads``), on a thread's
+    checkpoints at ``checkpoints``."""
+    wanted = langgraph_modes(modes)
+
+    if run is not None:
+        from . import _threads  # LangGraph API runs: threads, configs, commands
+
+        return _threads.caller(graph, wanted, run, checkpoints)
+    return lambda job_input: stream_langgraph(graph, job_input, wanted, {})
+
+
+def langgraph_modes(modes: tuple[str, ...] | None) -> list[str]:
     asked = LANGGRAPH_DEFAULT if modes is None else modes
-    wanted = [mode for mode in LANGGRAPH_MODES if mode in asked]
+    return [mode for mode in LANGGRAPH_MODES if mode in asked]
 
-    def call(job_input: Any) -> Any:
-        latest: Any = None
-        interrupts: list[Any] = []
-        stream_mode = list(dict.fromkeys([*wanted, "updates", "values"]))
-        for mode, chunk in graph.stream(job_input, stream_mode=stream_mode):
-            if mode == "values":
-                latest = chunk
-            elif mode == "updates" and isinstance(chunk, dict) and INTERRUPT in chunk:
-                interrupts.extend(chunk[INTERRUPT])
+
+def stream_langgraph(graph: Any, job_input: Any, wanted: list[str], options: dict[str, Any]) -> Any:
+    """Run ``graph`` with ``.stream`` (``options``: its config, interrupts, subgraphs...),
+    each chunk of a ``wanted`` mode an event (``mode|namespace`` for a subgraph's); the
+    last ``values`` chunk, with the interrupts the run stopped at."""
+    latest: Any = None
+    interrupts: list[Any] = []
+    stream_mode = list(dict.fromkeys([*wanted, "updates", "values"]))
+    subgraphs = bool(options.get("subgraphs"))
+    for part in graph.stream(job_input, stream_mode=stream_mode, **options):
+        namespace, mode, chunk = part if subgraphs else ((), *part)
+        if namespace:
             if mode in wanted:
-                send_chunk(mode, chunk)
-        if interrupts:
-            return (
-                {**latest, INTERRUPT: interrupts}
-                if isinstance(latest, dict)
-                else {INTERRUPT: interrupts}
-            )
-        return latest
-
-    return call
+                send_chunk(f"{mode}|{'|'.join(namespace)}", chunk)
+            continue
+        if mode == "values":
+            latest = chunk
+        elif mode == "updates" and isinstance(chunk, dict) and INTERRUPT in chunk:
+            interrupts.extend(chunk[INTERRUPT])
+        if mode in wanted:
+            send_chunk(mode, chunk)
+    if interrupts:
+        base = latest if isinstance(latest, dict) else {}
+        return {**base, INTERRUPT: interrupts}
+    return latest
 
 
 def resolve(result: Any, loop: Callable[[], asyncio.AbstractEventLoop]) -> Any:

@@ -180,6 +180,9 @@ class WorkerSettings:
     env: tuple[tuple[str, str], ...] = ()  # set in the environment before the graph loads
     #: The server's graphs, (name, source): what a flow's ``graph`` nodes may call.
     graphs: tuple[tuple[str, str], ...] = ()
+    #: Where LangGraph threads' checkpoints are (``sqlite:PATH``, ``postgres:CONNINFO``;
+    #: "": nowhere), see ``_threads``.
+    checkpoints: str = ""
 
 
 _settings = WorkerSettings(spec="")
@@ -275,14 +278,16 @@ def run_job(
     job_input: Any,
     trace_context: dict[str, str] | None = None,
     stream: StreamSpec | None = None,
+    run: dict[str, Any] | None = None,
 ) -> Reply:
     """Call the graph with one job's input (inside the job's trace, when there is one);
-    its events go out on the event channel as ``stream`` says (None: no events)."""
+    its events go out on the event channel as ``stream`` says (None: no events). ``run``:
+    a LangGraph API run's options (its thread, config, command: see ``_threads``)."""
     global _jobs_run
     _jobs_run += 1
     channel.begin(stream)
     try:
-        return _run_job(job_input, trace_context, stream)
+        return _run_job(job_input, trace_context, stream, run)
     finally:
         channel.end()
         if _settings.server_pid:
@@ -293,12 +298,13 @@ def run_and_report(
     job_input: Any,
     trace_context: dict[str, str] | None = None,
     stream: StreamSpec | None = None,
+    run: dict[str, Any] | None = None,
 ) -> tuple[Reply, bool, int]:
     """What the executor calls: :func:`run_job`'s reply, whether this worker retires
     after it (``max_jobs``, ``max_rss_mb``), so the server counts the recycle, and how
     many events it sent (the server waits for those before it records the job's end)."""
     global _retiring
-    reply = run_job(job_input, trace_context, stream)
+    reply = run_job(job_input, trace_context, stream, run)
     _retiring = _due_for_retirement()
     return reply, _retiring, channel.sent
 
@@ -310,7 +316,10 @@ def take_events() -> tuple[tuple[str, bytes], ...]:
 
 
 def _run_job(
-    job_input: Any, trace_context: dict[str, str] | None, stream: StreamSpec | None
+    job_input: Any,
+    trace_context: dict[str, str] | None,
+    stream: StreamSpec | None,
+    run: dict[str, Any] | None,
 ) -> Reply:
     if _call is None:
         # This worker could not load the graph (say, its file broke after the server
@@ -322,19 +331,20 @@ def _run_job(
 
         token = context.attach(propagate.extract(trace_context))
         try:
-            return _call_graph(job_input, stream)
+            return _call_graph(job_input, stream, run)
         finally:
             context.detach(token)
-    return _call_graph(job_input, stream)
+    return _call_graph(job_input, stream, run)
 
 
-def _call_graph(job_input: Any, stream: StreamSpec | None) -> Reply:
+def _call_graph(job_input: Any, stream: StreamSpec | None, run: dict[str, Any] | None) -> Reply:
     assert _call is not None
     if _run_flow is not None:
         return _run_flow(job_input)
     call = _call
-    if _streaming.is_langgraph(_graph) and stream is not None:
-        call = _streaming.langgraph_caller(_graph, stream.modes)
+    if _streaming.is_langgraph(_graph) and (stream is not None or run is not None):
+        modes = None if stream is None else stream.modes
+        call = _streaming.langgraph_caller(_graph, modes, run, _settings.checkpoints)
     try:
         result = _streaming.resolve(call(job_input), _event_loop)
         return (
@@ -353,3 +363,33 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()
     return _loop
+
+
+# -- LangGraph threads' state --------------------------------------------------------------
+
+
+def prepare_threads() -> Reply:
+    """Create the checkpointer's tables, if this worker serves a LangGraph graph and the
+    server keeps thread state: ("ok", whether it did) or the error, as run_job's."""
+    if _graph is None or not _settings.checkpoints or not _streaming.is_langgraph(_graph):
+        return ("ok", False)
+    try:
+        from . import _threads
+
+        _threads.prepare(_settings.checkpoints)
+        return ("ok", True)
+    except BaseException as exc:
+        return _describe_exception(exc)
+
+
+def thread_op(op: str, args: dict[str, Any]) -> Reply:
+    """A read or change of a LangGraph thread's state (see ``_threads.thread_op``):
+    ("ok", its answer as JSON) or ("error", type, message, traceback)."""
+    if not _streaming.is_langgraph(_graph):
+        return ("error", "NotLangGraph", "the graph is not a LangGraph graph: it has no state", "")
+    try:
+        from . import _threads
+
+        return ("ok", _threads.thread_op(_graph, _settings.checkpoints, op, args))
+    except BaseException as exc:
+        return _describe_exception(exc)

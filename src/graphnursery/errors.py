@@ -15,6 +15,9 @@
     ├── EngineClosed         the engine is not accepting jobs (stopped or stopping)
     ├── EngineFailed         the engine died while serving: the server stops (exit status 3)
     ├── JobConflict          cancel of a finished job, retry of an unfinished one (HTTP 409)
+    ├── ThreadNotFound       no LangGraph thread (or run of it) by that id (HTTP 404)
+    ├── ThreadConflict       a thread id taken, or a busy thread's run rejected (HTTP 409)
+    ├── ThreadStateError     a thread's state could not be read or changed (HTTP 422)
     ├── AuthError            the caller is not let in (graphnursery.auth; ``reason``)
     ├── StoreError           the job store cannot be opened or used
     │   ├── StoreLocked      another server is using this SQLite database file
@@ -195,6 +198,24 @@ class JobConflict(GraphNurseryError):
         self.job_id = job_id
         self.status = status
         super().__init__(f"cannot {action} job {job_id!r}: it is {status}")
+
+
+class ThreadNotFound(GraphNurseryError, LookupError):
+    """No LangGraph thread (or run of it) by this id, in the caller's workspace."""
+
+
+class ThreadConflict(GraphNurseryError):
+    """A thread by this id exists already, or it is busy and the run's
+    ``multitask_strategy`` is ``reject``."""
+
+
+class ThreadStateError(GraphNurseryError):
+    """A read or change of a thread's state failed in its worker (the graph's error)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        self.error_type = error_type
+        self.message = message
+        super().__init__(f"{error_type}: {message}")
 
 
 class AuthError(GraphNurseryError):

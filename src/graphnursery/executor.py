@@ -29,7 +29,7 @@ import trio_parallel
 from . import _processes, _worker
 from ._emit import StreamSpec
 from .config import Config
-from .errors import GraphLoadError
+from .errors import GraphLoadError, ThreadStateError
 from .jobs import JobError, JobStatus, Outcome
 from .logs import get_logger
 
@@ -37,6 +37,8 @@ log = get_logger("graphnursery.executor")
 
 #: Seconds between two reads of the workers' memory (``max_job_memory_mb``).
 MEMORY_CHECK_INTERVAL = 0.1
+#: Seconds a read or change of a thread's state may take in its worker.
+THREAD_OP_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,10 @@ class GraphRunner(Protocol):
         timeout: float,
         trace_context: dict[str, str] | None = None,
         stream: StreamSpec | None = None,
+        run: dict[str, Any] | None = None,
     ) -> Outcome: ...
+
+    async def thread_op(self, op: str, args: dict[str, Any]) -> bytes: ...
 
     def statistics(self) -> ExecutorStatistics: ...
 
@@ -76,6 +81,9 @@ class Executor:
         self._memory_killed: dict[int | None, int] = {}
         # Our own limiter: trio-parallel's default one is process-global.
         self._limiter = trio.CapacityLimiter(workers)
+        # Reads of LangGraph threads' state: one at a time, beside the jobs (a process more
+        # when every worker is busy), so a state read never waits for a long job.
+        self._state_limiter = trio.CapacityLimiter(1)
         self.worker_restarts = 0
 
     async def warm_up(self) -> None:
@@ -98,6 +106,13 @@ class Executor:
         for reply in replies:
             if reply[0] != "ok":
                 raise GraphLoadError(self.graph, *reply[1:])
+        prepared = await self._context.run_sync(_worker.prepare_threads, limiter=self._limiter)
+        if prepared[0] != "ok":
+            log.warning(
+                "LangGraph threads will not work: the checkpointer could not be prepared",
+                graph=self.graph,
+                error=f"{prepared[1]}: {prepared[2]}",
+            )
 
     async def run(
         self,
@@ -105,9 +120,11 @@ class Executor:
         timeout: float,
         trace_context: dict[str, str] | None = None,
         stream: StreamSpec | None = None,
+        run: dict[str, Any] | None = None,
     ) -> Outcome:
         """Run the graph once on ``job_input``; never raises for what the graph does.
-        Its events go to the event hub as ``stream`` says."""
+        Its events go to the event hub as ``stream`` says; ``run``: a LangGraph API run's
+        options."""
         with trio.move_on_after(timeout) as scope:
             try:
                 reply, retiring, sent = await self._context.run_sync(
@@ -115,6 +132,7 @@ class Executor:
                     job_input,
                     trace_context,
                     stream,
+                    run,
                     kill_on_cancel=True,
                     limiter=self._limiter,
                 )
@@ -136,6 +154,20 @@ class Executor:
         if retiring:  # recycled (max_jobs_per_worker, max_worker_memory_mb)
             self.worker_restarts += 1
         return outcome_from_reply(reply, events_sent=sent)
+
+    async def thread_op(self, op: str, args: dict[str, Any]) -> bytes:
+        """A read or change of a LangGraph thread's state, in a worker process: its answer
+        (JSON). Raises :class:`ThreadStateError` with the worker's error."""
+        with trio.fail_after(THREAD_OP_TIMEOUT):
+            try:
+                reply = await self._context.run_sync(
+                    _worker.thread_op, op, args, kill_on_cancel=True, limiter=self._state_limiter
+                )
+            except trio_parallel.BrokenWorkerError as exc:
+                raise ThreadStateError("WorkerCrashed", _describe_broken(exc)) from None
+        if reply[0] != "ok":
+            raise ThreadStateError(reply[1], reply[2])
+        return bytes(reply[1])
 
     async def watch_memory(self, limit_mb: int) -> None:
         """Kill any worker process whose RSS passes ``limit_mb``, mid-job. Memory cannot be
@@ -231,6 +263,7 @@ async def open_executor(
     events_address: str = "",
     env: Mapping[str, str] | None = None,
     graphs: Mapping[str, str] | None = None,
+    checkpoints: str = "",
 ) -> AsyncIterator[Executor]:
     """Start ``workers`` processes that load ``graph``; stop them on exit.
 
@@ -253,6 +286,7 @@ async def open_executor(
         events_address=events_address,
         env=tuple(sorted((env or {}).items())),
         graphs=tuple(sorted((graphs or {}).items())),
+        checkpoints=checkpoints,
     )
     _allow_worker_processes()
     body_error: BaseException | None = None
@@ -294,6 +328,7 @@ async def executor_for(
     events_address: str = "",
     env: Mapping[str, str] | None = None,
     graphs: Mapping[str, str] | None = None,
+    checkpoints: str = "",
 ) -> AsyncIterator[GraphRunner]:
     """``executor`` if given (an ``InlineExecutor``, say), else worker processes as
     ``config`` says (``config.graph`` is the source they load), sending their events to
@@ -312,6 +347,7 @@ async def executor_for(
         events_address=events_address,
         env=env,
         graphs=graphs,
+        checkpoints=checkpoints,
     ) as process_executor:
         yield process_executor
 
@@ -355,10 +391,18 @@ class InlineExecutor:
         timeout: float,
         trace_context: dict[str, str] | None = None,
         stream: StreamSpec | None = None,
+        run: dict[str, Any] | None = None,
     ) -> Outcome:
         await trio.lowlevel.checkpoint()
-        reply = _worker.run_job(job_input, trace_context, stream)
+        reply = _worker.run_job(job_input, trace_context, stream, run)
         return outcome_from_reply(reply, events=_worker.take_events())
+
+    async def thread_op(self, op: str, args: dict[str, Any]) -> bytes:
+        await trio.lowlevel.checkpoint()
+        reply = _worker.thread_op(op, args)
+        if reply[0] != "ok":
+            raise ThreadStateError(reply[1], reply[2])
+        return bytes(reply[1])
 
     def statistics(self) -> ExecutorStatistics:
         return ExecutorStatistics(workers=1, running=0, idle_workers=1)

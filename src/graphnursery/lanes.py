@@ -39,6 +39,7 @@ from .metrics import EngineStatistics, Metrics, PoolStatistics
 from .runners import Runners
 from .sources import GraphSpec, source_version
 from .store import Shares, Store
+from .turns import ThreadTurns
 
 log = get_logger("graphnursery.engine")
 
@@ -126,8 +127,10 @@ class Lane:
         default: bool = False,
         executor: GraphRunner | None = None,
         served: Mapping[str, Lane] | None = None,
+        turns: ThreadTurns | None = None,
     ) -> None:
         self.spec = spec
+        self.turns = turns or ThreadTurns()
         self._served = (
             {} if served is None else served
         )  # the server's lanes: what a flow's graph nodes call
@@ -156,6 +159,7 @@ class Lane:
             config, store, self, self.queue, self.intake, metrics, clock, wake, hub, spec.name
         )
         self.live: Deployment | None = None
+        self.checkpoints = store.checkpoints  # LangGraph threads' state, for the workers
         self.versions: list[VersionInfo] = []
         self._retired: list[Deployment] = []
         self._nursery: trio.Nursery | None = None
@@ -179,6 +183,8 @@ class Lane:
         stream_mode: tuple[str, ...] | None = None,
         schedule_id: str | None = None,
         workspace: str = DEFAULT_WORKSPACE,
+        thread_id: str | None = None,
+        run_options: dict[str, Any] | None = None,
     ) -> Job:
         """A new queued job of this graph, at its live version; this graph's settings
         where the caller gives none."""
@@ -194,6 +200,8 @@ class Lane:
             version=self.deployment().version,
             schedule_id=schedule_id,
             workspace=workspace,
+            thread_id=thread_id,
+            run_options=run_options,
         )
 
     # -- running -------------------------------------------------------------------------------
@@ -254,7 +262,12 @@ class Lane:
         config = self.config.replace(graph=self.spec.source)
         others = {name: lane.spec.source for name, lane in self._served.items() if lane is not self}
         async with executor_for(
-            config, self._given_executor, self._hub.address, self.spec.env, others
+            config,
+            self._given_executor,
+            self._hub.address,
+            self.spec.env,
+            others,
+            self.checkpoints,
         ) as executor:
             deployment = Deployment(version, executor)
             task_status.started(deployment)

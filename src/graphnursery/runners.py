@@ -203,7 +203,10 @@ class Runners:
         with trio.CancelScope() as ours, tracing.running(job, carrier) as run_trace:
             running = self._running[job.id] = _RunningJob(ours)
             try:
-                outcome = await executor.run(job.input, job.timeout, run_trace.carrier, stream)
+                async with self._lane.turns.turn(job.thread_id):  # a thread's runs: in turn
+                    outcome = await executor.run(
+                        job.input, job.timeout, run_trace.carrier, stream, run_options(job)
+                    )
             except trio.Cancelled:
                 self.hub.abandon(job)
                 if not ours.cancel_called or self._stopping:  # the engine is stopping
@@ -248,6 +251,13 @@ class Runners:
             delay_seconds=round(delay, 3),
         )
         self._intake.retry_later(job.id, delay, job.workspace)
+
+
+def run_options(job: Job) -> dict[str, Any] | None:
+    """What the worker needs of a LangGraph API run (None for other jobs)."""
+    if job.run_options is None and job.thread_id is None:
+        return None
+    return {**(job.run_options or {}), "thread_id": job.thread_id, "run_id": job.id}
 
 
 def log_job_end(job: Job, traceback: str = "") -> None:

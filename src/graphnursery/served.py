@@ -21,6 +21,7 @@ from .lanes import GraphInfo, Lane, Reloaded, engine_statistics, graph_info, poo
 from .metrics import EngineStatistics, Metrics, PoolStatistics
 from .sources import GraphSpec
 from .store import Store
+from .turns import ThreadTurns
 
 
 class ServedGraphs:
@@ -44,6 +45,8 @@ class ServedGraphs:
         self._started_at = trio.current_time()
         self._nursery: trio.Nursery | None = None  # the engine's, for lanes added later
         self.lanes: dict[str, Lane] = {}
+        #: A LangGraph thread's runs, one at a time here (``multitask_strategy: enqueue``).
+        self.turns = ThreadTurns()
         for index, spec in enumerate(config.graphs):
             self.lanes[spec.name] = Lane(
                 spec,
@@ -56,6 +59,7 @@ class ServedGraphs:
                 default=index == 0,
                 executor=executor,
                 served=self.lanes,
+                turns=self.turns,
             )
             metrics.graph_served(spec.name)
         self.default = self.lanes[config.default_graph.name]
@@ -73,6 +77,7 @@ class ServedGraphs:
             self._hub,
             self._job_done,
             served=self.lanes,
+            turns=self.turns,
         )
         await self._nursery.start(lane.run)
         self.lanes[spec.name] = lane

@@ -33,6 +33,9 @@ from ..errors import (
     ScheduleInvalid,
     ScheduleNotFound,
     StoreError,
+    ThreadConflict,
+    ThreadNotFound,
+    ThreadStateError,
 )
 
 Detail = list[dict[str, Any]]
@@ -190,6 +193,9 @@ ANSWERS: dict[type[Exception], Callable[[Any], HttpError]] = {
         429, "queue_full", str(error), headers=retry_after(error.retry_after)
     ),
     JobConflict: lambda error: HttpError(409, "conflict", str(error)),
+    ThreadNotFound: lambda error: HttpError(404, "thread_not_found", str(error)),
+    ThreadConflict: lambda error: HttpError(409, "conflict", str(error)),
+    ThreadStateError: lambda error: HttpError(422, "thread_state_error", str(error)),
     EngineClosed: _engine_closed,
     StoreError: _store_error,
     HTTPException: _quart_error,

@@ -91,6 +91,12 @@ class Store(Catalog, ThreadKeeper):
         ``store_unavailable_exit``. True again after an operation succeeds."""
         return True
 
+    @property
+    def checkpoints(self) -> str:
+        """Where LangGraph checkpointers keep threads' state beside this store, for the
+        worker processes (``sqlite:PATH``, ``postgres:CONNINFO``; see ``_threads``)."""
+        return ""
+
     async def open(self) -> None:
         """Prepare the store (connect, migrate). Called once before use."""
 

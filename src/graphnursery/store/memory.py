@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import collections
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 
 from ..events import RUNNING, RUNNING_DATA, JobEvent
@@ -29,6 +32,7 @@ class MemoryStore(MemoryCatalog, MemoryThreads, Store):
         self._key_of: dict[str, str] = {}  # job id -> idempotency key
         # Each job's event log, in id order (event ``n`` at index ``n - 1``).
         self._logs: dict[str, list[JobEvent]] = {}
+        self._checkpoint_dir: str | None = None  # threads' checkpoints, while open
 
     def _put(self, job: Job, previous: Job | None) -> None:
         if previous is not None:
@@ -71,6 +75,21 @@ class MemoryStore(MemoryCatalog, MemoryThreads, Store):
 
     async def remove(self, job_id: str) -> None:
         self._forget(job_id)
+
+    @property
+    def checkpoints(self) -> str:
+        """A SQLite file in a temporary directory, for as long as the store is open."""
+        if self._checkpoint_dir is None:
+            return ""
+        return "sqlite:" + os.path.join(self._checkpoint_dir, "threads.sqlite")
+
+    async def open(self) -> None:
+        self._checkpoint_dir = tempfile.mkdtemp(prefix="graphnursery-threads-")
+
+    async def close(self) -> None:
+        directory, self._checkpoint_dir = self._checkpoint_dir, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
 
     reads_anywhere = True  # get() is a dict lookup of immutable jobs
     logs_starts = True

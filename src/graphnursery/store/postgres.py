@@ -122,6 +122,10 @@ class PostgresStore(Claims, SQLStore[Connection]):
         self._retrying = Retrying(conninfo, describe(conninfo), unavailable_exit)
 
     @property
+    def checkpoints(self) -> str:
+        return f"postgres:{self.conninfo}"
+
+    @property
     def available(self) -> bool:
         return self._retrying.available
 

@@ -108,6 +108,10 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
 
     # -- opening and closing ------------------------------------------------------------------
 
+    @property
+    def checkpoints(self) -> str:
+        return f"sqlite:{self.real_path}-threads"
+
     async def open(self) -> None:
         connection = await trio.to_thread.run_sync(self._open_sync)
         self._writer = Writer(connection, trio.lowlevel.current_trio_token(), self._recount)
