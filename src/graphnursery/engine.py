@@ -47,6 +47,7 @@ from .scheduler import Schedules
 from .served import ServedGraphs
 from .store import Store, open_store
 from .stored_flows import StoredFlows
+from .threads import Threads
 from .waiters import Listeners
 
 log = get_logger("graphnursery.engine")
@@ -73,6 +74,8 @@ class Engine(ServedGraphs):
         self.flows = StoredFlows(self)
         #: The cron schedules kept in the store, and the task that fires them.
         self.schedules = Schedules(self)
+        #: LangGraph threads and their runs (the LangGraph Platform API).
+        self.threads = Threads(self)
         hub.on_events = self.job_events
         self._listeners = Listeners()  # long-polls and streams
         #: Called with each job that ended (or that a shared store said ended), after its
@@ -132,10 +135,12 @@ class Engine(ServedGraphs):
         max_attempts: int | None = None,
         stream_mode: tuple[str, ...] | None = None,
         workspace: str = DEFAULT_WORKSPACE,
+        thread_id: str | None = None,
+        run_options: dict[str, Any] | None = None,
     ) -> Job:
         """Queue a job of ``workspace`` for ``graph`` (None: the default graph); its graph
-        streams the
-        events ``stream_mode`` names (None: its default). Raises GraphNotFound, QueueFull
+        streams the events ``stream_mode`` names (None: its default); ``thread_id`` and
+        ``run_options``: a LangGraph API run's (see ``threads``). Raises GraphNotFound, QueueFull
         when the graph's queue is at capacity, InvalidTimeout for a timeout that is not
         > 0 and <= ``max_job_timeout``, EngineClosed when stopping.
 
@@ -169,6 +174,8 @@ class Engine(ServedGraphs):
             max_attempts=max_attempts,
             stream_mode=stream_mode,
             workspace=workspace,
+            thread_id=thread_id,
+            run_options=run_options,
         )
         job = await lane.intake.admit(new, idempotency_key)
         if job is None:

@@ -311,6 +311,11 @@ class EngineThread:
         return InEngineLoop(self, "flows")
 
     @property
+    def threads(self) -> Any:
+        """The engine's :class:`~graphnursery.threads.Threads`, in its loop."""
+        return InEngineLoop(self, "threads")
+
+    @property
     def schedules(self) -> Any:
         """The engine's :class:`~graphnursery.scheduler.Schedules`, in its loop."""
         return InEngineLoop(self, "schedules")

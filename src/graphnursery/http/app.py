@@ -21,11 +21,7 @@ from ..config import Config
 from ..lifecycle import ENGINE_FAILED_EXIT, Lifecycle
 from ..metrics import Metrics
 from ..store import Store
-from .assistants import (
-    add_assistant_routes,
-    add_stateless_run_routes,
-    add_stateless_stream_route,
-)
+from .assistants import add_assistant_routes
 from .fastpath import FastPath
 from .flows import add_flow_routes
 from .front import CloseAfterAnswer, Front
@@ -35,8 +31,10 @@ from .openapi import OpenAPI
 from .pipeline import DOCS_ASSETS, Pipeline, attach
 from .probes import add_probe_routes
 from .routes import add_job_routes
+from .runs import add_run_routes
 from .schedules import add_schedule_routes
 from .sse import Streams
+from .threads import add_thread_routes
 
 __all__ = ["ENGINE_FAILED_EXIT", "create_app"]  # the exit status, where the CLI imports it
 
@@ -86,8 +84,8 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     add_flow_routes(app, lifecycle.require_engine, handlers, streams, pipeline)
     add_schedule_routes(app, lifecycle.require_engine, pipeline)
     add_assistant_routes(app, lifecycle.require_engine, pipeline)
-    add_stateless_run_routes(app, lifecycle.require_engine, pipeline, config.max_job_timeout)
-    add_stateless_stream_route(app, lifecycle.require_engine, pipeline, streams)
+    add_thread_routes(app, lifecycle.require_engine, pipeline)
+    add_run_routes(app, lifecycle.require_engine, pipeline, streams, config)
     add_probe_routes(app, lifecycle, metrics)
 
     fast_path = FastPath(handlers, pipeline) if config.fast_path else None

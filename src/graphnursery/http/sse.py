@@ -20,7 +20,7 @@ replica too, by the shared store's notices) and never polls.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -74,9 +74,11 @@ class Streams:
         self._heartbeat = config.stream_heartbeat
         self._metrics = metrics
 
-    async def open(self, job_id: str, after: int | None) -> EventStream:
+    async def open(
+        self, job_id: str, after: int | None, framing: Framing | None = None
+    ) -> EventStream:
         """The stream of ``job_id`` from after ``after`` (None: from its start), checked."""
-        stream = EventStream(self._engine(), self._metrics, self._heartbeat, job_id)
+        stream = EventStream(self._engine(), self._metrics, self._heartbeat, job_id, framing)
         await stream.open(after)
         return stream
 
@@ -105,14 +107,25 @@ class Framing:
 class LangGraphFraming(Framing):
     """LangGraph's, as its SDK reads a run's stream: ``metadata`` (``run_id``, ``attempt``)
     first, then each event's data as it is under its mode's name (``values``, ``updates``,
-    ``messages``, ``custom``...; no ids: not resumable), and ``error`` (``{error,
-    message}``) if the run did not complete."""
+    ``messages``, ``custom``, ``mode|namespace`` for a subgraph's...), and ``error``
+    (``{error, message}``) if the run did not complete. With ``resumable`` (a run made with
+    ``stream_resumable``, and every stream joined later), each event has its id, for
+    ``Last-Event-ID``."""
+
+    def __init__(self, resumable: bool = False) -> None:
+        self._ids = resumable
 
     def first(self, job: Job) -> bytes:
         data = orjson.dumps({"run_id": job.id, "attempt": max(job.attempts, 1)})
         return b"event: metadata\ndata: %s\n\n" % data
 
     def events(self, events: list[JobEvent]) -> bytes:
+        if self._ids:
+            return b"".join(
+                b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, event.event.encode(), event.data)
+                for event in events
+                if event.event not in JOB_STATUS_EVENTS
+            )
         return b"".join(
             b"event: %s\ndata: %s\n\n" % (event.event.encode(), event.data)
             for event in events
@@ -148,6 +161,8 @@ class EventStream:
         self.workspace = caller.visible()
         self._job: Job | None = None
         self._after: int | None = None
+        #: Called (shielded) when the client leaves before the job ended, if set.
+        self.on_disconnect: Callable[[], Awaitable[None]] | None = None
 
     @property
     def location(self) -> str:
@@ -195,6 +210,10 @@ class EventStream:
                         yield b": heartbeat\n\n"
         except (JobNotFound, EngineClosed):
             return  # evicted meanwhile, or the server stops: the client reconnects
+        except BaseException:
+            if self.on_disconnect is not None:  # the client left (the stream was cancelled)
+                await self.on_disconnect()
+            raise
         finally:
             self._metrics.streams_open.dec()
 
