@@ -1,0 +1,267 @@
+"""LangGraph threads and their runs, through LangGraph's own Python client
+(``langgraph-sdk``) against a real server, its chat graph a real ``StateGraph`` on
+LangGraph's checkpointers (tests/graphs/lg_thread.py; no network)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from langgraph_sdk import get_sync_client
+from langgraph_sdk.client import SyncLangGraphClient
+
+from support import deadline, running_server, until
+
+CHAT = str(Path(__file__).resolve().parents[1] / "graphs" / "lg_thread.py")
+
+
+def say(text: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def last_reply(values: dict[str, Any]) -> str:
+    return str(values["messages"][-1]["content"])
+
+
+async def sdk(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A sync SDK call, on a thread (its async client is asyncio's)."""
+    return await trio.to_thread.run_sync(lambda: call(*args, **kwargs))
+
+
+@asynccontextmanager
+async def chat_server(
+    **settings: Any,
+) -> AsyncIterator[tuple[SyncLangGraphClient, httpx.AsyncClient]]:
+    async with running_server(f"chat={CHAT}", **settings) as http:
+        yield get_sync_client(url=str(http.base_url), api_key=None), http
+
+
+async def test_a_thread_keeps_its_state_across_streamed_and_waited_runs(any_store: str) -> None:
+    async with chat_server(store=any_store, workers=2) as (client, http):
+        thread = await sdk(client.threads.create, metadata={"user": "ann"})
+        tid = thread["thread_id"]
+        assert thread["status"] == "idle" and thread["metadata"] == {"user": "ann"}
+
+        parts = await sdk(
+            lambda: list(
+                client.runs.stream(
+                    tid,
+                    "chat",
+                    input=say("hi"),
+                    stream_mode=["values", "updates", "messages-tuple"],
+                )
+            )
+        )
+        events = [part.event for part in parts]
+        assert events[0] == "metadata" and {"values", "updates", "messages"} <= set(events)
+        tokens = "".join(
+            message["content"] for message, _ in (p.data for p in parts if p.event == "messages")
+        )
+        assert tokens == "turn 1: hi"
+
+        # Any worker continues the thread: the checkpoints are the store's, not a process's.
+        for turn in range(2, 5):
+            values = await sdk(client.runs.wait, tid, "chat", input=say(f"again {turn}"))
+            assert last_reply(values) == f"turn {turn}: again {turn}"
+
+        state = await sdk(client.threads.get_state, tid)
+        assert [m["content"] for m in state["values"]["messages"]][-2:] == [
+            "again 4",
+            "turn 4: again 4",
+        ]
+        assert state["next"] == [] and state["checkpoint"]["thread_id"] == tid
+        history = await sdk(client.threads.get_history, tid, limit=3)
+        assert len(history) == 3 and history[0]["checkpoint"] == state["checkpoint"]
+
+        kept = await sdk(client.threads.get, tid)
+        assert kept["status"] == "idle" and last_reply(kept["values"]) == "turn 4: again 4"
+        assert kept["metadata"]["graph_id"] == "chat"
+        (assistant,) = await sdk(client.assistants.search, graph_id="chat")
+        assert kept["metadata"]["assistant_id"] == assistant["assistant_id"]
+        found = await sdk(client.threads.search, metadata={"graph_id": "chat", "user": "ann"})
+        assert [t["thread_id"] for t in found] == [tid]
+        runs = await sdk(client.runs.list, tid)
+        assert len(runs) == 4 and {run["status"] for run in runs} == {"success"}
+
+        await sdk(client.threads.update, tid, metadata={"title": "greetings"})
+        assert (await sdk(client.threads.get, tid))["metadata"]["title"] == "greetings"
+        await sdk(client.threads.delete, tid)
+        missing = await http.get(f"/threads/{tid}")
+        assert missing.status_code == 404 and missing.json()["code"] == "thread_not_found"
+        assert (await http.get(f"/threads/{tid}/runs/{runs[0]['run_id']}")).status_code == 404
+
+
+async def test_an_interrupt_ends_the_run_and_a_command_resumes_it() -> None:
+    async with chat_server() as (client, _):
+        tid = (await sdk(client.threads.create))["thread_id"]
+        stopped = await sdk(client.runs.wait, tid, "chat", input=say("ask"))
+        (interrupt,) = stopped["__interrupt__"]
+        assert interrupt["value"] == {"question": "approve?"}
+        (run,) = await sdk(client.runs.list, tid)
+        assert run["status"] == "interrupted"
+        thread = await sdk(client.threads.get, tid)
+        assert thread["status"] == "interrupted"
+        assert thread["interrupts"][interrupt["id"]][0]["value"] == {"question": "approve?"}
+        state = await sdk(client.threads.get_state, tid)
+        assert state["next"] == ["chat"] and state["interrupts"][0]["id"] == interrupt["id"]
+
+        resumed = await sdk(client.runs.wait, tid, "chat", command={"resume": "yes"})
+        assert last_reply(resumed) == "approved: yes" and "__interrupt__" not in resumed
+        assert (await sdk(client.threads.get, tid))["status"] == "idle"
+
+
+async def test_a_background_run_is_joined_and_its_stream_resumed_after_a_drop(
+    tmp_path: Path,
+) -> None:
+    gate = tmp_path / "gate"
+    async with chat_server() as (client, http):
+        tid = (await sdk(client.threads.create))["thread_id"]
+        run = await sdk(
+            client.runs.create,
+            tid,
+            "chat",
+            input=say(f"gate:{gate}"),
+            stream_mode=["messages-tuple", "values"],
+            stream_resumable=True,
+        )
+        assert run["status"] in ("pending", "running") and run["thread_id"] == tid
+        assert (await sdk(client.threads.get, tid))["status"] == "busy"
+
+        # A client reads the stream's first events, then its connection drops.
+        path = f"/threads/{tid}/runs/{run['run_id']}/stream"
+        seen: list[tuple[str, str]] = []
+        async with http.stream("GET", path) as response:
+            assert response.status_code == 200
+            event_id = None
+            async for line in response.aiter_lines():
+                if line.startswith("id: "):
+                    event_id = line.removeprefix("id: ")
+                elif line.startswith("event: ") and event_id is not None:
+                    seen.append((event_id, line.removeprefix("event: ")))
+                    break
+        gate.touch()  # the run goes on, and ends, while nobody is connected
+        joined = await sdk(client.runs.join, tid, run["run_id"])
+        assert last_reply(joined) == f"turn 1: gate:{gate}"
+
+        rest = await sdk(
+            lambda: list(client.runs.join_stream(tid, run["run_id"], last_event_id=seen[-1][0]))
+        )
+        whole = await sdk(lambda: list(client.runs.join_stream(tid, run["run_id"])))
+        assert [p.event for p in whole] == ["metadata", seen[-1][1], *(p.event for p in rest)]
+        tokens = [p.data[0]["content"] for p in whole if p.event == "messages"]
+        assert "".join(tokens) == f"turn 1: gate:{gate}"
+        got = await sdk(client.runs.get, tid, run["run_id"])
+        assert got["status"] == "success"
+
+
+async def test_a_busy_thread_takes_a_second_run_as_its_multitask_strategy_says(
+    tmp_path: Path,
+) -> None:
+    async with chat_server(workers=2) as (client, http):
+
+        async def busy_thread(name: str) -> tuple[str, dict[str, Any], Path]:
+            gate = tmp_path / name
+            tid = (await sdk(client.threads.create))["thread_id"]
+            first = await sdk(client.runs.create, tid, "chat", input=say(f"gate:{gate}"))
+
+            async def has_begun() -> bool:  # its input is in the thread's checkpoints
+                state = await sdk(client.threads.get_state, tid)
+                return bool(state["values"].get("messages"))
+
+            await until(has_begun, "the thread's first run to begin")
+            return tid, first, gate
+
+        tid, first, gate = await busy_thread("reject")
+        refused = await http.post(
+            f"/threads/{tid}/runs",
+            json={"assistant_id": "chat", "input": say("no"), "multitask_strategy": "reject"},
+        )
+        assert refused.status_code == 409 and refused.json()["code"] == "conflict"
+        gate.touch()
+        assert last_reply(await sdk(client.runs.join, tid, first["run_id"])).startswith("turn 1")
+
+        tid, first, gate = await busy_thread("interrupt")
+        second = await sdk(
+            client.runs.wait, tid, "chat", input=say("instead"), multitask_strategy="interrupt"
+        )
+        assert last_reply(second) == "turn 2: instead"  # the first one's input stays in the state
+        assert (await sdk(client.runs.get, tid, first["run_id"]))["status"] == "interrupted"
+
+        tid, first, gate = await busy_thread("rollback")
+        await sdk(client.runs.wait, tid, "chat", input=say("over"), multitask_strategy="rollback")
+        assert (await http.get(f"/threads/{tid}/runs/{first['run_id']}")).status_code == 404
+
+        tid, first, gate = await busy_thread("enqueue")
+        queued = await sdk(
+            client.runs.create, tid, "chat", input=say("next"), multitask_strategy="enqueue"
+        )
+        with trio.move_on_after(0.5) as waited:  # it waits its turn, though a worker is free
+            await http.get(f"/threads/{tid}/runs/{queued['run_id']}/join")
+        assert waited.cancelled_caught, "the enqueued run ended before the thread's first one"
+        gate.touch()
+        after = await sdk(client.runs.join, tid, queued["run_id"])
+        replies = [m["content"] for m in after["messages"] if m["type"] == "ai"]
+        assert replies == [f"turn 1: gate:{gate}", "turn 2: next"]
+
+
+async def test_a_run_is_cancelled_and_the_thread_is_idle_again(tmp_path: Path) -> None:
+    async with chat_server() as (client, http):
+        tid = (await sdk(client.threads.create))["thread_id"]
+        run = await sdk(client.runs.create, tid, "chat", input=say(f"gate:{tmp_path / 'never'}"))
+        await until(lambda: _status(http, tid, run["run_id"], "running"), "the run to start", 30)
+        cancelled = await sdk(client.runs.cancel, tid, run["run_id"], wait=True)
+        assert cancelled["status"] == "interrupted"
+        assert (await sdk(client.threads.get, tid))["status"] == "idle"
+        await sdk(client.runs.delete, tid, run["run_id"])
+        assert await sdk(client.runs.list, tid) == []
+
+
+async def _status(http: httpx.AsyncClient, tid: str, run_id: str, status: str) -> bool:
+    return bool((await http.get(f"/threads/{tid}/runs/{run_id}")).json()["status"] == status)
+
+
+async def test_a_crash_and_a_timeout_are_seen_through_the_sdk() -> None:
+    async with chat_server(job_timeout=3) as (client, _):
+        tid = (await sdk(client.threads.create))["thread_id"]
+        with pytest.raises(Exception, match="WorkerCrashed"):
+            await sdk(client.runs.wait, tid, "chat", input=say("crash"))
+        (crashed,) = await sdk(client.runs.list, tid)
+        assert crashed["status"] == "error"
+        assert (await sdk(client.threads.get, tid))["status"] == "error"
+
+        with deadline(30, "the run to time out"), pytest.raises(Exception, match="TimeoutError"):
+            await sdk(client.runs.wait, tid, "chat", input=say("hang"))
+        newest = (await sdk(client.runs.list, tid))[0]
+        assert newest["status"] == "timeout"
+        # and the thread goes on
+        values = await sdk(client.runs.wait, tid, "chat", input=say("still here"))
+        assert last_reply(values).endswith("still here")
+
+
+async def test_bad_thread_requests_name_the_problem() -> None:
+    async with chat_server() as (_, http):
+        made = await http.post("/threads", json={"thread_id": "t-1"})
+        assert made.status_code == 200
+        taken = await http.post("/threads", json={"thread_id": "t-1"})
+        assert taken.status_code == 409
+        same = await http.post("/threads", json={"thread_id": "t-1", "if_exists": "do_nothing"})
+        assert same.json()["thread_id"] == "t-1"
+        unknown = await http.post("/threads/nope/runs", json={"assistant_id": "chat"})
+        assert unknown.status_code == 404 and unknown.json()["code"] == "thread_not_found"
+        created = await http.post(
+            "/threads/new-one/runs/wait",
+            json={"assistant_id": "chat", "input": say("hi"), "if_not_exists": "create"},
+        )
+        assert created.status_code == 200 and last_reply(created.json()) == "turn 1: hi"
+        bad = await http.post(
+            "/threads/t-1/runs", json={"assistant_id": "chat", "multitask_strategy": "sometimes"}
+        )
+        assert bad.status_code == 400 and bad.json()["detail"][0]["field"] == "multitask_strategy"
+        assert (await http.get("/threads/t-1/runs?limit=0")).status_code == 400
+        nothing = await http.post("/threads/t-1/state", json={"values": {}})
+        assert nothing.status_code == 409  # no run yet: no graph to read the state with
