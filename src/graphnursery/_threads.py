@@ -205,7 +205,49 @@ def thread_op(graph: Any, where: str, op: str, args: Mapping[str, Any]) -> bytes
         if op == "delete":
             checkpointer(where).delete_thread(args["thread_id"])
             return b"null"
+        if op == "rollback":
+            return orjson.dumps(_delete_runs(where, args["thread_id"], args["run_ids"]))
         raise ValueError(f"unknown thread operation {op!r}")
+
+
+def _delete_runs(where: str, thread_id: str, run_ids: list[str]) -> int:
+    """Delete the checkpoints (and their writes) that runs wrote to a thread (a rollback):
+    each checkpoint's metadata has the ``run_id`` of the run that wrote it. LangGraph's
+    savers have no call for it (``delete_for_runs`` is not implemented), so this is SQL on
+    their tables. How many checkpoints went."""
+    saver = checkpointer(where)
+    if not run_ids:
+        return 0
+    if where.startswith("postgres:"):
+        with saver.conn.transaction():
+            rows = saver.conn.execute(
+                "DELETE FROM checkpoints WHERE thread_id = %s AND metadata->>'run_id' = ANY(%s)"
+                " RETURNING checkpoint_id",
+                (thread_id, run_ids),
+            ).fetchall()
+            ids = [row["checkpoint_id"] for row in rows]
+            saver.conn.execute(
+                "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                (thread_id, ids),
+            )
+        return len(ids)
+    marks = ", ".join("?" * len(run_ids))
+    with saver.lock, saver.conn:
+        ids = [
+            row[0]
+            for row in saver.conn.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND"
+                f" json_extract(CAST(metadata AS TEXT), '$.run_id') IN ({marks})",
+                (thread_id, *run_ids),
+            )
+        ]
+        for checkpoint_id in ids:
+            for table in ("writes", "checkpoints"):
+                saver.conn.execute(
+                    f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id = ?",
+                    (thread_id, checkpoint_id),
+                )
+    return len(ids)
 
 
 def checkpoint_body(config: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -137,10 +137,12 @@ class Engine(ServedGraphs):
         workspace: str = DEFAULT_WORKSPACE,
         thread_id: str | None = None,
         run_options: dict[str, Any] | None = None,
+        delay: float = 0.0,
     ) -> Job:
         """Queue a job of ``workspace`` for ``graph`` (None: the default graph); its graph
         streams the events ``stream_mode`` names (None: its default); ``thread_id`` and
-        ``run_options``: a LangGraph API run's (see ``threads``). Raises GraphNotFound, QueueFull
+        ``run_options``: a LangGraph API run's (see ``threads``); it waits ``delay`` seconds
+        before it may run. Raises GraphNotFound, QueueFull
         when the graph's queue is at capacity, InvalidTimeout for a timeout that is not
         > 0 and <= ``max_job_timeout``, EngineClosed when stopping.
 
@@ -177,7 +179,7 @@ class Engine(ServedGraphs):
             thread_id=thread_id,
             run_options=run_options,
         )
-        job = await lane.intake.admit(new, idempotency_key)
+        job = await lane.intake.admit(new, idempotency_key, delay)
         if job is None:
             self.metrics.jobs_rejected.labels("queue_full").inc()
             raise QueueFull(lane.config.queue_size, lane.retry_after())

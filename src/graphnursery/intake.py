@@ -74,13 +74,17 @@ class Intake:
         """No more jobs come in from the store (drain); ``submit`` is refused elsewhere."""
         self._bringing_in.cancel()
 
-    async def admit(self, new: Job, idempotency_key: str | None) -> Job | None:
-        """Record a new job and queue it. None if there is no room (the caller answers
-        QueueFull); a job already submitted with the key, if there is one."""
+    async def admit(self, new: Job, idempotency_key: str | None, delay: float = 0.0) -> Job | None:
+        """Record a new job and queue it (after ``delay`` seconds). None if there is no
+        room (the caller answers QueueFull); a job already submitted with the key, if
+        there is one."""
         if len(self.queue) >= self.queue.capacity:
             return None
-        job = await self.store.add(new, idempotency_key)
+        job = await self.store.add(new, idempotency_key, delay)
         if job is not new:  # the same key, submitted meanwhile
+            return job
+        if delay > 0:
+            self.retry_later(job.id, delay, job.workspace)  # held, counted as queued
             return job
         try:
             self.queue.put_nowait(job.id, job.workspace)
@@ -163,11 +167,12 @@ class SharedIntake(Intake):
     async def _bring_in(self) -> None:
         await self._claimer.run()
 
-    async def admit(self, new: Job, idempotency_key: str | None) -> Job | None:
-        """Record the job; the store tells every replica, and one of them claims it."""
+    async def admit(self, new: Job, idempotency_key: str | None, delay: float = 0.0) -> Job | None:
+        """Record the job; the store tells every replica, and one of them claims it (once
+        ``delay`` is over)."""
         if await self._length.get() >= self.queue.capacity:
             return None
-        job = await self.store.add(new, idempotency_key)
+        job = await self.store.add(new, idempotency_key, delay)
         if job is new:
             self._length.added()
         return job

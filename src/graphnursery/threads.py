@@ -47,6 +47,7 @@ class RunRequest:
     multitask_strategy: str = "reject"
     if_not_exists: str = "reject"
     workspace: str = "default"
+    after_seconds: float = 0.0  # it may not start sooner
 
 
 class Threads:
@@ -130,6 +131,7 @@ class Threads:
                 workspace=run.workspace,
                 thread_id=thread_id,
                 run_options=options,
+                delay=run.after_seconds,
             )
         except BaseException:
             if thread_id is not None:  # the run was refused: the thread is as it was
@@ -149,7 +151,10 @@ class Threads:
                 " (multitask_strategy: reject)"
             )
         if active and run.multitask_strategy in ("interrupt", "rollback"):
-            await self._stop_runs(thread_id, run.workspace, run.multitask_strategy == "rollback")
+            rollback = run.multitask_strategy == "rollback"
+            stopped = await self._stop_runs(thread_id, run.workspace, rollback)
+            if rollback:
+                await self._roll_back(thread_id, stopped)
         stamp = {"graph_id": run.graph, "assistant_id": run.assistant_id}
         await self._store.update_thread(
             thread_id, run.workspace, self._now(), metadata=stamp, status="busy"
@@ -160,12 +165,23 @@ class Threads:
         if not active:
             await self._store.update_thread(thread_id, workspace, self._now(), status="idle")
 
-    async def _stop_runs(self, thread_id: str, workspace: str | None, delete: bool = False) -> None:
-        for job in await self._store.thread_jobs(thread_id, ACTIVE_LIMIT, active=True):
+    async def _stop_runs(
+        self, thread_id: str, workspace: str | None, delete: bool = False
+    ) -> list[Job]:
+        """Cancel the thread's queued and running runs (``delete``: and forget them)."""
+        active = await self._store.thread_jobs(thread_id, ACTIVE_LIMIT, active=True)
+        for job in active:
             with contextlib.suppress(JobConflict, JobNotFound):  # it ended meanwhile
                 await self._engine.cancel(job.id, workspace)
             if delete:
                 await self._store.remove(job.id)
+        return list(active)
+
+    async def _roll_back(self, thread_id: str, runs: list[Job]) -> None:
+        """Undo what ``runs`` (cancelled) wrote to the thread: their checkpoints go."""
+        for graph in {job.graph for job in runs if job.graph in self._engine.lanes}:
+            run_ids = [job.id for job in runs if job.graph == graph]
+            await self.state_op(graph, "rollback", {"thread_id": thread_id, "run_ids": run_ids})
 
     async def runs(
         self, thread_id: str, workspace: str | None, limit: int = 10, offset: int = 0
@@ -195,6 +211,8 @@ class Threads:
                 job = await self.run(thread_id, run_id, workspace)
         if action == "rollback":
             await self._store.remove(run_id)
+            if job.graph in self._engine.lanes:
+                await self._roll_back(thread_id, [job])
         return job
 
     async def delete_run(self, thread_id: str, run_id: str, workspace: str | None) -> None:

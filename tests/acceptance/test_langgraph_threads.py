@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,12 @@ async def test_a_busy_thread_takes_a_second_run_as_its_multitask_strategy_says(
         assert (await sdk(client.runs.get, tid, first["run_id"]))["status"] == "interrupted"
 
         tid, first, gate = await busy_thread("rollback")
-        await sdk(client.runs.wait, tid, "chat", input=say("over"), multitask_strategy="rollback")
+        over = await sdk(
+            client.runs.wait, tid, "chat", input=say("over"), multitask_strategy="rollback"
+        )
         assert (await http.get(f"/threads/{tid}/runs/{first['run_id']}")).status_code == 404
+        # what the first run wrote is undone: its input is not in the state
+        assert [m["content"] for m in over["messages"]] == ["over", "turn 1: over"]
 
         tid, first, gate = await busy_thread("enqueue")
         queued = await sdk(
@@ -265,3 +270,29 @@ async def test_bad_thread_requests_name_the_problem() -> None:
         assert (await http.get("/threads/t-1/runs?limit=0")).status_code == 400
         nothing = await http.post("/threads/t-1/state", json={"values": {}})
         assert nothing.status_code == 409  # no run yet: no graph to read the state with
+
+
+async def test_a_run_waits_after_seconds_and_a_stream_left_with_on_disconnect_cancel_stops(
+    any_store: str, tmp_path: Path
+) -> None:
+    async with chat_server(store=any_store) as (client, http):
+        tid = (await sdk(client.threads.create))["thread_id"]
+        later = await sdk(client.runs.create, tid, "chat", input=say("later"), after_seconds=1)
+        assert later["status"] == "pending"
+        assert last_reply(await sdk(client.runs.join, tid, later["run_id"])) == "turn 1: later"
+        job = (await http.get(f"/jobs/{later['run_id']}")).json()
+        assert job["startedAt"] is not None
+        created = datetime.fromisoformat(job["createdAt"])
+        assert (datetime.fromisoformat(job["startedAt"]) - created).total_seconds() >= 1
+
+        gate = tmp_path / "never"
+        body = {"assistant_id": "chat", "input": say(f"gate:{gate}"), "on_disconnect": "cancel"}
+        async with http.stream("POST", f"/threads/{tid}/runs/stream", json=body) as response:
+            run_id = response.headers["Content-Location"].rsplit("/", 1)[-1]
+            async for line in response.aiter_lines():
+                if line.startswith("event: metadata"):
+                    break  # and the client goes away
+        await until(
+            lambda: _status(http, tid, run_id, "interrupted"), "the left run to be cancelled"
+        )
+        assert (await sdk(client.threads.get, tid))["status"] == "idle"

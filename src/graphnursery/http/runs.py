@@ -188,6 +188,7 @@ def add_run_routes(
             multitask_strategy=body.multitask_strategy,
             if_not_exists=body.if_not_exists,
             workspace=caller.workspace(),
+            after_seconds=body.after_seconds or 0.0,
         )
         job = await served.threads.create_run(thread_id, run)
         return job, body

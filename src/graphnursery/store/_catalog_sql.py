@@ -285,7 +285,7 @@ class SQLCatalog(Catalog, Generic[C]):
             if not connection.execute(query, params).rowcount:
                 return False
             if job is not None:
-                connection.execute(self.sql.insert, {**job_params(job), "key": None})
+                connection.execute(self.sql.insert, {**job_params(job), "key": None, "delay": 0.0})
                 self._added(connection, job)
             return True
 

@@ -35,6 +35,7 @@ STATEMENTS = Statements(
         json="::json",
         jsonb="::jsonb",
         appended="errors || jsonb_build_array({}::jsonb)",
+        now="extract(epoch from clock_timestamp())::double precision",
     )
 )
 #: An event's JSON text goes in a ``text`` column, as it is.

@@ -85,6 +85,8 @@ class Dialect:
     #: What follows a JSON text parameter stored in a ``json`` / ``jsonb`` column (a cast).
     json: str = ""
     jsonb: str = ""
+    #: The time now, in seconds since the epoch (the database's clock).
+    now: str = "(julianday('now') - 2440587.5) * 86400.0"
     #: ``errors`` with one more error appended, ``{}`` standing for it (JSON text).
     appended: str = "json_insert(errors, '$[#]', json({}))"
 
@@ -119,11 +121,13 @@ class Statements:
         self.insert = (
             f"INSERT INTO {d.table}"
             " (id, status, input, timeout, attempts, created_at, max_attempts, idempotency_key,"
-            " stream_mode, graph, version, schedule_id, workspace, thread_id, run_options)"
+            " stream_mode, graph, version, schedule_id, workspace, thread_id, run_options,"
+            " run_after)"
             f" VALUES ({p('id')}, {p('status')}, {p('input')}{d.json}, {p('timeout')},"
             f" {p('attempts')}, {p('created_at')}, {p('max_attempts')}, {p('key')},"
             f" {p('stream_mode')}{d.jsonb}, {p('graph')}, {p('version')}, {p('schedule_id')},"
-            f" {p('workspace')}, {p('thread_id')}, {p('run_options')}{d.json})"
+            f" {p('workspace')}, {p('thread_id')}, {p('run_options')}{d.json},"
+            f" CASE WHEN {p('delay')} > 0 THEN {d.now} + {p('delay')} END)"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
         )
         self.by_key = f"SELECT {d.columns} FROM {d.table} WHERE idempotency_key = {p('key')}"
@@ -212,8 +216,8 @@ class SQLStore(SQLCatalog[C], SQLThreads[C], Store):
         """:meth:`finish`, given the parameters of :meth:`Statements.finish` and ``token``
         (what :meth:`_take_lease` returned)."""
 
-    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
-        params = {**job_params(job), "key": idempotency_key}
+    async def add(self, job: Job, idempotency_key: str | None = None, delay: float = 0.0) -> Job:
+        params = {**job_params(job), "key": idempotency_key, "delay": delay}
 
         def add(connection: C, retried: bool = False) -> Job:
             if retried:  # ids are fresh uuids: one found is what this call's first try added

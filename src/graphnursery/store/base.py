@@ -104,8 +104,10 @@ class Store(Catalog, ThreadKeeper):
         """Release the store's resources."""
 
     @abc.abstractmethod
-    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
-        """Record a new queued job, and return it.
+    async def add(self, job: Job, idempotency_key: str | None = None, delay: float = 0.0) -> Job:
+        """Record a new queued job, and return it; with ``delay``, no server claims it for
+        that many seconds (a shared store; the others' intake holds it meanwhile, and a
+        durable one's resume after a restart waits out what is left of it).
 
         With an ``idempotency_key`` some kept job already has, record nothing and return
         that job instead (the key is forgotten with its job, at eviction).

@@ -42,7 +42,7 @@ class MemoryStore(MemoryCatalog, MemoryThreads, Store):
         if previous is None and job.thread_id is not None:
             self._thread_jobs.setdefault(job.thread_id, set()).add(job.id)
 
-    async def add(self, job: Job, idempotency_key: str | None = None) -> Job:
+    async def add(self, job: Job, idempotency_key: str | None = None, delay: float = 0.0) -> Job:
         if job.id in self._jobs:
             raise ValueError(f"job {job.id} already exists")
         if idempotency_key is not None:
