@@ -102,5 +102,9 @@ async def test_the_js_client_streams_a_stateless_run(node: str) -> None:
     assert {"values", "updates", "messages"} <= set(events)
     assert events.count("messages") > 1  # token by token, not one message
     assert got["tokens"] == REPLY
+    # Every chunk of one message, typed as LangChain's JS reads it (chunks merge by id).
+    assert got["message_types"] == ["AIMessageChunk"]
+    [message_id] = got["message_ids"]
+    assert message_id
     assert got["last_values"]["messages"][-1]["content"] == REPLY
     assert "error" not in events and got["errors"] == []

@@ -33,6 +33,8 @@ async function main() {
   const events = [];
   const eventData = [];
   let tokens = "";
+  const messageTypes = new Set(); // of the chunks: one message, streamed, has one type
+  const messageIds = new Set(); // and one id (chunks merge by id)
   let lastValues = null;
   let runCreated = null;
   const stream = client.runs.stream(thread?.thread_id ?? null, "chat", {
@@ -48,6 +50,8 @@ async function main() {
     if (part.event === "messages") {
       const [message] = part.data; // messages-tuple: [message chunk, metadata]
       tokens += typeof message.content === "string" ? message.content : "";
+      messageTypes.add(message.type ?? null);
+      messageIds.add(message.id ?? null);
     } else if (part.event === "values") {
       lastValues = part.data;
     }
@@ -60,6 +64,8 @@ async function main() {
     metadata: events[0] === "metadata" ? eventData[0] : null,
     run_created: runCreated,
     tokens,
+    message_types: [...messageTypes],
+    message_ids: [...messageIds],
     last_values: lastValues,
     errors: eventData.filter((_, index) => events[index] === "error"),
   };
