@@ -85,20 +85,34 @@ async def run_script(node: str, script: str, *args: str) -> dict[str, Any]:
     return output
 
 
-# The thread variant (``stream_run.mjs --thread``, POST /threads then
-# /threads/{thread_id}/runs/stream) waits for the thread routes.
 async def test_the_js_client_streams_a_stateless_run(node: str) -> None:
     async with running_server(f"chat={LANGGRAPH} tools={TOOLBOX}:graph") as http:
         got = await run_script(node, "stream_run.mjs", str(http.base_url))
+    assert got["thread_id"] is None
+    assert got["run_created"] == {"run_id": got["metadata"]["run_id"]}
+    check_streamed(got)
 
+
+async def test_the_js_client_creates_a_thread_and_streams_a_run_on_it(node: str) -> None:
+    async with running_server(f"chat={LANGGRAPH} tools={TOOLBOX}:graph") as http:
+        got = await run_script(node, "stream_run.mjs", "--thread", str(http.base_url))
+        tid = got["thread_id"]
+        assert got["run_created"] == {"run_id": got["metadata"]["run_id"], "thread_id": tid}
+        check_streamed(got)
+        thread = (await http.get(f"/threads/{tid}")).json()
+        assert thread["metadata"]["graph_id"] == "chat" and thread["status"] == "idle"
+        state = (await http.get(f"/threads/{tid}/state")).json()
+        assert state["values"]["messages"][-1]["content"] == REPLY
+
+
+def check_streamed(got: dict[str, Any]) -> None:
+    """What the client saw of the chat graph's run, streamed: its events and tokens."""
     assert got["assistants"] == ["chat", "tools"]
     events = got["events"]
     # The JS client yields each SSE event under the name the server gave it: messages-tuple
     # events are "messages" ([chunk, metadata]), as LangGraph's server names them.
     assert events[0] == "metadata" and got["metadata"]["run_id"]
     assert events.count("metadata") == 1
-    # The run id is also what the client read from Content-Location (its onRunCreated).
-    assert got["run_created"] == {"run_id": got["metadata"]["run_id"]}
     assert {"values", "updates", "messages"} <= set(events)
     assert events.count("messages") > 1  # token by token, not one message
     assert got["tokens"] == REPLY
