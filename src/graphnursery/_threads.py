@@ -181,7 +181,10 @@ def _database_errors() -> Iterator[None]:
 
 
 def thread_op(graph: Any, where: str, op: str, args: Mapping[str, Any]) -> bytes:
-    """One read or change of a thread's state, as the LangGraph API answers it (JSON)."""
+    """One read or change of a thread's state, as the LangGraph API answers it (JSON); or
+    what the graph is (``graph``: its nodes and edges; ``schemas``: its JSON schemas)."""
+    if op in ("graph", "schemas"):
+        return describe(graph, op, args)
     with _database_errors():
         target = bound(graph, where)
         config: dict[str, Any] = {"configurable": {"thread_id": args["thread_id"]}}
@@ -208,6 +211,22 @@ def thread_op(graph: Any, where: str, op: str, args: Mapping[str, Any]) -> bytes
         if op == "rollback":
             return orjson.dumps(_delete_runs(where, args["thread_id"], args["run_ids"]))
         raise ValueError(f"unknown thread operation {op!r}")
+
+
+def describe(graph: Any, op: str, args: Mapping[str, Any]) -> bytes:
+    """``GET /assistants/{id}/graph`` and ``/schemas``: as LangGraph's server draws them."""
+    if op == "graph":
+        xray = args.get("xray", False)
+        return orjson.dumps(graph.get_graph(xray=xray).to_json(), default=repr)
+    schemas = {
+        "graph_id": args.get("graph_id"),
+        "input_schema": graph.get_input_jsonschema(),
+        "output_schema": graph.get_output_jsonschema(),
+        "state_schema": graph.get_output_jsonschema(),  # a StateGraph's output is its state
+        "config_schema": graph.get_config_jsonschema(),
+        "context_schema": graph.get_context_jsonschema(),
+    }
+    return orjson.dumps(schemas, default=repr)
 
 
 def _delete_runs(where: str, thread_id: str, run_ids: list[str]) -> int:

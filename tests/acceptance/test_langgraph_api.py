@@ -119,3 +119,21 @@ async def test_a_stateless_run_streams_as_the_sdk_reads_it() -> None:
         )
         assert [part.event for part in failing] == ["metadata", "error"]
         assert failing[-1].data == {"error": "ValueError", "message": "no"}
+
+
+async def test_an_assistants_graph_and_schemas_are_its_graphs() -> None:
+    async with running_server(f"chat={LANGGRAPH} echo={ECHO}:graph") as http:
+        client = get_sync_client(url=str(http.base_url), api_key=None)
+        drawn = await sdk(client.assistants.get_graph, "chat")
+        assert {node["id"] for node in drawn["nodes"]} == {"__start__", "chat", "__end__"}
+        assert {(edge["source"], edge["target"]) for edge in drawn["edges"]} == {
+            ("__start__", "chat"),
+            ("chat", "__end__"),
+        }
+        schemas = await sdk(client.assistants.get_schemas, "chat")
+        assert schemas["graph_id"] == "chat"
+        assert "messages" in schemas["input_schema"]["properties"]
+        assert "messages" in schemas["state_schema"]["properties"]
+
+        plain = await http.get("/assistants/echo/graph")  # a plain callable: no graph to draw
+        assert plain.status_code == 422 and "NotLangGraph" in plain.json()["error"]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, Field, RootModel, ValidationError
 from quart import Quart, Response, request
 from quart_schema import document
@@ -118,6 +119,25 @@ def add_assistant_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: 
         page = found[offset : offset + limit]
         headers = {"X-Pagination-Next": str(offset + limit)} if offset + limit < len(found) else {}
         return json_response(page, headers=headers)
+
+    @app.get("/assistants/<assistant>/graph")
+    @document(responses=answers(AnyJson, 401, 404, 422))
+    async def get_assistant_graph(assistant: str) -> Response:
+        """The graph's nodes and edges, as LangGraph draws them (``xray``: its subgraphs')."""
+        raw = request.args.get("xray", "false").lower()
+        xray: bool | int = int(raw) if raw.isdigit() else raw in ("true", "1")
+        return await describe(assistant, "graph", {"xray": xray})
+
+    @app.get("/assistants/<assistant>/schemas")
+    @document(responses=answers(AnyJson, 401, 404, 422))
+    async def get_assistant_schemas(assistant: str) -> Response:
+        """The graph's input, output, state, config and context JSON schemas."""
+        return await describe(assistant, "schemas", {})
+
+    async def describe(assistant: str, op: str, args: dict[str, Any]) -> Response:
+        graph = find_assistant(engine(), assistant)
+        answer = await engine().threads.state_op(graph.name, op, {**args, "graph_id": graph.name})
+        return json_response(orjson.Fragment(answer))
 
     @app.get("/assistants/<assistant>")
     @document(responses=answers(AssistantModel, 401, 404))
