@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import trio
 from langgraph_sdk import get_sync_client
@@ -296,3 +297,58 @@ async def test_a_run_waits_after_seconds_and_a_stream_left_with_on_disconnect_ca
             lambda: _status(http, tid, run_id, "interrupted"), "the left run to be cancelled"
         )
         assert (await sdk(client.threads.get, tid))["status"] == "idle"
+
+
+async def test_breakpoints_subgraph_events_forks_and_wait_heartbeats(tmp_path: Path) -> None:
+    graphs = f"chat={CHAT} nested={CHAT}:nested"
+    async with running_server(graphs, stream_heartbeat=0.2) as http:
+        client = get_sync_client(url=str(http.base_url), api_key=None)
+        tid = (await sdk(client.threads.create))["thread_id"]
+
+        # A breakpoint before the node: the run stops there; a run with no input goes on.
+        held = await sdk(client.runs.wait, tid, "chat", input=say("hi"), interrupt_before=["chat"])
+        assert held["__interrupt__"] == [] and len(held["messages"]) == 1
+        assert (await sdk(client.threads.get_state, tid))["next"] == ["chat"]
+        assert (await sdk(client.runs.list, tid))[0]["status"] == "interrupted"
+        assert last_reply(await sdk(client.runs.wait, tid, "chat", input=None)) == "turn 1: hi"
+        await sdk(client.runs.wait, tid, "chat", input=say("two"))
+
+        # A run from an earlier checkpoint forks the thread there.
+        history = await sdk(client.threads.get_history, tid, limit=20)
+        (after_one,) = [
+            state
+            for state in history
+            if len(state["values"].get("messages", [])) == 2 and not state["next"]
+        ]
+        forked = await sdk(
+            client.runs.wait,
+            tid,
+            "chat",
+            input=say("fork"),
+            checkpoint_id=after_one["checkpoint"]["checkpoint_id"],
+        )
+        contents = [message["content"] for message in forked["messages"]]
+        assert contents == ["hi", "turn 1: hi", "fork", "turn 2: fork"]
+
+        # A subgraph's events, under their mode and namespace.
+        parts = await sdk(
+            lambda: list(
+                client.runs.stream(
+                    None, "nested", input=say("deep"), stream_mode="updates", stream_subgraphs=True
+                )
+            )
+        )
+        names = [part.event for part in parts]
+        assert "updates" in names
+        assert any(name.startswith("updates|inner:") for name in names), names
+
+        # /wait sends newlines while the run goes on, then its output.
+        gate = tmp_path / "gate"
+        body = {"assistant_id": "chat", "input": say(f"gate:{gate}")}
+        async with http.stream("POST", f"/threads/{tid}/runs/wait", json=body) as response:
+            assert response.headers["Location"].endswith("/stream")
+            chunks = response.aiter_bytes()
+            assert (await chunks.__anext__()).strip() == b""  # a heartbeat, before any output
+            gate.touch()
+            rest = b"".join([chunk async for chunk in chunks])
+        assert last_reply(orjson.loads(rest)).endswith(f"gate:{gate}")

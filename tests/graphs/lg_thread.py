@@ -45,3 +45,10 @@ builder.add_node("chat", chat)
 builder.add_edge(START, "chat")
 builder.add_edge("chat", END)
 graph = builder.compile()
+
+# The same chat, as the one node of an outer graph: its events come from a subgraph.
+outer = StateGraph(MessagesState)
+outer.add_node("inner", graph)
+outer.add_edge(START, "inner")
+outer.add_edge("inner", END)
+nested = outer.compile()
