@@ -352,3 +352,28 @@ async def test_breakpoints_subgraph_events_forks_and_wait_heartbeats(tmp_path: P
             gate.touch()
             rest = b"".join([chunk async for chunk in chunks])
         assert last_reply(orjson.loads(rest)).endswith(f"gate:{gate}")
+
+
+async def test_a_workspaces_threads_and_runs_are_its_own() -> None:
+    keys = "key-a=team-a,key-b=team-b"
+    async with running_server(f"chat={CHAT}", api_key=keys) as http:
+        a = get_sync_client(url=str(http.base_url), api_key="key-a")
+        b = get_sync_client(url=str(http.base_url), api_key="key-b")
+        tid = (await sdk(a.threads.create, metadata={"team": "a"}))["thread_id"]
+        values = await sdk(a.runs.wait, tid, "chat", input=say("mine"))
+        assert last_reply(values) == "turn 1: mine"
+        run_id = (await sdk(a.runs.list, tid))[0]["run_id"]
+        for call, args in (
+            (b.threads.get, (tid,)),
+            (b.threads.get_state, (tid,)),
+            (b.runs.list, (tid,)),
+            (b.runs.get, (tid, run_id)),
+        ):
+            with pytest.raises(httpx.HTTPStatusError) as hidden:
+                await sdk(call, *args)
+            assert hidden.value.response.status_code == 404
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await sdk(b.runs.wait, tid, "chat", input=say("theirs"))
+        assert refused.value.response.status_code == 404
+        assert await sdk(b.threads.search) == []
+        assert [t["thread_id"] for t in await sdk(a.threads.search)] == [tid]
