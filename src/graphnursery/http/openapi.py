@@ -31,6 +31,14 @@ EVENTS: dict[str, Any] = {
 Route = Callable[..., Any]
 
 
+#: The LangGraph API's streams of runs, (path, method).
+LANGGRAPH_STREAMS = (
+    ("/runs/stream", "post"),
+    ("/threads/{thread_id}/runs/stream", "post"),
+    ("/threads/{thread_id}/runs/{run_id}/stream", "get"),
+)
+
+
 class OpenAPI(OpenAPIProvider):
     """quart-schema's document, plus what it cannot say: /metrics answers Prometheus text."""
 
@@ -53,13 +61,19 @@ class OpenAPI(OpenAPIProvider):
             submit = paths.get(path, {}).get("post")
             if submit is not None:
                 submit["responses"][200].setdefault("content", {})["text/event-stream"] = EVENTS
-        run_stream = paths.get("/runs/stream", {}).get("post")
-        if run_stream is not None:
-            run_stream["responses"][200] = {
-                "description": "Server-Sent Events, as LangGraph's SDK reads a run's stream",
-                "content": {"text/event-stream": EVENTS},
-            }
-        for path in ("/jobs/{job_id}/events",):
+        for path, method in LANGGRAPH_STREAMS:
+            run_stream = paths.get(path, {}).get(method)
+            if run_stream is not None:
+                run_stream["responses"][200] = {
+                    "description": "Server-Sent Events, as LangGraph's SDK reads a run's stream",
+                    "content": {"text/event-stream": EVENTS},
+                }
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                for status in (204, "204"):  # no content: a deletion
+                    if status in operation.get("responses", {}):
+                        operation["responses"][status] = {"description": "done: no content"}
+        for path in ("/jobs/{job_id}/events", "/threads/{thread_id}/runs/{run_id}/stream"):
             stream = paths.get(path, {}).get("get")
             if stream is not None:
                 stream["responses"][200] = {

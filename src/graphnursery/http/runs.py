@@ -327,7 +327,7 @@ def add_run_routes(
     async def delete_run(thread_id: str, run_id: str) -> Response:
         """Delete the run (stopping it first if it runs)."""
         await engine().threads.delete_run(thread_id, run_id, caller.visible())
-        return Response(b"", 204)
+        return Response(b"", 204, content_type="application/json")
 
 
 async def _cancel_quietly(served: AnyEngine, job: Job, visible: str | None) -> None:

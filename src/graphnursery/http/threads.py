@@ -171,7 +171,7 @@ def add_thread_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: Pip
     async def delete_thread(thread_id: str) -> Response:
         """Delete the thread: its runs stop and go, and its checkpoints."""
         await engine().threads.delete(thread_id, caller.visible())
-        return Response(b"", 204)
+        return Response(b"", 204, content_type="application/json")
 
     @app.get("/threads/<thread_id>/state")
     @document(responses=answers(AnyJson, 401, 404, 422))
