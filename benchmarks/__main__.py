@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from . import report, scenarios, streams
+from . import backlog, report, scenarios, streams
 from .compare import Compared, compared_servers, parse_compare, parse_pids
 from .report import GRAPHNURSERY, Progress
 from .server import DEFAULT_STORE, Server, cli_supports, raise_open_file_limit, start_server
@@ -239,7 +239,7 @@ def _run_one(
         if mode == "backlog":
             assert pid is not None, "backlog needs --server-pid with --target"
             gate = Path(tempfile.gettempdir()) / f"graphnursery-bench-gate-{time.time_ns()}"
-            return trio.run(scenarios.run_backlog, url, pid, workers, c, jobs, gate, progress)
+            return trio.run(backlog.run_backlog, url, pid, workers, c, jobs, gate, progress)
         if mode == "stream":
             return trio.run(
                 streams.run_stream,
