@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from . import backlog, report, scenarios, streams
+from . import backlog, idle_streams, report, scenarios, streams
 from .compare import Compared, compared_servers, parse_compare, parse_pids
 from .report import GRAPHNURSERY, Progress
 from .server import DEFAULT_STORE, Server, cli_supports, raise_open_file_limit, start_server
@@ -257,7 +257,7 @@ def _run_one(
             assert pid is not None, "idle-streams needs --server-pid with --target"
             gate = Path(tempfile.gettempdir()) / f"graphnursery-bench-gate-{time.time_ns()}"
             return trio.run(
-                streams.run_idle_streams, url, pid, c, gate, progress, args.job_deadline
+                idle_streams.run_idle_streams, url, pid, c, gate, progress, args.job_deadline
             )
         return trio.run(
             scenarios.run_http,
