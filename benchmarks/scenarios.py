@@ -1,4 +1,5 @@
-"""The measured loops: HTTP (poll, wait, batch, seed API), in-process engine, direct processes.
+"""The measured loops: HTTP (poll, wait, batch, seed API, the LangGraph API's ``/runs/wait``),
+in-process engine, direct processes.
 
 The backlog scenario is in ``backlog.py``, the stream scenarios in ``streams.py``.
 """
@@ -37,6 +38,12 @@ NATIVE_BODY = dumps({"input": {"n": 1}})
 SEED_BODY = dumps({"messages": [{"role": "user", "content": "hello"}]})
 #: Jobs per request in batch mode (POST /jobs/batch?wait=...).
 BATCH_SIZE = 16
+
+
+def lg_run_body(assistant: str, job_input: Any, **fields: Any) -> bytes:
+    """A LangGraph API run's body (``RunCreateStateless``): the assistant (its graph's name)
+    and the input, and any other field (``stream_mode``...)."""
+    return dumps({"assistant_id": assistant, "input": job_input, **fields})
 
 
 def batch_body(size: int) -> bytes:
@@ -126,6 +133,21 @@ async def http_job(conn: Connection, mode: str, api: str, tally: Tally, deadline
     return str(job["status"])
 
 
+async def lg_wait_job(conn: Connection, body: bytes, tally: Tally) -> str:
+    """``POST /runs/wait`` (the LangGraph API): one request, answered with the graph's output
+    or ``{"__error__": {error, message}}``; returns 'completed', the error's type (a failure),
+    'lost' (the run was still queued or running when the server's wait ended) or 'error'."""
+    response = await _submit(conn, "/runs/wait", body, tally)
+    if response.status != 200:
+        return "error"
+    answer = response.json()
+    failure = answer.get("__error__") if isinstance(answer, dict) else None
+    if not isinstance(failure, dict):
+        return "completed"
+    kind = str(failure.get("error"))
+    return "lost" if kind in ("queued", "running") else kind
+
+
 async def http_batch(conn: Connection, tally: Tally, started: float) -> None:
     """BATCH_SIZE jobs in one request, waited for together; each is recorded. Jobs the server
     turned away (the queue was full) are counted as rejected and sent again after Retry-After,
@@ -190,15 +212,22 @@ async def run_http(
     server_pid: int | None,
     progress: Progress | None,
     job_deadline: float = 120.0,
+    assistant: str = "echo",
 ) -> Measured:
+    """C keep-alive connections, each running jobs back to back in ``mode``; ``lg-wait``
+    runs ``assistant`` (a graph's name) through the LangGraph API's ``POST /runs/wait``."""
     host, port = split_target(url)
     connections = [Connection(host, port) for _ in range(concurrency)]
     tally = Tally()
+    lg_body = lg_run_body(assistant, {"n": 1})
 
     async def one_job(slot: int) -> None:
         started = time.perf_counter()
         if mode == "batch":
             await http_batch(connections[slot], tally, started)
+            return
+        if mode == "lg-wait":
+            tally.record(await lg_wait_job(connections[slot], lg_body, tally), started)
             return
         deadline = time.monotonic() + job_deadline
         outcome = await http_job(connections[slot], mode, api, tally, deadline)
