@@ -277,3 +277,5 @@ def test_stream_scenarios_alternate_stores_and_refuse_the_seed_api() -> None:
             ("graphnursery[memory]", "memory"),
         ]
         assert main(["--scenario", scenario, "--api", "seed", "--mode", "poll"]) == 2
+    # The stream modes stream the emitter graph: only the stream scenario serves it.
+    assert main(["--scenario", "noop", "--mode", "wait,lg-stream"]) == 2
