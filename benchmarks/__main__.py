@@ -9,107 +9,32 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from . import report, scenarios, streams
-from .client import split_target
+from . import backlog, idle_streams, report, scenarios, streams
+from .compare import Compared, compared_servers, parse_compare, parse_pids
 from .report import GRAPHNURSERY, Progress
 from .server import DEFAULT_STORE, Server, cli_supports, raise_open_file_limit, start_server
 
-HTTP_MODES = ("poll", "wait", "batch")
-MODES = (*HTTP_MODES, "engine", "direct")
-#: The stream scenarios' own modes (their scenario's name; ``--mode`` does not apply).
+#: ``lg-wait``: the LangGraph API's ``POST /runs/wait``, the graph's name as its assistant.
+HTTP_MODES = ("poll", "wait", "batch", "lg-wait")
+#: The stream scenario's modes: graphnursery's ``POST /jobs?stream=true``, the LangGraph
+#: API's ``POST /runs/stream``.
+STREAM_MODES = ("stream", "lg-stream")
+MODES = (*HTTP_MODES, "engine", "direct", *STREAM_MODES)
+#: The stream scenarios (their own modes: ``--mode`` does not apply, but for STREAM_MODES).
 STREAM_SCENARIOS = ("stream", "idle-streams")
 #: Modes measured on a server the harness starts, one per ``--store``.
-SERVED_MODES = (*HTTP_MODES, *STREAM_SCENARIOS)
+SERVED_MODES = (*HTTP_MODES, *STREAM_SCENARIOS, "lg-stream")
 #: The server's default ``max_job_events``: past it a stream run passes ``--max-job-events``.
 MAX_JOB_EVENTS = 10_000
 #: Modes also run against every ``--compare`` server (servers that speak the seed API).
 COMPARE_MODES = ("poll",)
 #: ``--store`` names; anything else is passed to ``--store`` as it is (a URL).
 STORES = {"memory": "memory://", "default": DEFAULT_STORE}
-
-
-@dataclass(frozen=True)
-class Compared:
-    """A server of another implementation driven beside graphnursery (``--compare``)."""
-
-    label: str
-    url: str
-    pid: int | None = None
-
-
-def parse_compare(raw: str) -> list[tuple[str | None, str]]:
-    """``[LABEL=]URL[,[LABEL=]URL...]`` -> [(label or None, url)]."""
-    found: list[tuple[str | None, str]] = []
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        label, sep, url = part.partition("=")
-        if not sep or label.startswith("http"):
-            label, url = "", part
-        label = label.strip()
-        try:
-            split_target(url.strip())
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-        if label.startswith(GRAPHNURSERY):
-            raise argparse.ArgumentTypeError(f"label {label!r} is taken by graphnursery's runs")
-        found.append((label or None, url.strip()))
-    if not found:
-        raise argparse.ArgumentTypeError(f"expected [LABEL=]URL, got {raw!r}")
-    return found
-
-
-def parse_pids(raw: str) -> list[tuple[str | None, int]]:
-    """``[LABEL=]PID[,...]`` -> [(label or None, pid)]."""
-    found: list[tuple[str | None, int]] = []
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        label, sep, pid = part.rpartition("=")
-        try:
-            found.append((label.strip() if sep else None, int(pid)))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected [LABEL=]PID, got {part!r}") from None
-    if not found:
-        raise argparse.ArgumentTypeError(f"expected [LABEL=]PID, got {raw!r}")
-    return found
-
-
-def compared_servers(
-    urls: list[list[tuple[str | None, str]]], pids: list[list[tuple[str | None, int]]]
-) -> list[Compared]:
-    """``--compare`` and ``--compare-pid`` values -> servers; unlabelled pids go in order to
-    the servers that have no labelled one. Default labels: compare, compare2, ..."""
-    flat = [item for group in urls for item in group]
-    labels: list[str] = []
-    for n, (label, _) in enumerate(flat, 1):
-        name = label or ("compare" if n == 1 else f"compare{n}")
-        if name in labels:
-            raise ValueError(f"--compare: label {name!r} used twice")
-        labels.append(name)
-    by_label: dict[str, int] = {}
-    in_order: list[int] = []
-    for label, pid in (item for group in pids for item in group):
-        if label is None:
-            in_order.append(pid)
-        elif label not in labels:
-            raise ValueError(f"--compare-pid: no --compare server is labelled {label!r}")
-        else:
-            by_label[label] = pid
-    unassigned = [label for label in labels if label not in by_label]
-    if len(in_order) > len(unassigned):
-        raise ValueError("--compare-pid: more pids than --compare servers")
-    by_label.update(zip(unassigned, in_order, strict=False))
-    return [
-        Compared(label, url, by_label.get(label))
-        for label, (_, url) in zip(labels, flat, strict=True)
-    ]
 
 
 def graphnursery_servers(stores: list[str], target: str | None) -> list[tuple[str, str | None]]:
@@ -237,8 +162,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     jobs = args.jobs or (100_000 if backlog else 200 if args.scenario == "stream" else 1000)
     modes = args.mode
     concurrency = args.concurrency
-    if backlog or args.scenario in STREAM_SCENARIOS:
+    if backlog or idle:
         modes = [args.scenario]
+    elif args.scenario == "stream":
+        modes = [mode for mode in modes if mode in STREAM_MODES] or ["stream"]
     if backlog:
         concurrency = concurrency[-1:]
     if idle:  # its one "job" per stream: each must see the held job's end
@@ -302,7 +229,8 @@ def _run_one(
         if mode == "direct":
             return scenarios.run_direct(graph, workers, c, jobs, progress)
         extra: list[str] = []
-        if mode == "stream" and args.events > MAX_JOB_EVENTS and cli_supports("--max-job-events"):
+        many = args.events > MAX_JOB_EVENTS
+        if mode in STREAM_MODES and many and cli_supports("--max-job-events"):
             extra = ["--max-job-events", str(args.events)]
         if compared is not None:
             url, pid = compared.url, compared.pid
@@ -318,8 +246,9 @@ def _run_one(
         if mode == "backlog":
             assert pid is not None, "backlog needs --server-pid with --target"
             gate = Path(tempfile.gettempdir()) / f"graphnursery-bench-gate-{time.time_ns()}"
-            return trio.run(scenarios.run_backlog, url, pid, workers, c, jobs, gate, progress)
-        if mode == "stream":
+            return trio.run(backlog.run_backlog, url, pid, workers, c, jobs, gate, progress)
+        assistant = Path(graph).stem  # the LangGraph API's name for the served graph
+        if mode in STREAM_MODES:
             return trio.run(
                 streams.run_stream,
                 url,
@@ -331,12 +260,13 @@ def _run_one(
                 progress,
                 args.job_deadline,
                 args.emit_rate,
+                assistant if mode == "lg-stream" else None,
             )
         if mode == "idle-streams":
             assert pid is not None, "idle-streams needs --server-pid with --target"
             gate = Path(tempfile.gettempdir()) / f"graphnursery-bench-gate-{time.time_ns()}"
             return trio.run(
-                streams.run_idle_streams, url, pid, c, gate, progress, args.job_deadline
+                idle_streams.run_idle_streams, url, pid, c, gate, progress, args.job_deadline
             )
         return trio.run(
             scenarios.run_http,
@@ -348,6 +278,7 @@ def _run_one(
             pid,
             progress,
             args.job_deadline,
+            assistant,
         )
     finally:
         progress.close()
@@ -365,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.api == "seed" and args.scenario in STREAM_SCENARIOS:
         print("--api seed has no event streams: use --api native", file=sys.stderr)
+        return 2
+    if set(STREAM_MODES) & set(args.mode) and args.scenario != "stream":
+        print("--mode stream and lg-stream need --scenario stream", file=sys.stderr)
         return 2
     if args.api == "seed" and "wait" in args.mode:
         print("--api seed has no long-poll: use --mode poll", file=sys.stderr)
@@ -397,13 +331,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode, c, repeat, label, store, other in plan:
         load_before = os.getloadavg()[0]
         measured = _run_one(settings, args, mode, c, label, store, other)
+        api = settings["api"] if mode in SERVED_MODES else None
         run = {
             "server": label,
             "url": other.url if other else args.target,
             "store": store,
             "scenario": settings["scenario"],
             "mode": mode,
-            "api": settings["api"] if mode in SERVED_MODES else None,
+            "api": "langgraph" if mode.startswith("lg-") else api,
             "concurrency": c,
             "repeat": repeat,
         }
@@ -442,23 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if chart is not None:
             print(f"chart: {chart}")
 
-    problems = [
-        f"{r['server'] or ''} {r['mode']} c={r['concurrency']}: "
-        f"{r['completed']}/{r['jobs']} completed, "
-        f"{r['failed']} failed, {r['lost']} lost, {r['errors']} errors"
-        + (
-            f", {r['missing_events']} events missing, {r['misordered_events']} out of order"
-            if "missing_events" in r
-            else ""
-        )
-        for r in runs
-        if r["lost"]
-        or r["failed"]
-        or r["errors"]
-        or r["completed"] < r["jobs"]
-        or r.get("missing_events")
-        or r.get("misordered_events")
-    ]
+    problems = report.problems(runs)
     for problem in problems:
         print(f"FAILED {problem}", file=sys.stderr)
     return 1 if problems else 0

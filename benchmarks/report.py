@@ -141,6 +141,28 @@ def figures(measured: Measured, jobs: int) -> dict[str, Any]:
     return result
 
 
+def problems(runs: list[dict[str, Any]]) -> list[str]:
+    """What went wrong in each run that did not complete every job cleanly (lost, failed,
+    errored or too few jobs; stream events missing or out of order): the exit status 1."""
+    return [
+        f"{r['server'] or ''} {r['mode']} c={r['concurrency']}: "
+        f"{r['completed']}/{r['jobs']} completed, "
+        f"{r['failed']} failed, {r['lost']} lost, {r['errors']} errors"
+        + (
+            f", {r['missing_events']} events missing, {r['misordered_events']} out of order"
+            if "missing_events" in r
+            else ""
+        )
+        for r in runs
+        if r["lost"]
+        or r["failed"]
+        or r["errors"]
+        or r["completed"] < r["jobs"]
+        or r.get("missing_events")
+        or r.get("misordered_events")
+    ]
+
+
 BACKLOG_KEYS = (
     "accepted",
     "submit_per_second",
@@ -172,12 +194,14 @@ COLUMNS = (
 #: emit cost in µs per event), ``miss``: graph events that never reached their stream.
 STREAM_COLUMNS = (
     ("server", "server", 14),
+    ("mode", "mode", 9),
     ("c", "concurrency", 4),
     ("jobs/s", "jobs_per_s", 7),
     ("events/s", "events_per_s", 9),
     ("ev p50", "event_p50_ms", 7),
     ("ev p95", "event_p95_ms", 7),
     ("ev p99", "event_p99_ms", 7),
+    ("last p50", "last_event_p50_ms", 8),
     ("emit µs", "emit_us_per_event", 7),
     ("emit p50", "emit_us_p50", 8),
     ("cpu µs/ev", "cpu_us_per_event", 9),

@@ -1,4 +1,8 @@
-"""The measured loops: HTTP (poll, wait, seed API), in-process engine, direct processes, backlog."""
+"""The measured loops: HTTP (poll, wait, batch, seed API, the LangGraph API's ``/runs/wait``),
+in-process engine, direct processes.
+
+The backlog scenario is in ``backlog.py``, the stream scenarios in ``streams.py``.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,12 @@ NATIVE_BODY = dumps({"input": {"n": 1}})
 SEED_BODY = dumps({"messages": [{"role": "user", "content": "hello"}]})
 #: Jobs per request in batch mode (POST /jobs/batch?wait=...).
 BATCH_SIZE = 16
+
+
+def lg_run_body(assistant: str, job_input: Any, **fields: Any) -> bytes:
+    """A LangGraph API run's body (``RunCreateStateless``): the assistant (its graph's name)
+    and the input, and any other field (``stream_mode``...)."""
+    return dumps({"assistant_id": assistant, "input": job_input, **fields})
 
 
 def batch_body(size: int) -> bytes:
@@ -123,6 +133,21 @@ async def http_job(conn: Connection, mode: str, api: str, tally: Tally, deadline
     return str(job["status"])
 
 
+async def lg_wait_job(conn: Connection, body: bytes, tally: Tally) -> str:
+    """``POST /runs/wait`` (the LangGraph API): one request, answered with the graph's output
+    or ``{"__error__": {error, message}}``; returns 'completed', the error's type (a failure),
+    'lost' (the run was still queued or running when the server's wait ended) or 'error'."""
+    response = await _submit(conn, "/runs/wait", body, tally)
+    if response.status != 200:
+        return "error"
+    answer = response.json()
+    failure = answer.get("__error__") if isinstance(answer, dict) else None
+    if not isinstance(failure, dict):
+        return "completed"
+    kind = str(failure.get("error"))
+    return "lost" if kind in ("queued", "running") else kind
+
+
 async def http_batch(conn: Connection, tally: Tally, started: float) -> None:
     """BATCH_SIZE jobs in one request, waited for together; each is recorded. Jobs the server
     turned away (the queue was full) are counted as rejected and sent again after Retry-After,
@@ -187,15 +212,22 @@ async def run_http(
     server_pid: int | None,
     progress: Progress | None,
     job_deadline: float = 120.0,
+    assistant: str = "echo",
 ) -> Measured:
+    """C keep-alive connections, each running jobs back to back in ``mode``; ``lg-wait``
+    runs ``assistant`` (a graph's name) through the LangGraph API's ``POST /runs/wait``."""
     host, port = split_target(url)
     connections = [Connection(host, port) for _ in range(concurrency)]
     tally = Tally()
+    lg_body = lg_run_body(assistant, {"n": 1})
 
     async def one_job(slot: int) -> None:
         started = time.perf_counter()
         if mode == "batch":
             await http_batch(connections[slot], tally, started)
+            return
+        if mode == "lg-wait":
+            tally.record(await lg_wait_job(connections[slot], lg_body, tally), started)
             return
         deadline = time.monotonic() + job_deadline
         outcome = await http_job(connections[slot], mode, api, tally, deadline)
@@ -302,87 +334,3 @@ def run_direct(
         elapsed = time.perf_counter() - began
         cpu = cpu_seconds(os.getpid()) - cpu_before
     return Measured(tally, elapsed, cpu)
-
-
-async def _stats(conn: Connection) -> dict[str, Any]:
-    response = await conn.request("GET", "/stats")
-    if response.status != 200:
-        raise RuntimeError(f"GET /stats answered {response.status}: {response.body[:200]!r}")
-    stats: dict[str, Any] = response.json()
-    return stats
-
-
-async def run_backlog(
-    url: str,
-    server_pid: int,
-    workers: int,
-    concurrency: int,
-    jobs: int,
-    gate: Path,
-    progress: Progress,
-    drain_timeout: float = 900.0,
-) -> Measured:
-    """Hold every worker on a gate job, submit ``jobs`` no-op jobs, then release and drain."""
-    host, port = split_target(url)
-    control = Connection(host, port)
-    tally = Tally()
-    gate_file = trio.Path(gate)
-    await gate_file.unlink(missing_ok=True)
-    body = dumps({"input": {"gate": str(gate)}, "timeoutSeconds": 3600})
-    for _ in range(workers):
-        await _submit(control, "/jobs", body, tally)
-    while True:  # until every worker holds a gate job
-        if (await _stats(control))["running"] >= workers:
-            break
-        await trio.sleep(0.05)
-    baseline = (await _stats(control))["completed"]
-    rss_idle = memory_kib(server_pid, "VmRSS")
-    cpu_before = cpu_seconds(server_pid)
-
-    connections = [Connection(host, port) for _ in range(concurrency)]
-    accepted = 0
-
-    async def submit_one(slot: int) -> None:
-        nonlocal accepted
-        response = await _submit(connections[slot], "/jobs", NATIVE_BODY, tally)
-        if response.status == 202:
-            accepted += 1
-        else:
-            tally.errors += 1
-
-    submit_elapsed = await _closed_loop(concurrency, jobs, submit_one, progress)
-    rss_queued = memory_kib(server_pid, "VmRSS")
-    for conn in connections:
-        await conn.aclose()
-
-    await gate_file.touch()
-    drain_started = time.perf_counter()
-    target = baseline + workers + accepted
-    completed = baseline
-    with trio.move_on_after(drain_timeout):
-        while completed < target:
-            await trio.sleep(0.5)
-            completed = (await _stats(control))["completed"]
-    drain_elapsed = time.perf_counter() - drain_started
-    await control.aclose()
-    await gate_file.unlink(missing_ok=True)
-
-    tally.completed = completed - baseline - workers
-    tally.lost = max(accepted - tally.completed, 0)
-    return Measured(
-        tally,
-        submit_elapsed + drain_elapsed,
-        cpu_seconds(server_pid) - cpu_before,
-        memory_kib(server_pid, "VmHWM"),
-        tree_memory_kib(server_pid, "VmHWM"),
-        extra={
-            "accepted": accepted,
-            "submit_seconds": round(submit_elapsed, 3),
-            "submit_per_second": round(accepted / submit_elapsed, 1),
-            "drain_seconds": round(drain_elapsed, 3),
-            "drain_per_second": round(tally.completed / drain_elapsed, 1),
-            "rss_idle_mib": round(rss_idle / 1024, 1),
-            "rss_queued_mib": round(rss_queued / 1024, 1),
-            "rss_drained_mib": round(memory_kib(server_pid, "VmRSS") / 1024, 1),
-        },
-    )

@@ -1,44 +1,36 @@
-"""The stream scenarios (issue 16): jobs streamed end to end, and what idle streams cost.
+"""The stream scenarios (issue 16): jobs streamed end to end (here), and what idle streams
+cost (``idle_streams.py``).
 
 Both serve ``benchmarks/graphs/emitter.py`` and read the streams with a real SSE parser
 (httpx + httpx-sse), as a client of the API would:
 
-- :func:`run_stream`: C closed-loop clients, each ``POST /jobs?stream=true`` and reads the
-  job's stream to its end; every graph event carries the time it was emitted, so the
-  client measures emit-to-client latency per event;
-- :func:`run_idle_streams`: one job held running on a gate file, N streams opened on it
-  (``GET /jobs/{id}/events``), the server's RSS before and after; then the gate opens and
-  every stream must get the job's end.
+- :func:`run_stream`: C closed-loop clients, each ``POST /jobs?stream=true`` (or the
+  LangGraph API's ``POST /runs/stream``) and reads the job's stream to its end; every graph
+  event carries the time it was emitted, so the client measures emit-to-client latency per
+  event;
+- ``idle_streams.run_idle_streams``: one job held running on a gate file, N streams opened
+  on it (``GET /jobs/{id}/events``), the server's RSS before and after; then the gate opens
+  and every stream must get the job's end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
 from httpx_sse import SSEError, aconnect_sse
 
-from .client import Connection, dumps, loads, split_target
+from .client import dumps, loads
 from .report import Progress, percentile
-from .scenarios import TERMINAL, Measured, Tally, _closed_loop, _own_cpu, _submit
-from .server import cpu_seconds, memory_kib, open_fds, own_cpu_seconds, tree_memory_kib
+from .scenarios import TERMINAL, Measured, Tally, _closed_loop, _own_cpu, lg_run_body
+from .server import cpu_seconds, memory_kib, own_cpu_seconds, tree_memory_kib
 
-#: The name the emitter graph's events have (``emit``'s default).
+#: The name the emitter graph's events have (``emit``'s default; LangGraph's mode for them).
 GRAPH_EVENT = "custom"
-#: Streams being opened at once in the idle-streams scenario (hypercorn's listen backlog
-#: is 100: a burst of 1,000 connects would wait for SYN retries instead).
-OPENING = 64
-#: Streams per httpx client in the idle-streams scenario: httpcore's pool scans its
-#: connections on every request and response close, so at their end 1,000 streams in one
-#: pool cost the harness ~6 ms of CPU each here, in pools of this size ~0.7 ms.
-POOL = 50
 
 
 @dataclass
@@ -52,6 +44,7 @@ class StreamTally(Tally):
     event_latencies: list[float] = field(default_factory=list)  # s, emitted to received
     first_event: list[float] = field(default_factory=list)  # s, submit to first graph event
     spans: list[float] = field(default_factory=list)  # s, first to last graph event of a job
+    last_event: list[float] = field(default_factory=list)  # s, submit to last graph event
     emit_seconds: float = 0.0  # time the graphs spent in emit calls (their results)
     emit_calls: int = 0
     emit_p50s: list[float] = field(default_factory=list)  # µs, each job's median call
@@ -80,17 +73,26 @@ async def _retry_after(response: httpx.Response) -> None:
 
 
 async def stream_job(
-    client: httpx.AsyncClient, body: bytes, tally: StreamTally, deadline: float
+    client: httpx.AsyncClient,
+    body: bytes,
+    tally: StreamTally,
+    deadline: float,
+    langgraph: bool = False,
 ) -> str:
-    """``POST /jobs?stream=true``, its stream read to the end; returns the job's terminal
-    status, 'lost' (the stream ended without it, or ``deadline`` s passed) or 'error'."""
+    """``POST /jobs?stream=true`` (``langgraph``: ``POST /runs/stream``), its stream read to
+    the end; returns the job's terminal status, 'lost' (the stream ended without it, or
+    ``deadline`` s passed) or 'error'."""
+    if langgraph:
+        path, read = "/runs/stream", _read_lg_stream
+    else:
+        path, read = "/jobs?stream=true", _read_stream
     submitted = time.perf_counter()
     headers = {"Content-Type": "application/json"}
     with trio.move_on_after(deadline):
         while True:
             try:
                 async with aconnect_sse(
-                    client, "POST", "/jobs?stream=true", content=body, headers=headers
+                    client, "POST", path, content=body, headers=headers
                 ) as source:
                     response = source.response
                     tally.requests += 1
@@ -102,37 +104,56 @@ async def stream_job(
                     if response.status_code != 200:
                         await response.aread()
                         return "error"
-                    return await _read_stream(source, tally, submitted)
+                    return await read(source, tally, submitted)
             except (httpx.HTTPError, SSEError):  # the server broke the stream off
                 return "error"
     return "lost"
 
 
+@dataclass
+class _JobEvents:
+    """One job's graph events as they arrive: their latency and order, the first and last."""
+
+    tally: StreamTally
+    submitted: float  # perf_counter
+    received: int = 0
+    first: float = 0.0
+    last: float = 0.0
+
+    def see(self, data: dict[str, Any], now: float) -> None:
+        """An emitter event (``{"i", "t", "pad"}``) received at wall-clock time ``now``."""
+        self.tally.event_latencies.append(now - data["t"])
+        self.last = time.perf_counter()
+        if not self.received:
+            self.first = self.last
+        if data["i"] != self.received:
+            self.tally.misordered += 1
+        self.received += 1
+
+    def close(self) -> None:
+        tally = self.tally
+        tally.events += self.received
+        if self.received:
+            tally.first_event.append(self.first - self.submitted)
+            tally.last_event.append(self.last - self.submitted)
+            tally.spans.append(self.last - self.first)
+
+
 async def _read_stream(source: Any, tally: StreamTally, submitted: float) -> str:
-    received = 0
-    first = last = 0.0
+    """graphnursery's stream: the job, its events (``{attempt, data}``), its end."""
+    job = _JobEvents(tally, submitted)
     end: dict[str, Any] | None = None
     async for sse in source.aiter_sse():
         now = time.time()
         if sse.event == GRAPH_EVENT:
-            data = loads(sse.data)["data"]
-            tally.event_latencies.append(now - data["t"])
-            last = time.perf_counter()
-            if not received:
-                first = last
-            if data["i"] != received:
-                tally.misordered += 1
-            received += 1
+            job.see(loads(sse.data)["data"], now)
         elif sse.event in TERMINAL:
             if end is not None:
                 return "error"  # a second end
             end = loads(sse.data)
         elif end is not None:
             return "error"  # an event after the end
-    tally.events += received
-    if received:
-        tally.first_event.append(first - submitted)
-        tally.spans.append(last - first)
+    job.close()
     if end is None:
         return "lost"
     tally.dropped += int(end.get("droppedEvents") or 0)
@@ -147,6 +168,28 @@ async def _read_stream(source: Any, tally: StreamTally, submitted: float) -> str
     return str(end["status"])
 
 
+async def _read_lg_stream(source: Any, tally: StreamTally, submitted: float) -> str:
+    """LangGraph's stream (``POST /runs/stream``): ``metadata`` first, each graph event as it
+    was emitted under its mode's name, ``error`` if the run failed. A completed run's stream
+    just ends, so one cut short counts as completed: its missing events tell."""
+    job = _JobEvents(tally, submitted)
+    outcome: str | None = None  # until the metadata event
+    async for sse in source.aiter_sse():
+        now = time.time()
+        if outcome is None:
+            if sse.event != "metadata":
+                return "error"
+            outcome = "completed"
+        elif outcome != "completed":
+            return "error"  # an event after the error
+        elif sse.event == GRAPH_EVENT:
+            job.see(loads(sse.data), now)
+        elif sse.event == "error":
+            outcome = "failed"
+    job.close()
+    return outcome or "lost"
+
+
 async def run_stream(
     url: str,
     concurrency: int,
@@ -157,20 +200,28 @@ async def run_stream(
     progress: Progress | None,
     job_deadline: float = 120.0,
     emit_rate: float = 0.0,
+    assistant: str | None = None,
 ) -> Measured:
     """C clients, each streaming jobs of ``events`` events back to back (each job emitting
     ``emit_rate`` events/s at most; 0: as fast as it can); C warm-up jobs (one per
-    connection) first, unmeasured."""
+    connection) first, unmeasured. With ``assistant`` (the emitter graph's name) the runs
+    go through the LangGraph API's ``POST /runs/stream`` (``stream_mode`` ``custom``): its
+    stream holds no result, so the emit figures are None and each completed run is
+    expected to have sent ``events`` events."""
     job_input: dict[str, Any] = {"events": events, "bytes": event_bytes}
     if emit_rate:
         job_input["rate"] = emit_rate
-    body = dumps({"input": job_input})
+    langgraph = assistant is not None
+    if assistant is None:
+        body = dumps({"input": job_input})
+    else:
+        body = lg_run_body(assistant, job_input, stream_mode=[GRAPH_EVENT])
     tally = StreamTally()
     async with _client(url, concurrency) as client:
 
         async def one_job(slot: int) -> None:
             started = time.perf_counter()
-            outcome = await stream_job(client, body, tally, job_deadline)
+            outcome = await stream_job(client, body, tally, job_deadline, langgraph)
             tally.record(outcome, started)
 
         await _closed_loop(concurrency, concurrency, one_job, None)
@@ -180,6 +231,8 @@ async def run_stream(
         client_before = _own_cpu()
         elapsed = await _closed_loop(concurrency, jobs, one_job, progress)
         client_cpu = _own_cpu() - client_before
+    if langgraph:
+        tally.expected = tally.completed * events
 
     latencies = sorted(tally.event_latencies)
     received = max(tally.events, 1)
@@ -199,6 +252,7 @@ async def run_stream(
     extra["event_max_ms"] = _ms(latencies[-1] if latencies else None)
     extra["first_event_p50_ms"] = _ms(percentile(sorted(tally.first_event), 0.50))
     extra["stream_span_p50_ms"] = _ms(percentile(sorted(tally.spans), 0.50))
+    extra["last_event_p50_ms"] = _ms(percentile(sorted(tally.last_event), 0.50))
     extra["emit_us_per_event"] = (
         round(tally.emit_seconds * 1e6 / tally.emit_calls, 2) if tally.emit_calls else None
     )
@@ -215,149 +269,3 @@ async def run_stream(
         measured.peak_rss_kib = memory_kib(server_pid, "VmHWM")
         measured.workers_peak_rss_kib = tree_memory_kib(server_pid, "VmHWM")
     return measured
-
-
-async def _probe(client: httpx.AsyncClient, path: str) -> str | None:
-    """Read ``path``'s stream to its first graph event, then close it; None if it did,
-    else what went wrong."""
-    try:
-        async with aconnect_sse(client, "GET", path) as source:
-            if source.response.status_code != 200:
-                body = (await source.response.aread())[:300].decode(errors="replace")
-                return f"GET {path} answered {source.response.status_code}: {body}"
-            async for sse in source.aiter_sse():
-                if sse.event == GRAPH_EVENT:
-                    return None
-            return f"GET {path}: the stream ended before the job's first event"
-    except (httpx.HTTPError, SSEError) as error:
-        return f"GET {path}: {error!r}"
-
-
-async def run_idle_streams(
-    url: str,
-    server_pid: int,
-    streams: int,
-    gate: Path,
-    progress: Progress,
-    job_deadline: float = 120.0,
-) -> Measured:
-    """Hold one job running, open ``streams`` streams on it, read the server's RSS before
-    and after; release the job and count the streams that got its end."""
-    host, port = split_target(url)
-    tally = Tally()
-    gate_file = trio.Path(gate)
-    await gate_file.unlink(missing_ok=True)
-    control = Connection(host, port)
-    body = dumps({"input": {"events": 1, "gate": str(gate)}, "timeoutSeconds": 3600})
-    response = await _submit(control, "/jobs", body, tally)
-    await control.aclose()
-    if response.status != 202:
-        raise RuntimeError(f"POST /jobs answered {response.status}: {response.body[:200]!r}")
-    events_path = f"/jobs/{response.json()['jobId']}/events"
-
-    opened = failed = 0
-    statuses: list[str] = []
-    all_open = trio.Event()
-    limiter = trio.CapacityLimiter(OPENING)
-
-    def settled() -> None:
-        if opened + failed == streams:
-            all_open.set()
-
-    async def follow(client: httpx.AsyncClient) -> None:
-        """One stream: open (its first graph event read), then read to the job's end."""
-        nonlocal opened, failed
-        await limiter.acquire()
-        opening = True
-        try:
-            async with aconnect_sse(client, "GET", events_path) as source:
-                if source.response.status_code != 200:
-                    tally.errors += 1
-                    return
-                async for sse in source.aiter_sse():
-                    if opening and sse.event == GRAPH_EVENT:
-                        opening = False
-                        limiter.release()
-                        opened += 1
-                        progress.advance()
-                        settled()
-                    elif sse.event in TERMINAL:
-                        statuses.append(str(loads(sse.data)["status"]))
-        except (httpx.HTTPError, SSEError):
-            tally.errors += 1
-        finally:
-            if opening:
-                limiter.release()
-                failed += 1
-                settled()
-
-    clients = [_client(url, POOL) for _ in range(-(-streams // POOL))]
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            for pool in clients:
-                await stack.enter_async_context(pool)
-            # One stream first, closed again: the job runs, its event is in the log, and the
-            # server has run a stream's code once (imports and caches are in the baseline).
-            refused = await _probe(clients[0], events_path)
-            if refused:
-                print(f"idle-streams: {refused}", file=sys.stderr)
-                tally.errors = streams
-                return Measured(tally, 0.0, extra={"streams": streams, "refused": refused})
-            rss_before = memory_kib(server_pid, "VmRSS")
-            fds_before = open_fds(server_pid)
-            cpu_before = cpu_seconds(server_pid)
-            client_before = _own_cpu()
-            began = progress.started = time.perf_counter()
-            with trio.move_on_after(job_deadline) as overall:
-                async with trio.open_nursery() as nursery:
-                    for n in range(streams):
-                        nursery.start_soon(follow, clients[n // POOL])
-                    await all_open.wait()
-                    open_elapsed = time.perf_counter() - began
-                    rss_open = memory_kib(server_pid, "VmRSS")
-                    fds_open = open_fds(server_pid)
-                    cpu_open = cpu_seconds(server_pid)
-                    client_open = _own_cpu()
-                    await gate_file.touch()
-                    released = time.perf_counter()
-            ended = time.perf_counter()
-            cpu_ended, client_ended = cpu_seconds(server_pid), _own_cpu()
-    finally:
-        # Never leave the job holding a worker, whatever failed (the caller removes the file).
-        await gate_file.touch()
-    if overall.cancelled_caught and not all_open.is_set():
-        raise RuntimeError(f"{opened} of {streams} streams opened in {job_deadline} s")
-
-    tally.completed = statuses.count("completed")
-    tally.failed = len(statuses) - tally.completed
-    tally.lost = streams - len(statuses) - tally.errors
-    delta = rss_open - rss_before
-
-    def per_stream(seconds: float) -> float:
-        return round(seconds * 1000 / streams, 3)
-
-    return Measured(
-        tally,
-        ended - began,
-        None,
-        memory_kib(server_pid, "VmHWM"),
-        tree_memory_kib(server_pid, "VmHWM"),
-        extra={
-            "streams": streams,
-            "streams_opened": opened,
-            "streams_ended": len(statuses),
-            "open_seconds": round(open_elapsed, 3),
-            "end_seconds": round(ended - released, 3),
-            "rss_before_mib": round(rss_before / 1024, 1),
-            "rss_open_mib": round(rss_open / 1024, 1),
-            "rss_streams_mb": round(delta * 1024 / 1e6, 2),
-            "rss_per_stream_kib": round(delta / streams, 1),
-            "fds_before": fds_before,
-            "fds_open": fds_open,
-            # Opening and ending the streams: the server (its workers too) and this client.
-            "cpu_ms_per_stream_open": per_stream(cpu_open - cpu_before),
-            "cpu_ms_per_stream_end": per_stream(cpu_ended - cpu_open),
-            "client_cpu_ms_per_stream_open": per_stream(client_open - client_before),
-            "client_cpu_ms_per_stream_end": per_stream(client_ended - client_open),
-        },
-    )

@@ -101,10 +101,41 @@ async def test_reconnects_after_connection_close() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_rejects_chunked_and_garbage() -> None:
+async def test_reads_chunked_bodies_split_anywhere_and_keeps_the_connection() -> None:
+    # A streamed answer (the LangGraph API's /runs/wait: newlines while the run goes on, then
+    # its output), written a few bytes at a time, then a second answer on the same connection.
+    answer = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1\r\n\n\r\n"
+        b'c;ext=1\r\n{"echo": 12}\r\n'
+        b"0\r\nX-Trailer: t\r\n\r\n"
+    )
+
+    async def handler(stream: trio.SocketStream) -> None:
+        buffer = bytearray()
+        for _ in range(2):
+            await _read_request(stream, buffer)
+            for at in range(0, len(answer), 5):
+                await stream.send_all(answer[at : at + 5])
+                await trio.sleep(0.001)
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        port = await _serve(nursery, handler)
+        conn = Connection("127.0.0.1", port)
+        for _ in range(2):
+            response = await conn.request("POST", "/runs/wait", b"{}")
+            assert response.status == 200 and response.json() == {"echo": 12}
+        assert conn.connects == 1
+        await conn.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_rejects_bad_chunks_and_garbage() -> None:
     answers = iter(
         [
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{}\r\n0\r\n\r\n",
             b"SSH-2.0-OpenSSH\r\n\r\n",
         ]
     )
@@ -116,7 +147,7 @@ async def test_rejects_chunked_and_garbage() -> None:
 
     async with trio.open_nursery() as nursery:
         port = await _serve(nursery, handler)
-        for _ in range(2):
+        for _ in range(3):
             conn = Connection("127.0.0.1", port)
             with pytest.raises(HttpError):
                 await conn.request("GET", "/")
@@ -277,3 +308,5 @@ def test_stream_scenarios_alternate_stores_and_refuse_the_seed_api() -> None:
             ("graphnursery[memory]", "memory"),
         ]
         assert main(["--scenario", scenario, "--api", "seed", "--mode", "poll"]) == 2
+    # The stream modes stream the emitter graph: only the stream scenario serves it.
+    assert main(["--scenario", "noop", "--mode", "wait,lg-stream"]) == 2
