@@ -63,7 +63,7 @@ async def test_the_sdk_is_held_to_the_servers_api_keys() -> None:
         assert (await http.get("/ok")).status_code == 200  # a probe: open
 
 
-async def test_a_stateless_run_waits_for_the_graphs_output() -> None:
+async def test_a_stateless_run_waits_for_the_graphs_output(both_http_paths: None) -> None:
     async with running_server(f"echo={ECHO}:graph tools={TOOLBOX}:graph") as http:
         client = get_sync_client(url=str(http.base_url), api_key=None)
         output = await sdk(client.runs.wait, None, "echo", input={"question": "hi"})

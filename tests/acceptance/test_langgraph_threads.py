@@ -299,7 +299,9 @@ async def test_a_run_waits_after_seconds_and_a_stream_left_with_on_disconnect_ca
         assert (await sdk(client.threads.get, tid))["status"] == "idle"
 
 
-async def test_breakpoints_subgraph_events_forks_and_wait_heartbeats(tmp_path: Path) -> None:
+async def test_breakpoints_subgraph_events_forks_and_wait_heartbeats(
+    tmp_path: Path, both_http_paths: None
+) -> None:
     graphs = f"chat={CHAT} nested={CHAT}:nested"
     async with running_server(graphs, stream_heartbeat=0.2) as http:
         client = get_sync_client(url=str(http.base_url), api_key=None)

@@ -31,6 +31,7 @@ from .openapi import OpenAPI
 from .pipeline import DOCS_ASSETS, Pipeline, attach
 from .probes import add_probe_routes
 from .routes import add_job_routes
+from .run_handlers import RunHandlers
 from .runs import add_run_routes
 from .schedules import add_schedule_routes
 from .sse import Streams
@@ -85,10 +86,11 @@ def create_app(config: Config, store: Store | None = None) -> QuartTrio:
     add_schedule_routes(app, lifecycle.require_engine, pipeline)
     add_assistant_routes(app, lifecycle.require_engine, pipeline)
     add_thread_routes(app, lifecycle.require_engine, pipeline)
-    add_run_routes(app, lifecycle.require_engine, pipeline, streams, config)
+    runs = RunHandlers(lifecycle.require_engine, config)
+    add_run_routes(app, lifecycle.require_engine, pipeline, streams, config, runs)
     add_probe_routes(app, lifecycle, metrics)
 
-    fast_path = FastPath(handlers, pipeline) if config.fast_path else None
+    fast_path = FastPath(handlers, pipeline, runs) if config.fast_path else None
     front = Front(CloseAfterAnswer(app.asgi_app), pipeline, fast_path, config.max_body_bytes)
     app.asgi_app = front  # type: ignore[method-assign]
     return app

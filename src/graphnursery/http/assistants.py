@@ -154,7 +154,12 @@ async def read_body(
 ) -> Body:
     """The request's JSON body as ``model`` (an empty body is ``empty``, when given);
     400 naming each bad field."""
-    raw = await pipeline.read_body(request.body)
+    return parse_body(await pipeline.read_body(request.body), model, empty)
+
+
+def parse_body(raw: bytes, model: type[Body], empty: dict[str, Any] | None = None) -> Body:
+    """A JSON body as ``model`` (an empty body is ``empty``, when given); 400 naming each
+    bad field."""
     data = empty if empty is not None and not raw.strip() else load_json_object(raw)
     try:
         return model.model_validate(data)

@@ -24,6 +24,7 @@ from .fastpath import FastPath, Handler, Match
 from .handlers import Reply
 from .parsing import Params
 from .pipeline import Pipeline, ReceivedBody
+from .run_handlers import Streamed
 
 ASGIApp = Callable[..., Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
@@ -71,6 +72,18 @@ async def send_json(
     for part in parts[:-1]:
         await send({"type": "http.response.body", "body": part, "more_body": True})
     await send({"type": "http.response.body", "body": parts[-1]})
+
+
+async def send_streamed(
+    send: Any, status: int, reply: Streamed, request_id: str, extra: RawHeaders
+) -> None:
+    """Write a JSON answer as it comes, chunked (a ``/wait`` still waiting)."""
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
+    async with contextlib.aclosing(reply.chunks) as chunks:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _refuse_unread(scope: dict[str, Any], receive: Any, headers: Params) -> Reply:
@@ -131,6 +144,10 @@ class Front:
                         await pipeline.read_body(ReceivedBody(receive))
                 raise
             status, reply, extra = await handler(scope, receive, headers, *args)
+            if isinstance(reply, Streamed):
+                await send_streamed(send, status, reply, request_id, raw_headers(extra))
+                pipeline.record(scope["method"], route, status)
+                return
             body: bytes | Parts = bodies.encode(reply)
         except Exception as exc:
             status, body, extra = pipeline.answer_error(exc)

@@ -1,161 +1,56 @@
 """The LangGraph Platform API's runs: stateless (``/runs``) and on threads
 (``/threads/{thread_id}/runs``), each one a job of its assistant's graph (see
-:mod:`graphnursery.threads`).
+:mod:`graphnursery.threads` and, for what is not HTTP, :mod:`.run_handlers`).
 
 - ``POST .../runs`` queues a run and answers it (``pending``); ``.../runs/wait`` answers
   its output once it ends (the state it ended in; ``{"__error__": {error, message}}`` if it
-  failed), sending a newline every ``stream_heartbeat`` seconds meanwhile so that proxies
-  keep the connection; ``.../runs/stream`` streams its events as LangGraph's SDK reads
-  them (:class:`~.sse.LangGraphFraming`).
+  failed), sending a newline every ``stream_heartbeat`` seconds (at most 5) meanwhile so
+  that proxies keep the connection; ``.../runs/stream`` streams its events as LangGraph's
+  SDK reads them (:class:`~.sse.LangGraphFraming`).
 - ``GET .../runs/{run_id}`` is the run, ``.../join`` its output (as ``/wait``),
   ``.../stream`` its events again (``Last-Event-ID`` resumes after one: ids are sent for
   runs made with ``stream_resumable``), ``POST .../cancel`` stops it (``action=rollback``
   deletes it too; ``wait=1`` answers once it ended), ``DELETE`` deletes it.
-
-A run's status is LangGraph's: ``pending`` (queued), ``running``, ``success``,
-``interrupted`` (it stopped at an interrupt, or was cancelled), ``error`` (failed or
-crashed: the error says which), ``timeout``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Callable
 
-import orjson
-import trio
-from pydantic import BaseModel, ConfigDict, Field
 from quart import Quart, Response, request
 from quart_schema import document
 
 from ..config import Config
 from ..engine_thread import AnyEngine
-from ..errors import EngineClosed, JobNotFound
-from ..events import parse_stream_mode
-from ..jobs import Job, JobError, JobStatus
-from ..store.threads import INTERRUPT
-from ..threads import RunRequest
+from ..jobs import Job
 from . import caller
-from .assistants import AnyJson, assistant_id, find_assistant, read_body
+from .assistants import AnyJson
 from .errors import bad_field
+from .handlers import Reply
 from .openapi import answers, errors
 from .pipeline import Pipeline
 from .routes import json_response, stream_response
+from .run_handlers import (
+    RunCreate,
+    RunHandlers,
+    RunModel,
+    Streamed,
+    cancel_quietly,
+    paths,
+    run_body,
+)
 from .schemas import ErrorModel
 from .sse import LangGraphFraming, Streams
 
-#: LangGraph's stream modes as graphnursery's events name them.
-_MODE_NAMES = {"messages-tuple": "messages"}
-#: Options of a run the worker reads (see ``graphnursery._threads``).
-_WORKER_OPTIONS = (
-    "config",
-    "context",
-    "command",
-    "interrupt_before",
-    "interrupt_after",
-    "checkpoint",
-    "checkpoint_id",
-    "stream_subgraphs",
-)
 
-
-class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    resume: Any = None
-    update: Any = None
-    goto: str | list[str] | None = None
-
-
-class RunCreate(BaseModel):
-    """A run of an assistant (LangGraph's ``RunCreateStateful``/``Stateless``): what is
-    read of it (webhooks, durability and LangSmith options are accepted and ignored)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    assistant_id: str
-    input: Any = None
-    command: Command | None = None
-    config: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
-    stream_mode: str | list[str] = "values"
-    stream_subgraphs: bool = False
-    stream_resumable: bool = False
-    interrupt_before: Literal["*"] | list[str] | None = None
-    interrupt_after: Literal["*"] | list[str] | None = None
-    checkpoint: dict[str, Any] | None = None
-    checkpoint_id: str | None = None
-    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "enqueue"
-    if_not_exists: Literal["create", "reject"] = "reject"
-    on_disconnect: Literal["cancel", "continue"] = "continue"
-    after_seconds: float | None = Field(None, ge=0)
-
-
-class RunModel(BaseModel):
-    run_id: str
-    thread_id: str | None
-    assistant_id: str
-    created_at: str
-    updated_at: str
-    status: str
-    metadata: dict[str, Any]
-    multitask_strategy: str
-    kwargs: dict[str, Any]
-
-
-def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
-
-
-def run_status(job: Job) -> str:
-    """LangGraph's status of the run ``job`` is."""
-    if job.status is JobStatus.COMPLETED:
-        interrupted = job.result_json is not None and INTERRUPT.encode() in job.result_json
-        return "interrupted" if interrupted and INTERRUPT in (job.result or {}) else "success"
-    return _STATUSES[job.status]
-
-
-_STATUSES = {
-    JobStatus.QUEUED: "pending",
-    JobStatus.RUNNING: "running",
-    JobStatus.FAILED: "error",
-    JobStatus.CRASHED: "error",
-    JobStatus.TIMED_OUT: "timeout",
-    JobStatus.CANCELLED: "interrupted",
-}
-
-
-def run_body(job: Job) -> dict[str, Any]:
-    options = job.run_options or {}
-    updated = job.completed_at or job.started_at or job.created_at
-    kwargs = {key: options.get(key) for key in _WORKER_OPTIONS}
-    return {
-        "run_id": job.id,
-        "thread_id": job.thread_id,
-        "assistant_id": options.get("assistant_id", ""),
-        "created_at": iso(job.created_at),
-        "updated_at": iso(updated),
-        "status": run_status(job),
-        "metadata": options.get("metadata") or {},
-        "multitask_strategy": options.get("multitask_strategy", "enqueue"),
-        "kwargs": {**kwargs, "input": job.input, "stream_mode": list(job.stream_mode or ())},
-    }
-
-
-def output(job: Job) -> Any:
-    """What ``/wait`` and ``/join`` answer for a run that ended: its output, or the error."""
-    if job.status is JobStatus.COMPLETED:
-        return orjson.Fragment(job.result_json or b"null")
-    error = job.error or JobError(job.status.value, f"the run ended {job.status.value}")
-    return {"__error__": {"error": error.type, "message": error.message}}
-
-
-def paths(job: Job) -> dict[str, str]:
-    """A run's ``Content-Location`` (the run) and ``Location`` (its stream, to join)."""
-    base = f"/runs/{job.id}" if job.thread_id is None else f"/threads/{job.thread_id}/runs/{job.id}"
-    return {"Content-Location": base, "Location": f"{base}/stream"}
+def reply_response(reply: Reply) -> Response:
+    """A :class:`RunHandlers` reply as Quart's answer (a :class:`Streamed` one in chunks)."""
+    status, body, headers = reply
+    if isinstance(body, Streamed):
+        response = Response(body.chunks, status, headers, content_type="application/json")
+        response.timeout = None  # as long as its run (Quart's limit is for answers)
+        return response
+    return json_response(body, status, headers)
 
 
 def add_run_routes(
@@ -164,69 +59,16 @@ def add_run_routes(
     pipeline: Pipeline,
     streams: Streams,
     config: Config,
+    runs: RunHandlers,
 ) -> None:
-    heartbeat = min(config.stream_heartbeat, 5.0)
-
     async def create(thread_id: str | None) -> tuple[Job, RunCreate]:
-        body = await read_body(pipeline, RunCreate)
-        served = engine()
-        graph = find_assistant(served, body.assistant_id)
-        wanted = [body.stream_mode] if isinstance(body.stream_mode, str) else body.stream_mode
-        try:
-            stream_mode = parse_stream_mode([_MODE_NAMES.get(mode, mode) for mode in wanted])
-        except ValueError as exc:
-            raise bad_field("invalid_body", "stream_mode", str(exc), "value_error") from None
-        options = body.model_dump(include=set(_WORKER_OPTIONS), exclude_none=True)
-        if body.metadata:
-            options["metadata"] = body.metadata
-        run = RunRequest(
-            graph=graph.name,
-            assistant_id=assistant_id(graph.name),  # the uuid, if the request named the graph
-            input=body.input,
-            options=options,
-            stream_mode=stream_mode,
-            multitask_strategy=body.multitask_strategy,
-            if_not_exists=body.if_not_exists,
-            workspace=caller.workspace(),
-            after_seconds=body.after_seconds or 0.0,
-        )
-        job = await served.threads.create_run(thread_id, run)
-        return job, body
-
-    async def waited(job: Job, cancel_on_disconnect: bool) -> AsyncIterator[bytes]:
-        """Newlines while the run goes on, then its output (JSON allows the whitespace)."""
-        served, visible = engine(), caller.visible()
-        finished = False
-        try:
-            while True:
-                try:
-                    now = await served.wait(job.id, heartbeat, visible)
-                except (JobNotFound, EngineClosed) as exc:
-                    gone = {"__error__": {"error": type(exc).__name__, "message": str(exc)}}
-                    finished = True
-                    yield orjson.dumps(gone)
-                    return
-                if now.status.is_terminal:
-                    finished = True
-                    yield orjson.dumps(output(now))
-                    return
-                yield b"\n"
-        finally:
-            if cancel_on_disconnect and not finished:
-                await _cancel_quietly(served, job, visible)
-
-    def wait_response(job: Job, cancel_on_disconnect: bool = False) -> Response:
-        response = Response(
-            waited(job, cancel_on_disconnect), 200, paths(job), content_type="application/json"
-        )
-        response.timeout = None
-        return response
+        return await runs.create(thread_id, await pipeline.read_body(request.body))
 
     def stream_of(job: Job, body: RunCreate) -> Response:
         framing = LangGraphFraming(resumable=body.stream_resumable)
         stream = streams.of_submitted(job, framing)
         if body.on_disconnect == "cancel":
-            stream.on_disconnect = lambda: _cancel_quietly(engine(), job, caller.visible())
+            stream.on_disconnect = lambda: cancel_quietly(engine(), job, caller.visible())
         return stream_response(stream, paths(job))
 
     # -- creating runs -------------------------------------------------------------------
@@ -249,15 +91,13 @@ def add_run_routes(
     @document(request=RunCreate, responses=answers(AnyJson, 400, 401, 404, 409, 429))
     async def wait_thread_run(thread_id: str) -> Response:
         """Run on the thread and answer its output once it ends."""
-        job, body = await create(thread_id)
-        return wait_response(job, body.on_disconnect == "cancel")
+        return reply_response(await runs.wait(thread_id, await pipeline.read_body(request.body)))
 
     @app.post("/runs/wait")
     @document(request=RunCreate, responses=answers(AnyJson, 400, 401, 404, 429, 503))
     async def wait_run() -> Response:
         """Run with no thread and answer its output once it ends."""
-        job, body = await create(None)
-        return wait_response(job, body.on_disconnect == "cancel")
+        return reply_response(await runs.wait(None, await pipeline.read_body(request.body)))
 
     @app.post("/threads/<thread_id>/runs/stream")
     @document(request=RunCreate, responses={200: (ErrorModel, None), **errors(400, 404, 409)})
@@ -297,7 +137,8 @@ def add_run_routes(
     @document(responses=answers(AnyJson, 401, 404))
     async def join_run(thread_id: str, run_id: str) -> Response:
         """The run's output, once it ends."""
-        return wait_response(await engine().threads.run(thread_id, run_id, caller.visible()))
+        job = await engine().threads.run(thread_id, run_id, caller.visible())
+        return reply_response(await runs.wait_reply(job))
 
     @app.get("/threads/<thread_id>/runs/<run_id>/stream")
     @document(responses={200: (ErrorModel, None), **errors(400, 401, 404)})
@@ -328,13 +169,6 @@ def add_run_routes(
         """Delete the run (stopping it first if it runs)."""
         await engine().threads.delete_run(thread_id, run_id, caller.visible())
         return Response(b"", 204, content_type="application/json")
-
-
-async def _cancel_quietly(served: AnyEngine, job: Job, visible: str | None) -> None:
-    """``on_disconnect: cancel``: the client left before the run ended."""
-    # Ended meanwhile, or the engine stops: nothing to stop.
-    with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-        await served.cancel(job.id, visible)
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

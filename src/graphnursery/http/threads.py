@@ -27,7 +27,7 @@ from .errors import HttpError, bad_field
 from .openapi import answers
 from .pipeline import Pipeline
 from .routes import json_response
-from .runs import iso
+from .run_handlers import iso
 
 
 class ThreadCreate(BaseModel):
