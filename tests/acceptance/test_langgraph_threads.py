@@ -4,6 +4,7 @@ LangGraph's checkpointers (tests/graphs/lg_thread.py; no network)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -90,6 +91,13 @@ async def test_a_thread_keeps_its_state_across_streamed_and_waited_runs(any_stor
         runs = await sdk(client.runs.list, tid)
         assert len(runs) == 4 and {run["status"] for run in runs} == {"success"}
 
+        # The state, changed as if a node had written it.
+        note = {"role": "user", "content": "a note"}
+        await sdk(client.threads.update_state, tid, {"messages": [note]}, as_node="chat")
+        changed = await sdk(client.threads.get_state, tid)
+        assert changed["values"]["messages"][-1]["content"] == "a note"
+        assert changed["metadata"]["source"] == "update"
+
         await sdk(client.threads.update, tid, metadata={"title": "greetings"})
         assert (await sdk(client.threads.get, tid))["metadata"]["title"] == "greetings"
         await sdk(client.threads.delete, tid)
@@ -115,6 +123,13 @@ async def test_an_interrupt_ends_the_run_and_a_command_resumes_it() -> None:
         resumed = await sdk(client.runs.wait, tid, "chat", command={"resume": "yes"})
         assert last_reply(resumed) == "approved: yes" and "__interrupt__" not in resumed
         assert (await sdk(client.threads.get, tid))["status"] == "idle"
+
+        # A command's update and goto: the state changed, then the node run on it.
+        update = {"messages": [{"role": "user", "content": "by command"}]}
+        steered = await sdk(
+            client.runs.wait, tid, "chat", command={"update": update, "goto": "chat"}
+        )
+        assert last_reply(steered) == "turn 2: by command"
 
 
 async def test_a_background_run_is_joined_and_its_stream_resumed_after_a_drop(
@@ -379,3 +394,22 @@ async def test_a_workspaces_threads_and_runs_are_its_own() -> None:
         assert refused.value.response.status_code == 404
         assert await sdk(b.threads.search) == []
         assert [t["thread_id"] for t in await sdk(a.threads.search)] == [tid]
+
+
+async def test_a_graph_compiled_with_its_own_checkpointer_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = tmp_path / "own.sqlite"
+    monkeypatch.setenv("GN_TEST_OWN_CHECKPOINTS", str(own))  # the workers inherit it
+    graph = Path(CHAT).with_name("lg_own_saver.py")
+    async with running_server(f"chat={graph}") as http:
+        client = get_sync_client(url=str(http.base_url), api_key=None)
+        tid = (await sdk(client.threads.create))["thread_id"]
+        await sdk(client.runs.wait, tid, "chat", input=say("one"))
+        values = await sdk(client.runs.wait, tid, "chat", input=say("two"))
+        assert last_reply(values) == "turn 2: two"
+        state = await sdk(client.threads.get_state, tid)
+        kept = sqlite3.connect(own).execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ?", (tid,)
+        )
+        assert state["checkpoint"]["checkpoint_id"] in {row[0] for row in kept}

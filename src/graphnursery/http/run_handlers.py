@@ -174,6 +174,8 @@ class RunHandlers:
         options = body.model_dump(include=set(_WORKER_OPTIONS), exclude_none=True)
         if body.metadata:
             options["metadata"] = body.metadata
+        if body.stream_resumable:
+            options["stream_resumable"] = True  # its streams, joined later too, have ids
         run = RunRequest(
             graph=graph.name,
             assistant_id=assistant_id(graph.name),  # the uuid, if the request named the graph

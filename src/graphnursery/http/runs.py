@@ -146,7 +146,8 @@ def add_run_routes(
         """The run's events, again: after ``Last-Event-ID`` when one is sent."""
         job = await engine().threads.run(thread_id, run_id, caller.visible())
         after = streams.resume_after(request.headers, request.args)
-        stream = await streams.open(job.id, after, LangGraphFraming(resumable=True))
+        resumable = bool((job.run_options or {}).get("stream_resumable"))
+        stream = await streams.open(job.id, after, LangGraphFraming(resumable=resumable))
         return stream_response(stream, paths(job))
 
     @app.post("/threads/<thread_id>/runs/<run_id>/cancel")
