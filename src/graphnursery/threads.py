@@ -21,12 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobConflict, JobNotFound, ThreadConflict, ThreadNotFound
+from .errors import JobConflict, JobNotFound, ThreadConflict, ThreadNotFound, ThreadStateError
 from .jobs import Job
+from .logs import get_logger
 from .store.threads import ThreadQuery, ThreadRecord
 
 if TYPE_CHECKING:
     from .engine import Engine
+
+log = get_logger("graphnursery.threads")
 
 MULTITASK_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 #: A thread's queued and running runs read at most, to put a new run's strategy to work.
@@ -111,7 +114,10 @@ class Threads:
         await self._stop_runs(thread_id, workspace)
         graph = thread.metadata.get("graph_id")
         if isinstance(graph, str) and graph in self._engine.lanes:
-            await self.state_op(graph, "delete", {"thread_id": thread_id})
+            try:
+                await self.state_op(graph, "delete", {"thread_id": thread_id})
+            except ThreadStateError as exc:  # a plain graph has none; the record goes anyway
+                log.info("kept no checkpoints to delete", thread_id=thread_id, error=str(exc))
         await self._store.delete_thread(thread_id, workspace)
 
     # -- runs ------------------------------------------------------------------------------

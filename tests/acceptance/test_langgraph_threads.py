@@ -413,3 +413,16 @@ async def test_a_graph_compiled_with_its_own_checkpointer_keeps_it(
             "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ?", (tid,)
         )
         assert state["checkpoint"]["checkpoint_id"] in {row[0] for row in kept}
+
+
+async def test_a_plain_graphs_thread_keeps_its_last_values() -> None:
+    echo = str(Path(__file__).resolve().parents[2] / "examples" / "echo.py")
+    async with running_server(f"echo={echo}:graph") as http:
+        client = get_sync_client(url=str(http.base_url), api_key=None)
+        tid = (await sdk(client.threads.create))["thread_id"]
+        assert await sdk(client.runs.wait, tid, "echo", input={"n": 1}) == {"echo": {"n": 1}}
+        state = await sdk(client.threads.get_state, tid)  # no checkpoints: the last values
+        assert state["values"] == {"echo": {"n": 1}} and state["next"] == []
+        assert (await sdk(client.threads.get, tid))["values"] == {"echo": {"n": 1}}
+        await sdk(client.threads.delete, tid)
+        assert (await http.get(f"/threads/{tid}")).status_code == 404

@@ -20,6 +20,7 @@ from quart import Quart, Response, request
 from quart_schema import document
 
 from ..engine_thread import AnyEngine
+from ..errors import ThreadStateError
 from ..store.threads import THREAD_STATUSES, ThreadQuery, ThreadRecord
 from . import caller
 from .assistants import AnyJson, read_body
@@ -120,11 +121,25 @@ def add_thread_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: Pip
         return graph if isinstance(graph, str) else None
 
     async def state_op(thread_id: str, op: str, args: dict[str, Any]) -> Response | None:
+        """The answer of a worker of the thread's graph; None when the thread has none to
+        give: no run yet, or its graph is not LangGraph's (a plain callable keeps no
+        checkpoints), for a read."""
         graph = await graph_of(thread_id)
         if graph is None:
             return None
-        answer = await engine().threads.state_op(graph, op, {**args, "thread_id": thread_id})
+        try:
+            answer = await engine().threads.state_op(graph, op, {**args, "thread_id": thread_id})
+        except ThreadStateError as exc:
+            if exc.error_type == "NotLangGraph" and op != "update":
+                return None
+            raise
         return json_response(orjson.Fragment(answer))
+
+    async def no_state(thread_id: str) -> Response:
+        """A thread with no checkpoints: the values its last run ended with, if any."""
+        thread = await engine().threads.get(thread_id, caller.visible())
+        values = orjson.loads(thread.values) if thread.values else {}
+        return json_response({**empty_state(thread_id), "values": values})
 
     @app.post("/threads")
     @document(request=ThreadCreate, responses=answers(ThreadModel, 400, 401, 409))
@@ -178,24 +193,21 @@ def add_thread_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: Pip
     async def get_state(thread_id: str) -> Response:
         """The thread's state now (``subgraphs=true``: its subgraphs' too)."""
         args = {"subgraphs": request.args.get("subgraphs") in ("true", "1")}
-        answer = await state_op(thread_id, "state", args)
-        return answer or json_response(empty_state(thread_id))
+        return await state_op(thread_id, "state", args) or await no_state(thread_id)
 
     @app.get("/threads/<thread_id>/state/<checkpoint_id>")
     @document(responses=answers(AnyJson, 401, 404, 422))
     async def get_state_at(thread_id: str, checkpoint_id: str) -> Response:
         """The thread's state at one of its checkpoints."""
         args = {"checkpoint": {"checkpoint_id": checkpoint_id}}
-        answer = await state_op(thread_id, "state", args)
-        return answer or json_response(empty_state(thread_id))
+        return await state_op(thread_id, "state", args) or await no_state(thread_id)
 
     @app.post("/threads/<thread_id>/state/checkpoint")
     @document(request=StateCheckpoint, responses=answers(AnyJson, 400, 401, 404, 422))
     async def post_state_at(thread_id: str) -> Response:
         body = await read_body(pipeline, StateCheckpoint, empty={})
         args = {"checkpoint": body.checkpoint or {}, "subgraphs": body.subgraphs}
-        answer = await state_op(thread_id, "state", args)
-        return answer or json_response(empty_state(thread_id))
+        return await state_op(thread_id, "state", args) or await no_state(thread_id)
 
     @app.post("/threads/<thread_id>/state")
     @document(request=StateUpdate, responses=answers(AnyJson, 400, 401, 404, 422))
