@@ -85,7 +85,7 @@ async def test_the_file_is_in_wal_mode_at_the_current_schema_version(tmp_path: P
         pass
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ async def test_a_file_of_the_first_schema_migrates_and_keeps_its_jobs(tmp_path: 
         assert found is not None and found[1] == [JobEvent(1, 1, "tick", b"1")]
         assert await store.evict(T0 + 2) == 1
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 5
 
 
 async def test_eviction_and_remove_delete_the_rows_of_the_log(tmp_path: Path) -> None:
