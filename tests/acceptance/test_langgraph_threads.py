@@ -21,6 +21,7 @@ from langgraph_sdk.client import SyncLangGraphClient
 from support import deadline, running_server, until
 
 CHAT = str(Path(__file__).resolve().parents[1] / "graphs" / "lg_thread.py")
+ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo.py")
 
 
 def say(text: str) -> dict[str, Any]:
@@ -416,8 +417,7 @@ async def test_a_graph_compiled_with_its_own_checkpointer_keeps_it(
 
 
 async def test_a_plain_graphs_thread_keeps_its_last_values() -> None:
-    echo = str(Path(__file__).resolve().parents[2] / "examples" / "echo.py")
-    async with running_server(f"echo={echo}:graph") as http:
+    async with running_server(f"echo={ECHO}:graph") as http:
         client = get_sync_client(url=str(http.base_url), api_key=None)
         tid = (await sdk(client.threads.create))["thread_id"]
         assert await sdk(client.runs.wait, tid, "echo", input={"n": 1}) == {"echo": {"n": 1}}
@@ -426,3 +426,17 @@ async def test_a_plain_graphs_thread_keeps_its_last_values() -> None:
         assert (await sdk(client.threads.get, tid))["values"] == {"echo": {"n": 1}}
         await sdk(client.threads.delete, tid)
         assert (await http.get(f"/threads/{tid}")).status_code == 404
+
+
+async def test_a_run_stream_beats_every_five_seconds_at_most(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with running_server(f"chat={CHAT}", stream_heartbeat=600) as http:
+        body = {"assistant_id": "chat", "input": say(f"gate:{gate}")}
+        with deadline(15, "a heartbeat on the run's stream"):
+            async with http.stream("POST", "/runs/stream", json=body) as response:
+                lines = response.aiter_lines()
+                async for line in lines:
+                    if line.startswith(": heartbeat"):
+                        break  # though stream_heartbeat says 600 s: LangGraph's clients
+                gate.touch()  # count on one at least every 5 s
+                assert "event: values" in [line async for line in lines]

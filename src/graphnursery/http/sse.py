@@ -20,6 +20,7 @@ replica too, by the shared store's notices) and never polls.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -94,6 +95,9 @@ class Framing:
     """How a stream writes its job's start, its events and its end: graphnursery's own
     (the job, each event as ``{attempt, data}`` with its id, the end event with the job)."""
 
+    #: Seconds between heartbeats at most, whatever ``stream_heartbeat`` says.
+    longest_heartbeat = math.inf
+
     def first(self, job: Job) -> bytes:
         return _event(0, "job", bodies.encode(job_body(job)))
 
@@ -111,6 +115,8 @@ class LangGraphFraming(Framing):
     (``{error, message}``) if the run did not complete. With ``resumable`` (a run made with
     ``stream_resumable``, and every stream joined later), each event has its id, for
     ``Last-Event-ID``."""
+
+    longest_heartbeat = 5.0  # as LangGraph's server: its clients count on it
 
     def __init__(self, resumable: bool = False) -> None:
         self._ids = resumable
@@ -155,7 +161,7 @@ class EventStream:
         self._engine = engine
         self._framing = framing or GRAPHNURSERY
         self._metrics = metrics
-        self._heartbeat = heartbeat
+        self._heartbeat = min(heartbeat, self._framing.longest_heartbeat)
         self.job_id = job_id
         #: Whose jobs the caller may read (taken when the stream opens, in its request).
         self.workspace = caller.visible()
