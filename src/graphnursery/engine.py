@@ -139,12 +139,11 @@ class Engine(ServedGraphs):
         run_options: dict[str, Any] | None = None,
         delay: float = 0.0,
     ) -> Job:
-        """Queue a job of ``workspace`` for ``graph`` (None: the default graph); its graph
-        streams the events ``stream_mode`` names (None: its default); ``thread_id`` and
-        ``run_options``: a LangGraph API run's (see ``threads``); it waits ``delay`` seconds
-        before it may run. Raises GraphNotFound, QueueFull
-        when the graph's queue is at capacity, InvalidTimeout for a timeout that is not
-        > 0 and <= ``max_job_timeout``, EngineClosed when stopping.
+        """Queue a job of ``workspace`` for ``graph`` (None: the default), streaming the
+        events ``stream_mode`` names (None: its default), run ``delay`` s on at the soonest
+        (``thread_id``, ``run_options``: a LangGraph run's, see ``threads``). Raises
+        GraphNotFound, QueueFull (the graph's queue is full), InvalidTimeout (not > 0 and
+        <= ``max_job_timeout``), EngineClosed when stopping.
 
         With an ``idempotency_key`` that a kept job was submitted with, queue nothing and
         return that job (whatever this call's input): a client's retry cannot run it twice.
@@ -355,13 +354,11 @@ async def open_engine(
 ) -> AsyncIterator[Engine]:
     """Start worker processes, load the graph in each, and run the engine.
 
-    Returns once every worker has loaded the graph; raises
-    :class:`~graphnursery.errors.GraphLoadError` if it cannot be loaded.
-    Without ``store``, opens the one ``config.store`` names (default: SQLite,
-    ``./graphnursery.db``); :class:`~graphnursery.errors.StoreError` if it cannot.
-    On exit, running jobs are killed; unfinished jobs end ``cancelled`` (memory store) or
-    are queued again (durable stores).
-    ``executor`` replaces the worker processes (see ``InlineExecutor``, for tests).
+    Returns once every worker has loaded the graph; raises :class:`GraphLoadError` if it
+    cannot be loaded. Without ``store``, opens the one ``config.store`` names (default:
+    SQLite, ``./graphnursery.db``); :class:`StoreError` if it cannot. On exit, running jobs
+    are killed; unfinished jobs end ``cancelled`` (memory store) or are queued again
+    (durable stores). ``executor`` replaces the worker processes (``InlineExecutor``: tests).
     """
     if store is None:
         store = open_store(

@@ -15,7 +15,7 @@ import trio
 
 from graphnursery import Config, JobError, JobStatus, open_engine
 from graphnursery.engine import SHARED_COUNTS_MAX_AGE
-from graphnursery.executor import InlineExecutor
+from graphnursery.inline import InlineExecutor
 from stores import T0, opened, queued
 from support import Gate, until
 

@@ -13,7 +13,7 @@ from graphnursery import Config, JobStatus, _worker, emit, open_engine
 from graphnursery._emit import StreamSpec
 from graphnursery._results import ResultNotSerializable
 from graphnursery.events import parse_stream_mode
-from graphnursery.executor import InlineExecutor
+from graphnursery.inline import InlineExecutor
 
 STREAMER = "tests/graphs/streamer.py"
 

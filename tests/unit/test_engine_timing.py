@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from graphnursery import Config, Job, JobError, JobNotFound, JobStatus, QueueFull, open_engine
-from graphnursery.executor import InlineExecutor
+from graphnursery.inline import InlineExecutor
 from graphnursery.store.memory import MemoryStore
 
 

@@ -11,7 +11,7 @@ import trio
 
 from graphnursery import Config, JobStatus, open_engine
 from graphnursery.errors import ScheduleInvalid, ScheduleNotFound
-from graphnursery.executor import InlineExecutor
+from graphnursery.inline import InlineExecutor
 from graphnursery.store import Schedule
 from graphnursery.store.memory import MemoryStore
 
