@@ -78,6 +78,7 @@ async def test_a_stateless_run_waits_for_the_graphs_output(both_http_paths: None
             "/runs/wait", json={"assistant_id": "tools", "input": {"raise": "no"}}
         )
         assert answer.json()["__error__"] == {"error": "ValueError", "message": "no"}
+        assert "Location" not in answer.headers  # a stateless run has no stream to rejoin
         # and the run is a job of its graph
         job = (
             await http.get(answer.headers["Content-Location"].replace("/runs/", "/jobs/"))

@@ -138,8 +138,12 @@ def output(job: Job) -> Any:
 
 
 def paths(job: Job) -> dict[str, str]:
-    """A run's ``Content-Location`` (the run) and ``Location`` (its stream, to join)."""
-    base = f"/runs/{job.id}" if job.thread_id is None else f"/threads/{job.thread_id}/runs/{job.id}"
+    """A run's ``Content-Location`` (the run) and ``Location`` (its stream, to join: a
+    thread's run only; a stateless one has nothing to rejoin, and a client that saw a
+    ``Location`` would try)."""
+    if job.thread_id is None:
+        return {"Content-Location": f"/runs/{job.id}"}
+    base = f"/threads/{job.thread_id}/runs/{job.id}"
     return {"Content-Location": base, "Location": f"{base}/stream"}
 
 
