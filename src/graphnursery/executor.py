@@ -165,9 +165,7 @@ class Executor:
                 )
             except trio_parallel.BrokenWorkerError as exc:
                 raise ThreadStateError("WorkerCrashed", _describe_broken(exc)) from None
-        if reply[0] != "ok":
-            raise ThreadStateError(reply[1], reply[2])
-        return bytes(reply[1])
+        return thread_answer(reply)
 
     async def watch_memory(self, limit_mb: int) -> None:
         """Kill any worker process whose RSS passes ``limit_mb``, mid-job. Memory cannot be
@@ -230,6 +228,13 @@ def outcome_from_reply(reply: tuple[Any, ...], **events: Any) -> Outcome:
         record=_record(record),
         **events,
     )
+
+
+def thread_answer(reply: tuple[Any, ...]) -> bytes:
+    """A ``_worker.thread_op`` reply's answer (JSON); ThreadStateError with its error."""
+    if reply[0] != "ok":
+        raise ThreadStateError(reply[1], reply[2])
+    return bytes(reply[1])
 
 
 def _record(trailing: list[Any]) -> bytes | None:

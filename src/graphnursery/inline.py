@@ -8,8 +8,8 @@ import trio
 
 from . import _worker
 from ._emit import StreamSpec
-from .errors import GraphLoadError, ThreadStateError
-from .executor import ExecutorStatistics, outcome_from_reply
+from .errors import GraphLoadError
+from .executor import ExecutorStatistics, outcome_from_reply, thread_answer
 from .jobs import Outcome
 
 
@@ -44,10 +44,7 @@ class InlineExecutor:
 
     async def thread_op(self, op: str, args: dict[str, Any]) -> bytes:
         await trio.lowlevel.checkpoint()
-        reply = _worker.thread_op(op, args)
-        if reply[0] != "ok":
-            raise ThreadStateError(reply[1], reply[2])
-        return bytes(reply[1])
+        return thread_answer(_worker.thread_op(op, args))
 
     def statistics(self) -> ExecutorStatistics:
         return ExecutorStatistics(workers=1, running=0, idle_workers=1)

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 log = get_logger("graphnursery.threads")
 
-MULTITASK_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 #: A thread's queued and running runs read at most, to put a new run's strategy to work.
 ACTIVE_LIMIT = 1000
 

@@ -33,6 +33,3 @@ class ThreadTurns:
                 del self._locks[thread_id]
             else:
                 self._locks[thread_id] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)

@@ -21,7 +21,7 @@ from quart_schema import document
 
 from ..engine_thread import AnyEngine
 from ..errors import ThreadStateError
-from ..store.threads import THREAD_STATUSES, ThreadQuery, ThreadRecord
+from ..store.threads import ThreadQuery, ThreadRecord
 from . import caller
 from .assistants import AnyJson, read_body
 from .errors import HttpError, bad_field
@@ -252,4 +252,4 @@ def add_thread_routes(app: Quart, engine: Callable[[], AnyEngine], pipeline: Pip
         )
 
 
-__all__ = ["THREAD_STATUSES", "add_thread_routes"]
+__all__ = ["add_thread_routes"]

@@ -22,8 +22,6 @@ from ..jobs import Job, JobStatus
 
 #: LangGraph's key for a run's interrupts in its output (``langgraph.constants``).
 INTERRUPT = "__interrupt__"
-#: The thread statuses LangGraph's API has.
-THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
 
 
 @dataclass(frozen=True, slots=True)
