@@ -440,3 +440,15 @@ async def test_a_run_stream_beats_every_five_seconds_at_most(tmp_path: Path) -> 
                         break  # though stream_heartbeat says 600 s: LangGraph's clients
                 gate.touch()  # count on one at least every 5 s
                 assert "event: values" in [line async for line in lines]
+
+
+async def test_a_result_that_only_mentions_interrupts_is_a_success() -> None:
+    identity = Path(CHAT).with_name("identity.py")
+    async with running_server(f"same={identity}") as http:
+        client = get_sync_client(url=str(http.base_url), api_key=None)
+        tid = (await sdk(client.threads.create))["thread_id"]
+        words = ["__interrupt__", "is just a word here"]
+        assert await sdk(client.runs.wait, tid, "same", input=words) == words
+        (run,) = await sdk(client.runs.list, tid)
+        assert run["status"] == "success"
+        assert (await sdk(client.threads.get, tid))["status"] == "idle"

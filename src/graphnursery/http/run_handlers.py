@@ -97,8 +97,12 @@ def iso(seconds: float) -> str:
 def run_status(job: Job) -> str:
     """LangGraph's status of the run ``job`` is."""
     if job.status is JobStatus.COMPLETED:
-        interrupted = job.result_json is not None and INTERRUPT.encode() in job.result_json
-        return "interrupted" if interrupted and INTERRUPT in (job.result or {}) else "success"
+        # A quick look first: most results hold no interrupt, and decoding costs.
+        if job.result_json is not None and INTERRUPT.encode() in job.result_json:
+            result = job.result
+            if isinstance(result, dict) and INTERRUPT in result:
+                return "interrupted"
+        return "success"
     return _STATUSES[job.status]
 
 

@@ -1,0 +1,5 @@
+"""A graph that answers its input as it is."""
+
+
+def graph(input):
+    return input
